@@ -32,7 +32,16 @@ def chunk_hash(data: bytes) -> str:
 
 def encode_chunk(events: list[Event]) -> bytes:
     records = [
-        [e.event_id, e.issue_id, e.actor, e.ts_unix_ms, e.parent, e.kind.TAG, e.kind.payload(), e.sig]
+        [
+            e.event_id,
+            e.issue_id,
+            e.actor,
+            e.ts_unix_ms,
+            e.parent,
+            e.kind.TAG,
+            e.kind.payload(),
+            e.sig,
+        ]
         for e in events
     ]
     return _HEADER + cbor2.dumps(records)

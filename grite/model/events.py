@@ -309,7 +309,9 @@ def kind_from_payload(tag: int, p: Any) -> EventKind:
             if not isinstance(s[2], int) or not isinstance(s[3], int):
                 raise CorruptData("Symbol: line numbers must be integers")
             symbols.append(
-                Symbol(name=_str(s[0], "name"), kind=_str(s[1], "kind"), line_start=s[2], line_end=s[3])
+                Symbol(
+                    name=_str(s[0], "name"), kind=_str(s[1], "kind"), line_start=s[2], line_end=s[3]
+                )
             )
         return ContextUpdated(
             path=_str(p[0], "path"),

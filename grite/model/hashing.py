@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 
 import cbor2
+import msgspec
 
-from grite.model.events import Event, EventKind, IssueCreated
+from grite.model.events import ContextUpdated, Event, EventKind, IssueCreated
 
 __all__ = ["compute_event_id", "event_preimage", "make_event", "verify_event_id"]
 
@@ -43,11 +44,14 @@ def make_event(
 ) -> Event:
     """Build an Event with its id computed from the preimage.
 
-    IssueCreated labels are stored sorted, as the payload hashes them, so that an event
-    decoded from a chunk equals the one that was written.
+    IssueCreated labels and ContextUpdated symbols are stored sorted, as the payload hashes
+    them, so that an event decoded from a chunk equals the one that was written.
     """
     if isinstance(kind, IssueCreated):
         kind = IssueCreated(title=kind.title, body=kind.body, labels=sorted(kind.labels))
+    elif isinstance(kind, ContextUpdated):
+        symbols = sorted(kind.symbols, key=lambda s: (s.name, s.kind))
+        kind = msgspec.structs.replace(kind, symbols=symbols)
     event_id = compute_event_id(issue_id, actor, ts_unix_ms, parent, kind)
     return Event(
         event_id=event_id,

@@ -1,0 +1,294 @@
+"""The full CLI, executed in one place for both paths: `run_invocation` parses argv with the
+argh command tree, resolves the repository and actor, calls the operation and renders the
+result, and returns the output instead of printing it. The daemon runs it for forwarded
+invocations; `main` runs it in-process. Same code, so the same bytes on stdout either way.
+
+This module never touches sys.stdout, os.environ, the cwd or the umask of the process: the
+invocation carries all of that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import IO, Any, Protocol
+
+import argh
+
+import grite
+from grite.cli.commands import LocalCommand, build_tree
+from grite.cli.render import Renderer, human_error, json_error, json_success
+from grite.model import requests as rq
+from grite.model.errors import GriteError, InvalidArgs
+from grite.model.invocation import Invocation, Outcome
+from grite.ops import actors, deps, issues
+from grite.ops.context import ActorSelector, OpContext
+from grite.ops.repo_handle import RepoHandle
+from grite.storage.repo import RepoPaths, discover_repo
+
+__all__ = ["HandleProvider", "OPERATIONS", "main", "make_invocation", "run_invocation"]
+
+
+class HandleProvider(Protocol):
+    def get(self, paths: RepoPaths) -> RepoHandle: ...
+
+
+# One table from args Struct to operation: the CLI, the daemon's typed protocol and the Python
+# client all dispatch through it.
+OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
+    rq.InitArgs: actors.init,
+    rq.ActorInitArgs: actors.actor_init,
+    rq.ActorListArgs: actors.actor_list,
+    rq.ActorShowArgs: actors.actor_show,
+    rq.ActorCurrentArgs: actors.actor_current,
+    rq.ActorUseArgs: actors.actor_use,
+    rq.IssueCreateArgs: issues.issue_create,
+    rq.IssueUpdateArgs: issues.issue_update,
+    rq.IssueListArgs: issues.issue_list,
+    rq.IssueShowArgs: issues.issue_show,
+    rq.IssueCommentArgs: issues.issue_comment,
+    rq.IssueCloseArgs: issues.issue_close,
+    rq.IssueReopenArgs: issues.issue_reopen,
+    rq.IssueLabelArgs: issues.issue_label,
+    rq.IssueAssigneeArgs: issues.issue_assignee,
+    rq.IssueLinkArgs: issues.issue_link,
+    rq.IssueAttachArgs: issues.issue_attach,
+    rq.IssueDepArgs: deps.dep_write,
+    rq.IssueDepListArgs: deps.dep_list,
+    rq.IssueDepTopoArgs: deps.dep_topo,
+}
+
+_GLOBAL_DESTS = ("json", "quiet", "actor", "data_dir", "no_daemon")
+
+
+class _Streams:
+    """Where argparse's own messages (help, usage errors) go for the current invocation."""
+
+    def __init__(self) -> None:
+        self.out = io.StringIO()
+        self.err = io.StringIO()
+
+
+_streams: ContextVar[_Streams] = ContextVar("grite_cli_streams")
+
+
+class _ParserExit(Exception):
+    def __init__(self, status: int, message: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Parser(argh.ArghParser):
+    """argparse that writes into the invocation's buffers and raises instead of exiting."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if not message:
+            return
+        streams = _streams.get()
+        (streams.err if file is sys.stderr else streams.out).write(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise _ParserExit(status, message)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InvalidArgs(
+            f"{message}\n{self.format_usage().strip()}\nRun '{self.prog} --help' for help."
+        )
+
+
+def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    kw: dict[str, Any] = {} if default is None else {"default": default}
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output", **kw)
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success", **kw)
+    parser.add_argument("--actor", metavar="ID", help="act as this actor", **kw)
+    parser.add_argument(
+        "--data-dir", metavar="PATH", help="actor data directory (env GRITE_HOME)", **kw
+    )
+    parser.add_argument(
+        "--no-daemon", action="store_true", help="run in this process (env GRITE_NO_DAEMON=1)", **kw
+    )
+
+
+@lru_cache(maxsize=1)
+def _parser() -> _Parser:
+    # Built once per process and only read afterwards, so concurrent daemon threads share it.
+    leaf_globals = argparse.ArgumentParser(add_help=False)
+    _global_flags(leaf_globals, argparse.SUPPRESS)
+    root = _Parser(
+        prog="grite",
+        description="grite: an issue tracker that lives in your git repository.",
+        epilog="See grite(1) for every command, file and exit status.",
+    )
+    _global_flags(root, None)
+    root.add_argument("--version", action="version", version=f"grite {grite.__version__}")
+    build_tree(root, [leaf_globals])
+    return root
+
+
+def _call_command(func: Callable[..., Any] | None, ns: argparse.Namespace) -> Any:
+    if func is None:  # a group without a command; argparse's `required` catches most of these
+        raise InvalidArgs("missing command; run 'grite --help' to see the commands")
+    kwargs = {}
+    for name, param in inspect.signature(func).parameters.items():
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            kwargs[name] = getattr(ns, name, param.default)
+    return func(**kwargs)
+
+
+def _stdin_text(inv: Invocation) -> str:
+    if inv.stdin is None:
+        raise InvalidArgs("'-' means read from standard input, but none was given")
+    try:
+        return inv.stdin.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgs("standard input is not UTF-8 text") from exc
+
+
+def _with_stdin(args: Any, inv: Invocation) -> Any:
+    body = getattr(args, "body", None)
+    if body == "-":
+        import msgspec
+
+        return msgspec.structs.replace(args, body=_stdin_text(inv))
+    return args
+
+
+def _run_local(cmd: LocalCommand, json: bool, quiet: bool, inv: Invocation) -> Outcome:
+    # The daemon-control commands always run in the client process; they import the daemon's
+    # client side only here, deliberately.
+    if cmd.name in ("install", "uninstall"):
+        from grite.cli import service_commands
+
+        fn = getattr(service_commands, f"daemon_{cmd.name}")
+    else:
+        from grite.cli import daemon_commands
+
+        fn = getattr(daemon_commands, f"daemon_{cmd.name}")
+    code, out, err = fn(**cmd.kwargs, json=json, quiet=quiet)
+    return Outcome(exit_code=code, stdout=out, stderr=err)
+
+
+def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Outcome:
+    """Run one grite command and return its output and exit status.
+
+    Args:
+        inv: argv, cwd, environment facts, stdin, request id and clock from the client.
+        handles: where to get open repositories (the daemon's warm registry); None opens one
+            for this command and closes it afterwards.
+    """
+    streams = _Streams()
+    token = _streams.set(streams)
+    want_json = "--json" in inv.argv
+    try:
+        try:
+            func, ns = argh.dispatching.parse_and_resolve(_parser(), inv.argv, completion=False)
+            command = _call_command(func, ns)
+        except _ParserExit as exc:
+            if exc.message:
+                streams.err.write(exc.message)
+            return Outcome(
+                exit_code=exc.status, stdout=streams.out.getvalue(), stderr=streams.err.getvalue()
+            )
+        want_json = bool(getattr(ns, "json", False))
+        quiet = bool(getattr(ns, "quiet", False))
+        if isinstance(command, LocalCommand):
+            return _run_local(command, want_json, quiet, inv)
+        result = _execute(command, ns, inv, handles)
+        renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
+        if want_json:
+            out = json_success(result)
+        elif quiet:
+            out = ""
+        else:
+            out = renderer.render(result)
+        return Outcome(exit_code=0, stdout=out, stderr=streams.err.getvalue())
+    except GriteError as err:
+        if want_json:
+            return Outcome(exit_code=err.exit_code, stdout=json_error(err), stderr="")
+        return Outcome(exit_code=err.exit_code, stdout="", stderr=human_error(err))
+    except Exception as exc:  # the CLI's last line of defence: report, never crash silently
+        err = GriteError(
+            f"internal error: {exc.__class__.__name__}: {exc}; this is a bug in grite, "
+            "please report it with the output of 'grite --version'"
+        )
+        detail = traceback.format_exc() if inv.env.get("GRITE_DEBUG") else ""
+        if want_json:
+            return Outcome(exit_code=1, stdout=json_error(err), stderr=detail)
+        return Outcome(exit_code=1, stdout="", stderr=human_error(err) + detail)
+    finally:
+        _streams.reset(token)
+
+
+def _execute(
+    args: Any, ns: argparse.Namespace, inv: Invocation, handles: HandleProvider | None
+) -> Any:
+    args = _with_stdin(args, inv)
+    paths = discover_repo(inv.cwd)
+    data_dir = getattr(ns, "data_dir", None) or inv.env.get("GRITE_HOME") or None
+    if data_dir is not None and not os.path.isabs(data_dir):
+        data_dir = os.path.join(inv.cwd, data_dir)
+    selector = ActorSelector(actor=getattr(ns, "actor", None), data_dir=data_dir)
+    opened: list[RepoHandle] = []
+
+    def opener(p: RepoPaths) -> RepoHandle:
+        if handles is not None:
+            return handles.get(p)
+        handle = RepoHandle.open(p)
+        opened.append(handle)
+        return handle
+
+    ctx = OpContext(
+        paths=paths, opener=opener, selector=selector, request_id=inv.request_id, now_ms=inv.now_ms
+    )
+    try:
+        return OPERATIONS[type(args)](ctx, args)
+    finally:
+        for handle in opened:
+            handle.close()
+
+
+def make_invocation(argv: list[str], env: dict[str, str] | None = None) -> Invocation:
+    """An Invocation for this process: its cwd, environment, terminal and stdin."""
+    environ = dict(os.environ) if env is None else env
+    forwarded = {
+        k: v
+        for k, v in environ.items()
+        if k.startswith("GRITE_") or k in ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
+    }
+    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
+    isatty = sys.stdout.isatty()
+    return Invocation(
+        argv=list(argv),
+        cwd=os.getcwd(),
+        env=forwarded,
+        request_id=os.urandom(16),
+        now_ms=time.time_ns() // 1_000_000,
+        stdin=stdin,
+        stdout_isatty=isatty,
+        columns=shutil.get_terminal_size().columns if isatty else 80,
+    )
+
+
+def write_outcome(outcome: Outcome) -> int:
+    if outcome.stdout:
+        sys.stdout.write(outcome.stdout)
+        sys.stdout.flush()
+    if outcome.stderr:
+        sys.stderr.write(outcome.stderr)
+        sys.stderr.flush()
+    return outcome.exit_code
+
+
+def main(argv: list[str]) -> int:
+    """Run grite in this process; returns the exit status."""
+    return write_outcome(run_invocation(make_invocation(argv)))

@@ -1,0 +1,208 @@
+"""Rendering of results: the JSON envelope and human text. The only code that formats output;
+it returns strings, and whichever side executes the command sends them to the terminal.
+
+Times are shown in the client's time zone (its TZ, forwarded with the invocation), so the output
+is the same whether the daemon or the client process renders it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+import msgspec
+
+from grite.model.errors import GriteError
+from grite.model.requests import (
+    ActorInfo,
+    ActorListResult,
+    ActorUseResult,
+    DepListResult,
+    DepTopoResult,
+    DepWriteResult,
+    InitResult,
+    IssueListResult,
+    IssueRow,
+    IssueView,
+    IssueWriteResult,
+)
+
+__all__ = ["JSON_SCHEMA_VERSION", "Renderer", "json_error", "json_success"]
+
+JSON_SCHEMA_VERSION = 1
+
+_ACTION_TEXT = {
+    "created": "Created issue",
+    "updated": "Updated issue",
+    "commented": "Commented on issue",
+    "closed": "Closed issue",
+    "reopened": "Reopened issue",
+    "labeled": "Updated labels of issue",
+    "unlabeled": "Updated labels of issue",
+    "assigned": "Updated assignees of issue",
+    "unassigned": "Updated assignees of issue",
+    "linked": "Added a link to issue",
+    "attached": "Added an attachment to issue",
+}
+
+
+def _pretty(value: Any) -> str:
+    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode("utf-8") + "\n"
+
+
+def json_success(data: Any) -> str:
+    return _pretty({"schema_version": JSON_SCHEMA_VERSION, "ok": True, "data": data})
+
+
+def json_error(err: GriteError) -> str:
+    return _pretty(
+        {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "ok": False,
+            "error": {"code": err.code, "message": err.message, "details": err.details},
+        }
+    )
+
+
+def human_error(err: GriteError) -> str:
+    return f"error: {err.message}\n"
+
+
+class Renderer:
+    """Human text for results, for one invocation's time zone and terminal."""
+
+    def __init__(self, tz_name: str | None, columns: int, isatty: bool) -> None:
+        self._tz = _zone(tz_name)
+        self._columns = columns if isatty else 0
+
+    def when(self, ts_ms: int) -> str:
+        dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(self._tz)
+        return dt.strftime("%Y-%m-%d %H:%M")
+
+    def render(self, result: Any) -> str:
+        if isinstance(result, IssueWriteResult):
+            text = _ACTION_TEXT.get(result.action, result.action.capitalize())
+            return f"{text} {result.issue_id}\n"
+        if isinstance(result, IssueListResult):
+            return self._list(result)
+        if isinstance(result, IssueView):
+            return self._show(result)
+        if isinstance(result, DepWriteResult):
+            verb = "Added" if result.action == "added" else "Removed"
+            return (
+                f"{verb} dependency {result.issue_id[:12]} {result.dep_type} {result.target[:12]}\n"
+            )
+        if isinstance(result, DepListResult):
+            if not result.deps:
+                what = "depends on" if result.direction == "dependencies" else "is needed by"
+                return f"Issue {result.issue_id[:12]} {what} nothing\n"
+            return "".join(
+                f"{d.dep_type:<10}  {d.issue_id[:12]}  {d.state or '?':<6}  {d.title or '?'}\n"
+                for d in result.deps
+            )
+        if isinstance(result, DepTopoResult):
+            return self._table(result.issues) or "No issues\n"
+        if isinstance(result, InitResult):
+            lines = [
+                f"Initialized grite with actor {result.actor_id}"
+                if result.action == "created"
+                else f"Already initialized with actor {result.actor_id}"
+            ]
+            if result.agents_md_path:
+                lines.append(f"AGENTS.md {result.agents_md_action}: {result.agents_md_path}")
+            return "\n".join(lines) + "\n"
+        if isinstance(result, ActorListResult):
+            if not result.actors:
+                return "No actors; run 'grite actor init' to create one\n"
+            return "".join(
+                f"{a.actor_id}  {a.label or '-'}{'  (default)' if a.is_default else ''}\n"
+                for a in result.actors
+            )
+        if isinstance(result, ActorInfo):
+            lines = [f"Actor {result.actor_id}"]
+            if result.label:
+                lines.append(f"  label: {result.label}")
+            if result.created_ts:
+                lines.append(f"  created: {self.when(result.created_ts)}")
+            if result.data_dir:
+                lines.append(f"  data dir: {result.data_dir}")
+            if result.source:
+                lines.append(f"  source: {result.source}")
+            if result.public_key:
+                lines.append(f"  public key: {result.public_key} ({result.key_scheme})")
+            return "\n".join(lines) + "\n"
+        if isinstance(result, ActorUseResult):
+            return f"Default actor is now {result.default_actor}\n"
+        return _pretty(result)
+
+    def _table(self, rows: list[IssueRow]) -> str:
+        if not rows:
+            return ""
+        cells = [
+            (r.issue_id[:12], r.state, self.when(r.updated_ts), ",".join(r.labels), r.title)
+            for r in rows
+        ]
+        header = ("ID", "STATE", "UPDATED", "LABELS", "TITLE")
+        widths = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(4)]
+        lines = []
+        for c in (header, *cells):
+            line = "  ".join(c[i].ljust(widths[i]) for i in range(4)) + "  " + c[4]
+            if self._columns and len(line) > self._columns:
+                line = line[: max(self._columns - 1, 0)] + "…"
+            lines.append(line.rstrip())
+        return "\n".join(lines) + "\n"
+
+    def _list(self, result: IssueListResult) -> str:
+        if not result.issues:
+            return f"No matching issues ({result.open} open, {result.closed} closed in total)\n"
+        footer = f"\n{result.total} shown ({result.open} open, {result.closed} closed in total)\n"
+        return self._table(result.issues) + footer
+
+    def _show(self, v: IssueView) -> str:
+        out = [
+            f"{v.title}",
+            f"{v.issue_id} · {v.state} · opened {self.when(v.created_ts)} by {v.author[:8]}"
+            f" · updated {self.when(v.updated_ts)}",
+        ]
+        if v.labels:
+            out.append(f"Labels: {', '.join(v.labels)}")
+        if v.assignees:
+            out.append(f"Assignees: {', '.join(v.assignees)}")
+        out.append("")
+        out.append(v.body if v.body else "(no description)")
+        if v.comments:
+            out += ["", f"Comments ({len(v.comments)}):"]
+            for c in v.comments:
+                out.append(f"  {c.actor[:8]} at {self.when(c.ts_unix_ms)}:")
+                out += [f"    {line}" for line in c.body.splitlines() or [""]]
+        if v.links:
+            out += ["", "Links:"]
+            out += [f"  {x.url}" + (f"  ({x.note})" if x.note else "") for x in v.links]
+        if v.attachments:
+            out += ["", "Attachments:"]
+            out += [f"  {a.name}  {a.mime}  sha256:{a.sha256}" for a in v.attachments]
+        if v.dependencies:
+            out += ["", "Dependencies:"]
+            out += [
+                f"  {d.dep_type} {d.issue_id[:12]} [{d.state or '?'}] {d.title or '?'}"
+                for d in v.dependencies
+            ]
+        if v.dependents:
+            out += ["", "Dependents:"]
+            out += [
+                f"  {d.issue_id[:12]} {d.dep_type} this [{d.state or '?'}] {d.title or '?'}"
+                for d in v.dependents
+            ]
+        return "\n".join(out) + "\n"
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name:
+        try:
+            from zoneinfo import ZoneInfo  # stdlib; only loaded when TZ is set
+
+            return ZoneInfo(name.lstrip(":"))
+        except Exception:  # an unknown TZ falls back to the machine's zone, as libc does
+            return None
+    # None makes astimezone() use the machine's local zone (same machine for daemon and client).
+    return None

@@ -1,0 +1,320 @@
+"""Typed arguments and results of every grite operation.
+
+The CLI builds an args Struct from argv; the daemon's typed protocol carries the same Structs;
+grite.ops turns args into a result Struct; rendering turns the result into text or JSON. Ids
+in results are lowercase hex strings, since results are what users and JSON consumers see.
+Tags never change (they are wire names); new fields get defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "ActorCurrentArgs",
+    "ActorInfo",
+    "ActorInitArgs",
+    "ActorListArgs",
+    "ActorListResult",
+    "ActorShowArgs",
+    "ActorUseArgs",
+    "ActorUseResult",
+    "AttachmentView",
+    "CommentView",
+    "DepEdgeView",
+    "DepListResult",
+    "DepTopoResult",
+    "DepWriteResult",
+    "InitArgs",
+    "InitResult",
+    "IssueAssigneeArgs",
+    "IssueAttachArgs",
+    "IssueCloseArgs",
+    "IssueCommentArgs",
+    "IssueCreateArgs",
+    "IssueDepArgs",
+    "IssueDepListArgs",
+    "IssueDepTopoArgs",
+    "IssueLabelArgs",
+    "IssueLinkArgs",
+    "IssueListArgs",
+    "IssueListResult",
+    "IssueReopenArgs",
+    "IssueRow",
+    "IssueShowArgs",
+    "IssueUpdateArgs",
+    "IssueView",
+    "IssueWriteResult",
+    "LinkView",
+    "OpArgs",
+]
+
+
+class _Args(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class _Result(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+class InitArgs(_Args, frozen=True, kw_only=True, tag="init"):
+    no_agents_md: bool = False
+
+
+class ActorInitArgs(_Args, frozen=True, kw_only=True, tag="actor_init"):
+    label: str | None = None
+    generate_key: bool = False
+
+
+class ActorListArgs(_Args, frozen=True, kw_only=True, tag="actor_list"):
+    pass
+
+
+class ActorShowArgs(_Args, frozen=True, kw_only=True, tag="actor_show"):
+    actor_id: str | None = None
+
+
+class ActorCurrentArgs(_Args, frozen=True, kw_only=True, tag="actor_current"):
+    pass
+
+
+class ActorUseArgs(_Args, frozen=True, kw_only=True, tag="actor_use"):
+    actor_id: str
+
+
+class IssueCreateArgs(_Args, frozen=True, kw_only=True, tag="issue_create"):
+    title: str
+    body: str = ""
+    labels: list[str] = []
+
+
+class IssueUpdateArgs(_Args, frozen=True, kw_only=True, tag="issue_update"):
+    issue: str
+    title: str | None = None
+    body: str | None = None
+
+
+class IssueListArgs(_Args, frozen=True, kw_only=True, tag="issue_list"):
+    state: Literal["open", "closed", "all"] = "open"
+    labels: list[str] = []
+    assignee: str | None = None
+    search: str | None = None
+    sort: Literal["created", "updated", "title"] = "created"
+    limit: int | None = None
+
+
+class IssueShowArgs(_Args, frozen=True, kw_only=True, tag="issue_show"):
+    issue: str
+
+
+class IssueCommentArgs(_Args, frozen=True, kw_only=True, tag="issue_comment"):
+    issue: str
+    body: str
+
+
+class IssueCloseArgs(_Args, frozen=True, kw_only=True, tag="issue_close"):
+    issue: str
+
+
+class IssueReopenArgs(_Args, frozen=True, kw_only=True, tag="issue_reopen"):
+    issue: str
+
+
+class IssueLabelArgs(_Args, frozen=True, kw_only=True, tag="issue_label"):
+    issue: str
+    add: list[str] = []
+    remove: list[str] = []
+
+
+class IssueAssigneeArgs(_Args, frozen=True, kw_only=True, tag="issue_assignee"):
+    issue: str
+    add: list[str] = []
+    remove: list[str] = []
+
+
+class IssueLinkArgs(_Args, frozen=True, kw_only=True, tag="issue_link"):
+    issue: str
+    url: str
+    note: str | None = None
+
+
+class IssueAttachArgs(_Args, frozen=True, kw_only=True, tag="issue_attach"):
+    issue: str
+    name: str
+    sha256: str
+    mime: str
+
+
+class IssueDepArgs(_Args, frozen=True, kw_only=True, tag="issue_dep"):
+    issue: str
+    target: str
+    dep_type: str = "depends_on"
+    remove: bool = False
+
+
+class IssueDepListArgs(_Args, frozen=True, kw_only=True, tag="issue_dep_list"):
+    issue: str
+    reverse: bool = False
+
+
+class IssueDepTopoArgs(_Args, frozen=True, kw_only=True, tag="issue_dep_topo"):
+    state: Literal["open", "closed", "all"] = "open"
+    labels: list[str] = []
+
+
+OpArgs = (
+    InitArgs
+    | ActorInitArgs
+    | ActorListArgs
+    | ActorShowArgs
+    | ActorCurrentArgs
+    | ActorUseArgs
+    | IssueCreateArgs
+    | IssueUpdateArgs
+    | IssueListArgs
+    | IssueShowArgs
+    | IssueCommentArgs
+    | IssueCloseArgs
+    | IssueReopenArgs
+    | IssueLabelArgs
+    | IssueAssigneeArgs
+    | IssueLinkArgs
+    | IssueAttachArgs
+    | IssueDepArgs
+    | IssueDepListArgs
+    | IssueDepTopoArgs
+)
+
+# -- results --------------------------------------------------------------------------------
+
+
+class InitResult(_Result, frozen=True, kw_only=True):
+    actor_id: str
+    data_dir: str
+    repo_config: str
+    action: Literal["created", "existing"]
+    agents_md_action: Literal["created", "updated", "skipped", "disabled"]
+    agents_md_path: str | None = None
+
+
+class ActorInfo(_Result, frozen=True, kw_only=True):
+    actor_id: str
+    label: str | None = None
+    created_ts: int | None = None
+    data_dir: str | None = None
+    public_key: str | None = None
+    key_scheme: str | None = None
+    source: str | None = None
+    is_default: bool = False
+
+
+class ActorListResult(_Result, frozen=True, kw_only=True):
+    actors: list[ActorInfo]
+
+
+class ActorUseResult(_Result, frozen=True, kw_only=True):
+    default_actor: str
+    repo_config: str
+
+
+class IssueWriteResult(_Result, frozen=True, kw_only=True):
+    action: str
+    issue_id: str
+    event_ids: list[str]
+    wal_head: str | None
+    state: str | None = None
+    title: str | None = None
+
+
+class IssueRow(_Result, frozen=True, kw_only=True):
+    issue_id: str
+    title: str
+    state: str
+    labels: list[str]
+    assignees: list[str]
+    author: str
+    created_ts: int
+    updated_ts: int
+    comment_count: int
+
+
+class IssueListResult(_Result, frozen=True, kw_only=True):
+    issues: list[IssueRow]
+    total: int
+    open: int
+    closed: int
+
+
+class CommentView(_Result, frozen=True, kw_only=True):
+    event_id: str
+    actor: str
+    ts_unix_ms: int
+    body: str
+
+
+class LinkView(_Result, frozen=True, kw_only=True):
+    event_id: str
+    actor: str
+    ts_unix_ms: int
+    url: str
+    note: str | None = None
+
+
+class AttachmentView(_Result, frozen=True, kw_only=True):
+    event_id: str
+    actor: str
+    ts_unix_ms: int
+    name: str
+    sha256: str
+    mime: str
+
+
+class DepEdgeView(_Result, frozen=True, kw_only=True):
+    issue_id: str
+    dep_type: str
+    title: str | None = None
+    state: str | None = None
+
+
+class IssueView(_Result, frozen=True, kw_only=True):
+    issue_id: str
+    title: str
+    body: str
+    state: str
+    labels: list[str]
+    assignees: list[str]
+    author: str
+    created_ts: int
+    updated_ts: int
+    comments: list[CommentView]
+    links: list[LinkView]
+    attachments: list[AttachmentView]
+    dependencies: list[DepEdgeView]
+    dependents: list[DepEdgeView]
+    event_count: int
+
+
+class DepWriteResult(_Result, frozen=True, kw_only=True):
+    action: Literal["added", "removed"]
+    issue_id: str
+    target: str
+    dep_type: str
+    event_id: str | None
+    wal_head: str | None
+
+
+class DepListResult(_Result, frozen=True, kw_only=True):
+    issue_id: str
+    direction: Literal["dependencies", "dependents"]
+    deps: list[DepEdgeView]
+
+
+class DepTopoResult(_Result, frozen=True, kw_only=True):
+    issues: list[IssueRow]
+    order: str = "topological"

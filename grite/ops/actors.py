@@ -1,0 +1,233 @@
+"""Actors and `grite init`: identities under `.git/grite/actors/<id>/` and the repo config.
+
+Resolution order (reference section 2.2): `--data-dir`/GRITE_HOME, `--actor`, the repo's
+`default_actor`, the first actor by id; with none, a new actor is created and made the default.
+"""
+
+from __future__ import annotations
+
+import os
+
+from grite.model.errors import InvalidArgs, NotFound
+from grite.model.ids import ACTOR_ID_LEN, id_from_hex
+from grite.model.requests import (
+    ActorCurrentArgs,
+    ActorInfo,
+    ActorInitArgs,
+    ActorListArgs,
+    ActorListResult,
+    ActorShowArgs,
+    ActorUseArgs,
+    ActorUseResult,
+    InitArgs,
+    InitResult,
+)
+from grite.ops.context import OpContext
+from grite.storage.config import (
+    ActorConfig,
+    actor_dir,
+    list_actor_ids,
+    load_actor_config,
+    load_repo_config,
+    save_actor_config,
+    save_repo_config,
+    write_atomic,
+)
+
+__all__ = [
+    "AGENTS_MD_SECTION",
+    "actor_bytes",
+    "actor_current",
+    "actor_init",
+    "actor_list",
+    "actor_show",
+    "actor_use",
+    "init",
+    "resolve_actor",
+]
+
+AGENTS_MD_SECTION = """## Grite
+
+This repository tracks issues with grite; the issues live in git (`refs/grite/wal`).
+
+- Find work: `grite issue list --json`; read one: `grite issue show <id> --json`.
+- Record work: `grite issue create --title "..." --body "..." --label <l>`,
+  `grite issue comment <id> --body "..."`, `grite issue close <id>`.
+- Share it: `grite sync` (pull then push of `refs/grite/*`).
+- Always pass `--json` when a program reads the output; ids accept unique prefixes of 4+ hex chars.
+- Never edit `.git/grite/` or `refs/grite/*` by hand.
+"""
+
+
+def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
+    actor_hex = ctx.derive_id(b"actor", ACTOR_ID_LEN).hex()
+    directory = actor_dir(ctx.paths.grite_dir, actor_hex)
+    cfg = ActorConfig(actor_id=actor_hex, label=label, created_ts=ctx.now_ms)
+    save_actor_config(directory, cfg)
+    return cfg, directory
+
+
+def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str, str]:
+    """The acting actor: (config, its data dir, source).
+
+    Raises:
+        NotFound: `--data-dir`/`--actor` names an actor that does not exist.
+    """
+    sel = ctx.selector
+    grite_dir = ctx.paths.grite_dir
+    if sel.data_dir is not None:
+        directory = os.path.abspath(sel.data_dir)
+        return load_actor_config(directory), directory, "env"
+    if sel.actor is not None:
+        id_from_hex(sel.actor.lower(), ACTOR_ID_LEN, "actor id")
+        directory = actor_dir(grite_dir, sel.actor.lower())
+        try:
+            return load_actor_config(directory), directory, "flag"
+        except NotFound:
+            raise NotFound(
+                f"actor {sel.actor} not found; run 'grite actor list' to see actors or "
+                "'grite actor init' to create one",
+                {"actor_id": sel.actor},
+            ) from None
+    repo_cfg = load_repo_config(grite_dir)
+    if repo_cfg.default_actor:
+        directory = actor_dir(grite_dir, repo_cfg.default_actor)
+        try:
+            return load_actor_config(directory), directory, "repo_default"
+        except NotFound:
+            pass
+    ids = list_actor_ids(grite_dir)
+    if ids:
+        directory = actor_dir(grite_dir, ids[0])
+        return load_actor_config(directory), directory, "auto"
+    if not create:
+        raise NotFound("no actor configured; run 'grite init' or 'grite actor init'")
+    cfg, directory = _new_actor(ctx, None)
+    repo_cfg.default_actor = cfg.actor_id
+    save_repo_config(grite_dir, repo_cfg)
+    return cfg, directory, "auto"
+
+
+def actor_bytes(ctx: OpContext) -> bytes:
+    cfg, _directory, _source = resolve_actor(ctx)
+    return bytes.fromhex(cfg.actor_id)
+
+
+def _info(cfg: ActorConfig, directory: str, **extra: object) -> ActorInfo:
+    return ActorInfo(
+        actor_id=cfg.actor_id,
+        label=cfg.label,
+        created_ts=cfg.created_ts,
+        data_dir=directory,
+        public_key=cfg.public_key,
+        key_scheme=cfg.key_scheme,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _update_agents_md(repo_root: str) -> tuple[str, str]:
+    path = os.path.join(repo_root, "AGENTS.md")
+    try:
+        with open(path, encoding="utf-8") as f:
+            existing = f.read()
+    except FileNotFoundError:
+        write_atomic(path, ("# Agent instructions\n\n" + AGENTS_MD_SECTION).encode("utf-8"))
+        return "created", path
+    if "## Grite" in existing:
+        return "skipped", path
+    sep = "\n" if existing.endswith("\n") else "\n\n"
+    write_atomic(path, (existing + sep + AGENTS_MD_SECTION).encode("utf-8"))
+    return "updated", path
+
+
+def init(ctx: OpContext, args: InitArgs) -> InitResult:
+    """Set up grite in a repository: an actor (the default), the repo config, AGENTS.md."""
+    grite_dir = ctx.paths.grite_dir
+    repo_cfg = load_repo_config(grite_dir)
+    action = "existing"
+    cfg: ActorConfig | None = None
+    directory = ""
+    if repo_cfg.default_actor:
+        directory = actor_dir(grite_dir, repo_cfg.default_actor)
+        try:
+            cfg = load_actor_config(directory)
+        except NotFound:
+            cfg = None
+    if cfg is None:
+        cfg, directory = _new_actor(ctx, None)
+        repo_cfg.default_actor = cfg.actor_id
+        action = "created"
+    repo_config = save_repo_config(grite_dir, repo_cfg)
+    # Opening the handle creates the view, so the first query is already warm.
+    ctx.handle.refresh()
+    if args.no_agents_md:
+        md_action, md_path = "disabled", None
+    else:
+        md_action, md_path = _update_agents_md(ctx.paths.repo_root)
+    return InitResult(
+        actor_id=cfg.actor_id,
+        data_dir=directory,
+        repo_config=repo_config,
+        action=action,  # type: ignore[arg-type]
+        agents_md_action=md_action,  # type: ignore[arg-type]
+        agents_md_path=md_path,
+    )
+
+
+def actor_init(ctx: OpContext, args: ActorInitArgs) -> ActorInfo:
+    if args.generate_key:
+        # TODO(issue 5): Ed25519 signing keys; refused rather than silently ignored.
+        raise InvalidArgs(
+            "--generate-key is not supported yet; create the actor without it "
+            "(signing arrives with issue 5)"
+        )
+    cfg, directory = _new_actor(ctx, args.label)
+    return _info(cfg, directory)
+
+
+def actor_list(ctx: OpContext, args: ActorListArgs) -> ActorListResult:
+    grite_dir = ctx.paths.grite_dir
+    default = load_repo_config(grite_dir).default_actor
+    actors = []
+    for actor_hex in list_actor_ids(grite_dir):
+        directory = actor_dir(grite_dir, actor_hex)
+        actors.append(
+            _info(load_actor_config(directory), directory, is_default=actor_hex == default)
+        )
+    return ActorListResult(actors=actors)
+
+
+def actor_show(ctx: OpContext, args: ActorShowArgs) -> ActorInfo:
+    if args.actor_id is None:
+        cfg, directory, source = resolve_actor(ctx)
+        return _info(cfg, directory, source=source)
+    actor_hex = id_from_hex(args.actor_id.lower(), ACTOR_ID_LEN, "actor id").hex()
+    directory = actor_dir(ctx.paths.grite_dir, actor_hex)
+    try:
+        return _info(load_actor_config(directory), directory)
+    except NotFound:
+        raise NotFound(
+            f"actor {actor_hex} not found; run 'grite actor list' to see actors",
+            {"actor_id": actor_hex},
+        ) from None
+
+
+def actor_current(ctx: OpContext, args: ActorCurrentArgs) -> ActorInfo:
+    cfg, directory, source = resolve_actor(ctx)
+    return _info(cfg, directory, source=source)
+
+
+def actor_use(ctx: OpContext, args: ActorUseArgs) -> ActorUseResult:
+    actor_hex = id_from_hex(args.actor_id.lower(), ACTOR_ID_LEN, "actor id").hex()
+    grite_dir = ctx.paths.grite_dir
+    try:
+        load_actor_config(actor_dir(grite_dir, actor_hex))
+    except NotFound:
+        raise NotFound(
+            f"actor {actor_hex} not found; run 'grite actor list' to see actors",
+            {"actor_id": actor_hex},
+        ) from None
+    cfg = load_repo_config(grite_dir)
+    cfg.default_actor = actor_hex
+    path = save_repo_config(grite_dir, cfg)
+    return ActorUseResult(default_actor=actor_hex, repo_config=path)

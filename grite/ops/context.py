@@ -1,0 +1,55 @@
+"""What every operation runs with: the open repository, the acting actor, the request's clock
+and id. Built by whichever side executes (daemon or in-process) from the client's invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from grite.ops.repo_handle import RepoHandle
+from grite.storage.repo import RepoPaths
+
+__all__ = ["ActorSelector", "OpContext"]
+
+
+class ActorSelector(msgspec.Struct, frozen=True, kw_only=True):
+    """How the user chose an actor: `--data-dir`/GRITE_HOME, `--actor`, or neither."""
+
+    actor: str | None = None
+    data_dir: str | None = None
+
+
+class OpContext:
+    """Per-request facts. `request_id` and `now_ms` come from the client so that a retried
+    request derives the same new ids and timestamps and so the same event ids."""
+
+    __slots__ = ("_handle", "_opener", "now_ms", "paths", "request_id", "selector")
+
+    def __init__(
+        self,
+        *,
+        paths: RepoPaths,
+        opener: object,
+        selector: ActorSelector,
+        request_id: bytes,
+        now_ms: int,
+    ) -> None:
+        self.paths = paths
+        self._opener = opener
+        self._handle: RepoHandle | None = None
+        self.selector = selector
+        self.request_id = request_id
+        self.now_ms = now_ms
+
+    @property
+    def handle(self) -> RepoHandle:
+        """The repository handle, opened on first use (actor commands never need it)."""
+        if self._handle is None:
+            self._handle = self._opener(self.paths)  # type: ignore[operator]
+        return self._handle
+
+    def derive_id(self, purpose: bytes, length: int = 16) -> bytes:
+        """A new id derived from the request id, identical when the request is retried."""
+        return hashlib.blake2b(self.request_id + purpose, digest_size=length).digest()

@@ -1,0 +1,301 @@
+"""Issue operations: create, update, comment, state, labels, assignees, links, attachments,
+and the queries list and show. One function per user operation, `(ctx, args) -> result`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from grite.model.errors import InvalidArgs
+from grite.model.events import (
+    AssigneeAdded,
+    AssigneeRemoved,
+    AttachmentAdded,
+    CommentAdded,
+    EventKind,
+    IssueCreated,
+    IssueUpdated,
+    LabelAdded,
+    LabelRemoved,
+    LinkAdded,
+    StateChanged,
+)
+from grite.model.hashing import make_event
+from grite.model.ids import ISSUE_ID_LEN, is_hex
+from grite.model.projection import IssueProjection, IssueSummary, current_dependencies
+from grite.model.requests import (
+    AttachmentView,
+    CommentView,
+    DepEdgeView,
+    IssueAssigneeArgs,
+    IssueAttachArgs,
+    IssueCloseArgs,
+    IssueCommentArgs,
+    IssueCreateArgs,
+    IssueLabelArgs,
+    IssueLinkArgs,
+    IssueListArgs,
+    IssueListResult,
+    IssueReopenArgs,
+    IssueRow,
+    IssueShowArgs,
+    IssueUpdateArgs,
+    IssueView,
+    IssueWriteResult,
+    LinkView,
+)
+from grite.ops.actors import actor_bytes
+from grite.ops.context import OpContext
+
+__all__ = [
+    "issue_assignee",
+    "issue_attach",
+    "issue_close",
+    "issue_comment",
+    "issue_create",
+    "issue_label",
+    "issue_link",
+    "issue_list",
+    "issue_reopen",
+    "issue_show",
+    "issue_update",
+    "row",
+    "write_events",
+]
+
+
+def write_events(
+    ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str
+) -> IssueWriteResult:
+    """Build one event per kind (same timestamp) and append them as one WAL commit."""
+    actor = actor_bytes(ctx)
+    events = [
+        make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind)
+        for kind in kinds
+    ]
+    result = ctx.handle.append(actor, events)
+    return IssueWriteResult(
+        action=action,
+        issue_id=issue_id.hex(),
+        event_ids=[e.event_id.hex() for e in events],
+        wal_head=result.wal_head,
+    )
+
+
+def _nonempty(value: str, what: str) -> str:
+    if not value.strip():
+        raise InvalidArgs(f"{what} must not be empty; pass some text, e.g. --{what} '...'")
+    return value
+
+
+def _labels(values: list[str]) -> list[str]:
+    cleaned = []
+    for value in values:
+        label = value.strip()
+        if not label:
+            raise InvalidArgs("a label must not be empty; pass e.g. --label bug")
+        cleaned.append(label)
+    return sorted(set(cleaned))
+
+
+def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueWriteResult:
+    title = _nonempty(args.title, "title")
+    issue_id = ctx.derive_id(b"issue", ISSUE_ID_LEN)
+    kind = IssueCreated(title=title, body=args.body, labels=_labels(args.labels))
+    result = write_events(ctx, issue_id, [kind], "created")
+    return _with(result, state="open", title=title)
+
+
+def _with(result: IssueWriteResult, **changes: object) -> IssueWriteResult:
+    return msgspec.structs.replace(result, **changes)
+
+
+def issue_update(ctx: OpContext, args: IssueUpdateArgs) -> IssueWriteResult:
+    if args.title is None and args.body is None:
+        raise InvalidArgs("nothing to update: pass --title and/or --body")
+    if args.title is not None:
+        _nonempty(args.title, "title")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    kind = IssueUpdated(title=args.title, body=args.body)
+    return write_events(ctx, issue_id, [kind], "updated")
+
+
+def issue_comment(ctx: OpContext, args: IssueCommentArgs) -> IssueWriteResult:
+    body = _nonempty(args.body, "body")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented")
+
+
+def issue_close(ctx: OpContext, args: IssueCloseArgs) -> IssueWriteResult:
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed")
+    return _with(result, state="closed")
+
+
+def issue_reopen(ctx: OpContext, args: IssueReopenArgs) -> IssueWriteResult:
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened")
+    return _with(result, state="open")
+
+
+def issue_label(ctx: OpContext, args: IssueLabelArgs) -> IssueWriteResult:
+    if not args.add and not args.remove:
+        raise InvalidArgs("no label given: pass --label NAME")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    kinds: list[EventKind] = [LabelAdded(label=x) for x in _labels(args.add)]
+    kinds += [LabelRemoved(label=x) for x in _labels(args.remove)]
+    action = "labeled" if args.add else "unlabeled"
+    return write_events(ctx, issue_id, kinds, action)
+
+
+def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
+    if not args.add and not args.remove:
+        raise InvalidArgs("no user given: pass --user NAME")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    kinds: list[EventKind] = [AssigneeAdded(user=x) for x in _labels(args.add)]
+    kinds += [AssigneeRemoved(user=x) for x in _labels(args.remove)]
+    action = "assigned" if args.add else "unassigned"
+    return write_events(ctx, issue_id, kinds, action)
+
+
+def issue_link(ctx: OpContext, args: IssueLinkArgs) -> IssueWriteResult:
+    url = _nonempty(args.url, "url")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    return write_events(ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked")
+
+
+def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
+    digest = args.sha256.strip().lower()
+    if len(digest) != 64 or not is_hex(digest):
+        raise InvalidArgs(
+            f"--sha256 {args.sha256!r} is not a SHA-256: give 64 hex characters "
+            "(e.g. from 'sha256sum FILE')",
+            {"value": args.sha256},
+        )
+    name = _nonempty(args.name, "name")
+    mime = _nonempty(args.mime, "mime")
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    kind = AttachmentAdded(name=name, sha256=bytes.fromhex(digest), mime=mime)
+    return write_events(ctx, issue_id, [kind], "attached")
+
+
+def row(s: IssueSummary) -> IssueRow:
+    return IssueRow(
+        issue_id=s.issue_id.hex(),
+        title=s.title,
+        state=s.state,
+        labels=s.labels,
+        assignees=s.assignees,
+        author=s.author.hex(),
+        created_ts=s.created_ts,
+        updated_ts=s.updated_ts,
+        comment_count=s.comment_count,
+    )
+
+
+def issue_list(ctx: OpContext, args: IssueListArgs) -> IssueListResult:
+    if args.limit is not None and args.limit < 0:
+        raise InvalidArgs("--limit must be 0 or more")
+    summaries = ctx.handle.summaries()
+    n_open = sum(1 for s in summaries if s.state == "open")
+    selected = []
+    wanted = set(args.labels)
+    needle = args.search.casefold() if args.search else None
+    projection = ctx.handle.projection
+    for s in summaries:
+        if args.state != "all" and s.state != args.state:
+            continue
+        if wanted and not wanted.issubset(s.labels):
+            continue
+        if args.assignee is not None and args.assignee not in s.assignees:
+            continue
+        if needle is not None and needle not in s.title.casefold():
+            p = projection(s.issue_id)
+            if p is None or needle not in p.body.casefold():
+                continue
+        selected.append(s)
+    if args.sort == "updated":
+        selected.sort(key=lambda s: (-s.updated_ts, s.issue_id))
+    elif args.sort == "title":
+        selected.sort(key=lambda s: (s.title.casefold(), s.issue_id))
+    else:
+        selected.sort(key=lambda s: (s.created_ts, s.issue_id))
+    if args.limit is not None:
+        selected = selected[: args.limit]
+    return IssueListResult(
+        issues=[row(s) for s in selected],
+        total=len(selected),
+        open=n_open,
+        closed=len(summaries) - n_open,
+    )
+
+
+def _edge(ctx: OpContext, issue_id: bytes, dep_type: str) -> DepEdgeView:
+    p = ctx.handle.projection(issue_id)
+    return DepEdgeView(
+        issue_id=issue_id.hex(),
+        dep_type=dep_type,
+        title=None if p is None else p.title,
+        state=None if p is None else p.state,
+    )
+
+
+def dependents_of(ctx: OpContext, issue_id: bytes) -> list[tuple[bytes, str]]:
+    """(source, dep_type) of every current edge that points at `issue_id`."""
+    found = []
+    for s in ctx.handle.summaries():
+        for dep in s.dependencies:
+            if dep.target == issue_id:
+                found.append((s.issue_id, dep.dep_type))
+    return sorted(found, key=lambda x: (x[1], x[0]))
+
+
+def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
+    return IssueView(
+        issue_id=p.issue_id.hex(),
+        title=p.title,
+        body=p.body,
+        state=p.state,
+        labels=sorted(k for k, v in p.labels.items() if v.present),
+        assignees=sorted(k for k, v in p.assignees.items() if v.present),
+        author=p.author.hex(),
+        created_ts=p.created_ts,
+        updated_ts=p.updated_ts,
+        comments=[
+            CommentView(
+                event_id=c.event_id.hex(), actor=c.actor.hex(), ts_unix_ms=c.ts_unix_ms, body=c.body
+            )
+            for c in p.comments
+        ],
+        links=[
+            LinkView(
+                event_id=x.event_id.hex(),
+                actor=x.actor.hex(),
+                ts_unix_ms=x.ts_unix_ms,
+                url=x.url,
+                note=x.note,
+            )
+            for x in p.links
+        ],
+        attachments=[
+            AttachmentView(
+                event_id=a.event_id.hex(),
+                actor=a.actor.hex(),
+                ts_unix_ms=a.ts_unix_ms,
+                name=a.name,
+                sha256=a.sha256.hex(),
+                mime=a.mime,
+            )
+            for a in p.attachments
+        ],
+        dependencies=[_edge(ctx, d.target, d.dep_type) for d in current_dependencies(p)],
+        dependents=[_edge(ctx, src, t) for src, t in dependents_of(ctx, p.issue_id)],
+        event_count=p.event_count,
+    )
+
+
+def issue_show(ctx: OpContext, args: IssueShowArgs) -> IssueView:
+    issue_id = ctx.handle.resolve_issue(args.issue)
+    p = ctx.handle.projection(issue_id)
+    assert p is not None  # resolve_issue only returns created issues
+    return issue_view(ctx, p)

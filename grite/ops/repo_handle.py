@@ -1,0 +1,255 @@
+"""An open repository: its WAL and view, kept consistent with `refs/grite/wal` on every read.
+
+The daemon opens one RepoHandle per repository and keeps it warm; the in-process path opens one
+per command. Either way every read first calls `refresh()`, which compares the WAL ref with the
+head this handle reflects and applies only the newer commits, so writes by other processes,
+`git fetch` or `grite sync` are seen without any manual step.
+
+Writers to the view on disk take `view.lock`; a process that cannot get it within a short wait
+still answers, from the view plus an in-memory overlay of the WAL delta, and never fails.
+Appends are serialized per handle (one writer per repository in the daemon) and made safe
+across processes by the ref's compare-and-swap. A write whose events are already in the WAL
+(a retried request: the client sends the same request id and clock) is not appended again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+
+from grite.model.errors import InvalidArgs, NotFound
+from grite.model.events import Event
+from grite.model.ids import ISSUE_ID_LEN, check_prefix
+from grite.model.projection import (
+    IssueProjection,
+    IssueSummary,
+    apply_event,
+    new_projection,
+    summarize,
+)
+from grite.storage.filelock import try_lock
+from grite.storage.repo import RepoPaths
+from grite.storage.view import VIEW_FORMAT, View, ViewMeta
+from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
+
+__all__ = ["AppendResult", "RepoHandle"]
+
+# How long a reader waits for another process that is writing the view before it answers from
+# an in-memory overlay instead (never an error).
+_VIEW_LOCK_WAIT = 2.0
+
+
+class AppendResult:
+    __slots__ = ("appended", "wal_head")
+
+    def __init__(self, wal_head: str | None, appended: bool) -> None:
+        self.wal_head = wal_head
+        self.appended = appended
+
+
+class RepoHandle:
+    """WAL + view of one repository. Thread-safe."""
+
+    def __init__(self, paths: RepoPaths) -> None:
+        self.paths = paths
+        self.wal = Wal(paths.git_dir)
+        self.view = View(paths.grite_dir)
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._head: str | None = None
+        self._fresh = False
+        # Overlay of projections newer than the disk view (only when view.lock was busy).
+        self._overlay: dict[bytes, IssueProjection] = {}
+        self._summaries: dict[bytes, IssueSummary] | None = None
+        self._summaries_head: str | None = None
+        self.last_used = time.monotonic()
+
+    @classmethod
+    def open(cls, paths: RepoPaths) -> RepoHandle:
+        return cls(paths)
+
+    def close(self) -> None:
+        with self._lock:
+            self.view.close()
+            self.wal.close()
+
+    # -- consistency -------------------------------------------------------------------------
+
+    def refresh(self) -> str | None:
+        """Make reads reflect the current WAL head; returns that head."""
+        head = self.wal.head()
+        with self._lock:
+            self.last_used = time.monotonic()
+            if self._fresh and head == self._head:
+                return head
+            fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
+            try:
+                meta = self.view.meta()
+                if fd is not None:
+                    self._catch_up_disk(meta, head)
+                    self._overlay.clear()
+                else:
+                    self._build_overlay(meta, head)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            self._head = head
+            self._fresh = True
+            return head
+
+    def _catch_up_disk(self, meta: ViewMeta, head: str | None) -> None:
+        if meta.format != VIEW_FORMAT:
+            self.view.reset()
+            meta = ViewMeta()
+        if meta.wal_head == head:
+            if self._summaries_head != head:
+                self._summaries = None
+            return
+        try:
+            entries = self.wal.read_entries(since=meta.wal_head, head=head)
+        except WalHistoryChanged:
+            self.view.reset()
+            meta = ViewMeta()
+            entries = self.wal.read_entries(head=head)
+        before = meta.wal_head
+        changed = self._apply(entries, self.view.projection)
+        new_meta = ViewMeta(
+            wal_head=head,
+            event_count=meta.event_count + sum(len(e.events) for e in entries),
+            rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
+        )
+        summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
+        self.view.store(changed.values(), summaries, new_meta)
+        if self._summaries is not None and self._summaries_head == before:
+            for issue_id, summary in summaries.items():
+                if summary is None:
+                    self._summaries.pop(issue_id, None)
+                else:
+                    self._summaries[issue_id] = summary
+            self._summaries_head = head
+        else:
+            self._summaries = None
+
+    def _build_overlay(self, meta: ViewMeta, head: str | None) -> None:
+        base = meta.wal_head if meta.format == VIEW_FORMAT else None
+        try:
+            entries = self.wal.read_entries(since=base, head=head)
+        except WalHistoryChanged:
+            base = None
+            entries = self.wal.read_entries(head=head)
+        if base is None:
+            self._overlay = self._apply(entries, lambda _i: None)
+            self._summaries = {}
+        else:
+            self._overlay = self._apply(entries, self.view.projection)
+            if self._summaries_head != base:
+                self._summaries = None
+        self._summaries_head = None if base is None else base
+
+    @staticmethod
+    def _apply(entries: Iterable[WalEntry], load: object) -> dict[bytes, IssueProjection]:
+        changed: dict[bytes, IssueProjection] = {}
+        for entry in entries:
+            for event in entry.events:
+                p = changed.get(event.issue_id)
+                if p is None:
+                    p = load(event.issue_id) or new_projection(event.issue_id)  # type: ignore[operator]
+                    changed[event.issue_id] = p
+                apply_event(p, event)
+        return changed
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def summaries(self) -> list[IssueSummary]:
+        """Every created issue, after a refresh; order unspecified."""
+        self.refresh()
+        with self._lock:
+            if self._summaries is None or (
+                not self._overlay and self._summaries_head != self._head
+            ):
+                self._summaries = self.view.summaries()
+                self._summaries_head = self.view.meta().wal_head
+            merged = self._summaries
+            if self._overlay:
+                merged = dict(merged)
+                for issue_id, p in self._overlay.items():
+                    if p.created:
+                        merged[issue_id] = summarize(p)
+            return list(merged.values())
+
+    def projection(self, issue_id: bytes) -> IssueProjection | None:
+        """The projection of a created issue, or None."""
+        self.refresh()
+        with self._lock:
+            p = self._overlay.get(issue_id)
+        if p is None:
+            p = self.view.projection(issue_id)
+        return p if p is not None and p.created else None
+
+    def resolve_issue(self, text: str) -> bytes:
+        """Resolve a full id or a unique prefix (4+ hex characters) to an issue id.
+
+        Raises:
+            InvalidArgs: not hex, too short, or ambiguous.
+            NotFound: no issue matches.
+        """
+        prefix = check_prefix(text)
+        if len(prefix) == 2 * ISSUE_ID_LEN:
+            issue_id = bytes.fromhex(prefix)
+            if self.projection(issue_id) is None:
+                raise NotFound(
+                    f"issue {prefix} not found; run 'grite issue list' to see issues",
+                    {"issue_id": prefix},
+                )
+            return issue_id
+        if len(prefix) > 2 * ISSUE_ID_LEN:
+            raise InvalidArgs(
+                f"issue id {text!r} is too long: ids have {2 * ISSUE_ID_LEN} hex characters",
+                {"value": text},
+            )
+        matches = sorted(
+            s.issue_id for s in self.summaries() if s.issue_id.hex().startswith(prefix)
+        )
+        if not matches:
+            raise NotFound(
+                f"no issue matches {text!r}; run 'grite issue list' to see issues",
+                {"prefix": prefix},
+            )
+        if len(matches) > 1:
+            shown = ", ".join(m.hex()[:12] for m in matches[:5])
+            raise InvalidArgs(
+                f"issue id prefix {text!r} is ambiguous: it matches {len(matches)} issues "
+                f"({shown}); type more characters",
+                {"prefix": prefix, "matches": str(len(matches))},
+            )
+        return matches[0]
+
+    def has_events(self, events: Iterable[Event]) -> bool:
+        """True when every event is already merged into the view (after a refresh)."""
+        for e in events:
+            with self._lock:
+                p = self._overlay.get(e.issue_id)
+            if p is None:
+                p = self.view.projection(e.issue_id)
+            if p is None or e.event_id not in p.applied:
+                return False
+        return True
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def append(self, actor: bytes, events: list[Event]) -> AppendResult:
+        """Append `events` as one WAL commit unless they are already there.
+
+        Acknowledged (returned) only after the commit is on the ref.
+        """
+
+        def before_try(_parent: str | None) -> bool:
+            self.refresh()
+            return not self.has_events(events)
+
+        with self._write_lock:
+            head, appended = append_with_retry(self.wal, actor, events, before_try=before_try)
+            self.refresh()
+        return AppendResult(head, appended)

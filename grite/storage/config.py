@@ -1,0 +1,191 @@
+"""Repository, actor and user config files (TOML, reference section 1).
+
+`.git/grite/config.toml` (RepoConfig), `.git/grite/actors/<id>/config.toml` (ActorConfig) and the
+user's `$XDG_CONFIG_HOME/grite/config.toml` (daemon settings). Keys that are unset are omitted
+when writing, as grite 0.5.3 does, so either implementation reads the other's files. Writes are
+atomic (temp file + rename) so a crash never leaves half a config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Literal
+
+import msgspec
+import tomli_w
+
+from grite.model.errors import Environment, NotFound
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "ActorConfig",
+    "DaemonSettings",
+    "RepoConfig",
+    "SnapshotSettings",
+    "actor_dir",
+    "list_actor_ids",
+    "load_actor_config",
+    "load_repo_config",
+    "load_user_config",
+    "save_actor_config",
+    "save_repo_config",
+    "user_config_path",
+    "write_atomic",
+]
+
+LockPolicy = Literal["off", "warn", "require"]
+
+
+class SnapshotSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    max_events: int | None = None
+    max_age_days: int | None = None
+
+
+class DaemonSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    idle_timeout_seconds: int | None = None
+
+
+class RepoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    default_actor: str | None = None
+    lock_policy: LockPolicy | None = None
+    verify_signatures: Literal["off", "warn", "require"] | None = None
+    snapshot: SnapshotSettings | None = None
+    daemon: DaemonSettings | None = None
+
+
+class ActorConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    actor_id: str
+    label: str | None = None
+    created_ts: int | None = None
+    public_key: str | None = None
+    key_scheme: str | None = None
+
+
+class UserConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    daemon: DaemonSettings | None = None
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` through a temp file and rename, so readers see old or new."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _load_toml(path: str, type_: type[Any]) -> Any:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise Environment(
+            f"config file {path} is not valid TOML ({exc}); fix or delete it "
+            "(grite recreates defaults)",
+            {"path": path},
+        ) from exc
+    except OSError as exc:
+        raise Environment(
+            f"cannot read config file {path}: {exc.strerror}", {"path": path}
+        ) from exc
+    try:
+        return msgspec.convert(raw, type_)
+    except msgspec.ValidationError as exc:
+        raise Environment(
+            f"config file {path} has an invalid value ({exc}); fix or delete it",
+            {"path": path},
+        ) from exc
+
+
+def _dump_toml(value: msgspec.Struct) -> bytes:
+    return tomli_w.dumps(msgspec.to_builtins(value)).encode("utf-8")
+
+
+def repo_config_path(grite_dir: str) -> str:
+    return os.path.join(grite_dir, "config.toml")
+
+
+def load_repo_config(grite_dir: str) -> RepoConfig:
+    """Return the repository config, or defaults when the file does not exist."""
+    cfg = _load_toml(repo_config_path(grite_dir), RepoConfig)
+    return cfg if cfg is not None else RepoConfig()
+
+
+def save_repo_config(grite_dir: str, cfg: RepoConfig) -> str:
+    path = repo_config_path(grite_dir)
+    write_atomic(path, _dump_toml(cfg))
+    return path
+
+
+def actor_dir(grite_dir: str, actor_hex: str) -> str:
+    return os.path.join(grite_dir, "actors", actor_hex)
+
+
+def load_actor_config(directory: str) -> ActorConfig:
+    """Load `<directory>/config.toml`.
+
+    Raises:
+        NotFound: the directory holds no actor config.
+    """
+    path = os.path.join(directory, "config.toml")
+    cfg = _load_toml(path, ActorConfig)
+    if cfg is None:
+        raise NotFound(
+            f"actor config not found: {path}; run 'grite actor init' to create an actor",
+            {"path": path},
+        )
+    return cfg  # type: ignore[no-any-return]
+
+
+def save_actor_config(directory: str, cfg: ActorConfig) -> str:
+    path = os.path.join(directory, "config.toml")
+    write_atomic(path, _dump_toml(cfg))
+    return path
+
+
+def list_actor_ids(grite_dir: str) -> list[str]:
+    """Actor ids with a readable config under `actors/`, sorted; broken ones are skipped."""
+    root = os.path.join(grite_dir, "actors")
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            cfg = load_actor_config(os.path.join(root, name))
+        except (NotFound, Environment):
+            continue
+        found.append(cfg.actor_id)
+    return sorted(found)
+
+
+def user_config_path(env: dict[str, str]) -> str:
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config"
+    )
+    return os.path.join(base, "grite", "config.toml")
+
+
+def load_user_config(env: dict[str, str] | None = None) -> UserConfig:
+    """The per-user config; `env` defaults to this process's environment."""
+    cfg = _load_toml(user_config_path(dict(os.environ) if env is None else env), UserConfig)
+    return cfg if cfg is not None else UserConfig()

@@ -1,0 +1,162 @@
+"""The materialized view: issue projections in a diskcache Cache under `.git/grite/view/`.
+
+The view is a cache of the WAL and can always be deleted and rebuilt. It records the WAL head it
+reflects (`meta`); a reader that finds the ref ahead applies only the newer commits. Keys:
+
+    meta          ViewMeta
+    pj:<hex>      IssueProjection of one issue (also issues whose IssueCreated has not arrived)
+    sm:<xx>       summaries of the created issues whose id starts with byte <xx>: 256 buckets, so
+                  `issue list` reads 256 values instead of one per issue, while a write rewrites
+                  only the bucket of the issue it touched
+
+Only the process holding `view.lock` writes (see grite.ops.repo_handle); diskcache's SQLite
+transactions make each catch-up batch atomic, so a crash leaves the old head and old data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterable
+
+import diskcache
+import msgspec
+
+from grite.model.errors import Environment
+from grite.model.projection import IssueProjection, IssueSummary
+
+__all__ = ["VIEW_FORMAT", "View", "ViewMeta"]
+
+VIEW_FORMAT = 1
+
+
+class ViewMeta(msgspec.Struct, kw_only=True):
+    format: int = VIEW_FORMAT
+    wal_head: str | None = None
+    event_count: int = 0
+    rebuilt_ms: int | None = None
+
+
+_meta_enc = msgspec.msgpack.Encoder()
+_meta_dec = msgspec.msgpack.Decoder(ViewMeta)
+_proj_dec = msgspec.msgpack.Decoder(IssueProjection)
+_bucket_dec = msgspec.msgpack.Decoder(dict[bytes, IssueSummary])
+
+
+def _bucket_key(issue_id: bytes) -> str:
+    return f"sm:{issue_id[0]:02x}"
+
+
+class View:
+    """One repository's view on disk. Thread-safe (diskcache opens a connection per thread)."""
+
+    def __init__(self, grite_dir: str) -> None:
+        self.path = os.path.join(grite_dir, "view")
+        self.lock_path = os.path.join(grite_dir, "view.lock")
+        os.makedirs(grite_dir, exist_ok=True)
+        self._cache = self._open()
+
+    def _open(self) -> diskcache.Cache:
+        try:
+            cache = diskcache.Cache(
+                self.path, eviction_policy="none", size_limit=2**62, cull_limit=0
+            )
+            # Touch the database so that a garbage file fails here, not in the middle of a query.
+            cache.get("meta")
+            return cache
+        except (sqlite3.DatabaseError, OSError) as exc:
+            return self._recreate(exc)
+
+    def _recreate(self, exc: BaseException) -> diskcache.Cache:
+        # The view is only a cache of the WAL: a damaged one is deleted and rebuilt.
+        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            return diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
+        except (sqlite3.DatabaseError, OSError) as exc2:
+            raise Environment(
+                f"cannot create the view at {self.path} ({exc2}; earlier: {exc}); "
+                "check permissions and disk space, then run 'grite doctor --fix'"
+            ) from exc2
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def reset(self) -> None:
+        """Drop everything (a rebuild follows)."""
+        self._cache.clear()
+
+    def meta(self) -> ViewMeta:
+        raw = self._cache.get("meta")
+        if raw is None:
+            return ViewMeta()
+        try:
+            meta = _meta_dec.decode(raw)
+        except msgspec.DecodeError:
+            return ViewMeta(format=-1)
+        return meta
+
+    def projection(self, issue_id: bytes) -> IssueProjection | None:
+        raw = self._cache.get(f"pj:{issue_id.hex()}")
+        return None if raw is None else _proj_dec.decode(raw)
+
+    def summaries(self) -> dict[bytes, IssueSummary]:
+        """Every created issue's summary, keyed by issue id."""
+        found: dict[bytes, IssueSummary] = {}
+        for byte in range(256):
+            raw = self._cache.get(f"sm:{byte:02x}")
+            if raw is not None:
+                found.update(_bucket_dec.decode(raw))
+        return found
+
+    def issue_ids_with_prefix(self, prefix: str) -> list[bytes]:
+        """Ids of created issues whose hex starts with `prefix` (at least 2 hex chars)."""
+        raw = self._cache.get(f"sm:{prefix[:2]}")
+        if raw is None:
+            return []
+        return sorted(i for i in _bucket_dec.decode(raw) if i.hex().startswith(prefix))
+
+    def store(
+        self,
+        projections: Iterable[IssueProjection],
+        summaries: dict[bytes, IssueSummary | None],
+        meta: ViewMeta,
+    ) -> None:
+        """Write changed projections and summaries and the new meta in one transaction.
+
+        Args:
+            summaries: new summary per issue id, None to drop it from its bucket.
+        """
+        enc = _meta_enc.encode
+        by_bucket: dict[str, dict[bytes, IssueSummary | None]] = {}
+        for issue_id, summary in summaries.items():
+            by_bucket.setdefault(_bucket_key(issue_id), {})[issue_id] = summary
+        try:
+            with self._cache.transact():
+                for p in projections:
+                    self._cache.set(f"pj:{p.issue_id.hex()}", enc(p))
+                for key, changes in by_bucket.items():
+                    raw = self._cache.get(key)
+                    bucket = {} if raw is None else _bucket_dec.decode(raw)
+                    for issue_id, summary in changes.items():
+                        if summary is None:
+                            bucket.pop(issue_id, None)
+                        else:
+                            bucket[issue_id] = summary
+                    self._cache.set(key, enc(bucket))
+                self._cache.set("meta", enc(meta))
+        except sqlite3.OperationalError as exc:
+            raise Environment(
+                f"cannot write the view at {self.path}: {exc}; check disk space "
+                "(the WAL is intact; the view catches up on the next command)"
+            ) from exc
+
+    def size_bytes(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:
+                    pass
+        return total

@@ -1,0 +1,272 @@
+"""The write-ahead log: `refs/grite/wal` in git, one commit per append (reference section 5.4).
+
+Each commit's tree holds `meta.json` and one `GRITECNK` chunk at `events/YYYY/MM/DD/<hash>.bin`;
+`meta.prev_wal` links to the previous WAL commit (also its git parent, so `git log` and
+`git fsck` see an ordinary history). The ref moves only by compare-and-swap: `try_append`
+reports whether it won, and `append_with_retry` is the one retry policy. Reads verify the
+chunk hash and every event id, and refuse bad data naming the commit.
+
+Only this module (with the rest of storage) touches dulwich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import msgspec
+from dulwich.errors import NotCommitError, ObjectFormatException
+from dulwich.file import FileLocked
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
+
+from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
+from grite.model.errors import CorruptData, Environment, GriteError
+from grite.model.events import Event
+
+__all__ = ["WAL_REF", "Wal", "WalEntry", "WalHistoryChanged", "append_with_retry"]
+
+WAL_REF = b"refs/grite/wal"
+_IDENTITY = b"grite <grit@local>"
+_MODE_FILE = 0o100644
+_MODE_DIR = 0o040000
+
+
+class WalEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One WAL commit and the events of its chunk, in stored order."""
+
+    commit: str
+    actor: str
+    chunk_hash: str
+    events: list[Event]
+
+
+class WalHistoryChanged(GriteError):
+    """The commit a reader stopped at last time is no longer in the WAL's chain."""
+
+    code = "internal"
+
+
+class Wal:
+    """The WAL of one repository. Safe to share between threads of one process."""
+
+    def __init__(self, git_dir: str) -> None:
+        try:
+            self._repo = Repo(git_dir)
+        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
+            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._git_dir = git_dir
+        self._write_lock = threading.Lock()
+
+    @property
+    def git_dir(self) -> str:
+        return self._git_dir
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def head(self) -> str | None:
+        """The WAL head commit as hex, or None when nothing was ever appended."""
+        try:
+            value = self._repo.refs[WAL_REF]
+        except KeyError:
+            return None
+        return value.decode("ascii")
+
+    def try_append(self, actor: bytes, events: list[Event], parent: str | None) -> str | None:
+        """Write one WAL commit on top of `parent` and move the ref if it still points there.
+
+        Args:
+            actor: the appending actor (recorded in meta.json and the commit message).
+            events: at least one event; they share one chunk.
+            parent: the head the caller expects (None: the WAL must not exist yet).
+
+        Returns:
+            The new commit id, or None if the ref moved or another process holds its lock.
+        """
+        if not events:
+            raise ValueError("cannot append an empty list of events")
+        data = encode_chunk(events)
+        digest = chunk_hash(data)
+        meta = {
+            "schema_version": 1,
+            "actor_id": actor.hex(),
+            "chunk_hash": digest,
+            "prev_wal": parent,
+        }
+        day = datetime.fromtimestamp(events[0].ts_unix_ms / 1000, tz=timezone.utc)
+        chunk_blob = Blob.from_string(data)
+        meta_blob = Blob.from_string(json.dumps(meta, indent=2).encode("utf-8"))
+        day_tree = Tree()
+        day_tree.add(f"{digest}.bin".encode(), _MODE_FILE, chunk_blob.id)
+        month_tree = Tree()
+        month_tree.add(f"{day.day:02d}".encode(), _MODE_DIR, day_tree.id)
+        year_tree = Tree()
+        year_tree.add(f"{day.month:02d}".encode(), _MODE_DIR, month_tree.id)
+        events_tree = Tree()
+        events_tree.add(f"{day.year:04d}".encode(), _MODE_DIR, year_tree.id)
+        root = Tree()
+        root.add(b"events", _MODE_DIR, events_tree.id)
+        root.add(b"meta.json", _MODE_FILE, meta_blob.id)
+        commit = Commit()
+        commit.tree = root.id
+        commit.parents = [parent.encode("ascii")] if parent else []
+        commit.author = commit.committer = _IDENTITY
+        now = int(time.time())
+        commit.author_time = commit.commit_time = now
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = f"WAL: {len(events)} events from {actor.hex()[:8]}".encode()
+        store = self._repo.object_store
+        try:
+            for obj in (chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root):
+                store.add_object(obj)
+            store.add_object(commit)
+            with self._write_lock:
+                if parent is None:
+                    won = self._repo.refs.add_if_new(WAL_REF, commit.id)
+                else:
+                    won = self._repo.refs.set_if_equals(WAL_REF, parent.encode("ascii"), commit.id)
+        except FileLocked:
+            return None
+        except OSError as exc:
+            raise Environment(
+                f"cannot write the WAL in {self._git_dir}: {exc.strerror or exc}; "
+                "check disk space and permissions (nothing was recorded)"
+            ) from exc
+        return commit.id.decode("ascii") if won else None
+
+    def read_entries(self, since: str | None = None, head: str | None = None) -> list[WalEntry]:
+        """Read WAL commits after `since` (exclusive) up to `head`, oldest first.
+
+        Args:
+            since: the last commit already seen, or None to read everything.
+            head: where to start walking back (default: the current ref).
+
+        Raises:
+            CorruptData: a commit, its meta.json or its chunk is missing or fails its hash.
+            WalHistoryChanged: `since` is not an ancestor in the chain.
+        """
+        oid = head if head is not None else self.head()
+        entries: list[WalEntry] = []
+        while oid is not None and oid != since:
+            entry, prev = self._read_commit(oid)
+            entries.append(entry)
+            oid = prev
+        if since is not None and oid != since:
+            raise WalHistoryChanged(f"WAL commit {since} is no longer in refs/grite/wal")
+        entries.reverse()
+        return entries
+
+    def _read_commit(self, oid: str) -> tuple[WalEntry, str | None]:
+        store = self._repo.object_store
+        try:
+            commit = store[oid.encode("ascii")]
+            if not isinstance(commit, Commit):
+                raise CorruptData(
+                    f"WAL object {oid} is a {commit.type_name.decode()}, not a commit; "
+                    "run 'grite doctor'",
+                    {"commit": oid},
+                )
+            tree = store[commit.tree]
+            if not isinstance(tree, Tree):
+                raise CorruptData(f"WAL commit {oid} has no tree", {"commit": oid})
+            meta_raw = store[tree[b"meta.json"][1]].as_raw_string()
+            meta = json.loads(meta_raw)
+            chunks = list(self._chunk_blobs(tree))
+        except GriteError:
+            raise
+        except (KeyError, ValueError, NotCommitError, ObjectFormatException) as exc:
+            raise CorruptData(
+                f"WAL commit {oid} is unreadable ({exc.__class__.__name__}: {exc}); "
+                "run 'grite doctor' to see what is damaged",
+                {"commit": oid},
+            ) from exc
+        events: list[Event] = []
+        declared = meta.get("chunk_hash")
+        for name, data in chunks:
+            digest = chunk_hash(data)
+            if name != f"{digest}.bin" or (declared is not None and declared != digest):
+                raise CorruptData(
+                    f"WAL commit {oid}: chunk {name} fails its hash (computed {digest}); "
+                    "the chunk was altered; run 'grite doctor'",
+                    {"commit": oid, "chunk": name},
+                )
+            try:
+                events.extend(decode_chunk(data))
+            except CorruptData as exc:
+                raise CorruptData(
+                    f"WAL commit {oid}: {exc.message}; run 'grite doctor'",
+                    {"commit": oid, **exc.details},
+                ) from exc
+        prev = meta.get("prev_wal")
+        if prev is None and commit.parents:
+            prev = commit.parents[0].decode("ascii")
+        entry = WalEntry(
+            commit=oid,
+            actor=str(meta.get("actor_id", "")),
+            chunk_hash=str(declared or ""),
+            events=events,
+        )
+        return entry, prev
+
+    def _chunk_blobs(self, tree: Tree, prefix: str = "") -> list[tuple[str, bytes]]:
+        store = self._repo.object_store
+        found = []
+        for item in tree.items():
+            name = item.path.decode("utf-8", "replace")
+            if item.mode == _MODE_DIR:
+                sub = store[item.sha]
+                if isinstance(sub, Tree):
+                    found.extend(self._chunk_blobs(sub, f"{prefix}{name}/"))
+            elif name.endswith(".bin") and prefix.startswith("events/"):
+                found.append((name, store[item.sha].as_raw_string()))
+        return found
+
+
+def append_with_retry(
+    wal: Wal,
+    actor: bytes,
+    events: list[Event],
+    *,
+    before_try: Callable[[str | None], bool] | None = None,
+    max_wait_seconds: float = 30.0,
+) -> tuple[str | None, bool]:
+    """Append `events`, retrying on a lost compare-and-swap until it wins.
+
+    A lost race is never a lost event: the commit is rebuilt on the new head and tried again,
+    with a short randomized backoff so many writers make progress.
+
+    Args:
+        before_try: called with the head about to be used; returning False means the events are
+            already in the WAL (a retried request), so nothing is appended.
+
+    Returns:
+        (head after the call, whether this call appended).
+
+    Raises:
+        Environment: the ref stayed locked for `max_wait_seconds` (a stale `.lock` file).
+    """
+    deadline = time.monotonic() + max_wait_seconds
+    delay = 0.001
+    while True:
+        parent = wal.head()
+        if before_try is not None and not before_try(parent):
+            return parent, False
+        new = wal.try_append(actor, events, parent)
+        if new is not None:
+            return new, True
+        if time.monotonic() > deadline:
+            lock = os.path.join(wal.git_dir, "refs", "grite", "wal.lock")
+            raise Environment(
+                f"refs/grite/wal stayed locked for {max_wait_seconds:.0f}s; if no git or grite "
+                f"process is running, remove {lock} and retry (nothing was recorded)",
+                {"lock": lock},
+            )
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.05)
