@@ -141,7 +141,11 @@ def _call_command(func: Callable[..., Any] | None, ns: argparse.Namespace) -> An
     kwargs = {}
     for name, param in inspect.signature(func).parameters.items():
         if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
-            kwargs[name] = getattr(ns, name, param.default)
+            # argh names positional arguments with dashes (actor-id), options with underscores.
+            value = getattr(ns, name, getattr(ns, name.replace("_", "-"), param.default))
+            if value is inspect.Parameter.empty:
+                raise InvalidArgs(f"missing argument {name}; run 'grite --help'")
+            kwargs[name] = value
     return func(**kwargs)
 
 
@@ -251,18 +255,20 @@ def _execute(
         paths=paths, opener=opener, selector=selector, request_id=inv.request_id, now_ms=inv.now_ms
     )
     try:
+        if selector.actor is not None or selector.data_dir is not None:
+            # An explicit actor that does not exist is an error even for reads.
+            actors.resolve_actor(ctx, create=False)
         return OPERATIONS[type(args)](ctx, args)
     finally:
         for handle in opened:
             handle.close()
 
 
-def make_invocation(argv: list[str], env: dict[str, str] | None = None) -> Invocation:
-    """An Invocation for this process: its cwd, environment, terminal and stdin."""
-    environ = dict(os.environ) if env is None else env
+def make_invocation(argv: list[str], env: dict[str, str]) -> Invocation:
+    """An Invocation for this process: its cwd, the given environment, terminal and stdin."""
     forwarded = {
         k: v
-        for k, v in environ.items()
+        for k, v in env.items()
         if k.startswith("GRITE_") or k in ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
     }
     stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
@@ -289,6 +295,6 @@ def write_outcome(outcome: Outcome) -> int:
     return outcome.exit_code
 
 
-def main(argv: list[str]) -> int:
-    """Run grite in this process; returns the exit status."""
-    return write_outcome(run_invocation(make_invocation(argv)))
+def main(argv: list[str], env: dict[str, str]) -> int:
+    """Run grite in this process with the environment `env`; returns the exit status."""
+    return write_outcome(run_invocation(make_invocation(argv, env)))

@@ -1,0 +1,135 @@
+"""Fixtures shared by every test: real git repositories and a `grite` runner that executes the
+real command in a child process, with HOME and the runtime directory pointed into tmp so that
+nothing touches the user's own files or daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GRITE = [
+    sys.executable,
+    "-c",
+    "import os, sys; from grite.cli.app import main; sys.exit(main(sys.argv[1:], dict(os.environ)))",
+]
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "Test")
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose HOME, XDG dirs and daemon socket live under tmp_path."""
+    home = tmp_path / "home"
+    runtime = tmp_path / "run"
+    home.mkdir(exist_ok=True)
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRITE_", "XDG_"))}
+    env.update(
+        HOME=str(home),
+        XDG_RUNTIME_DIR=str(runtime),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        GIT_CONFIG_NOSYSTEM="1",
+        TZ="UTC",
+    )
+    return env
+
+
+class Grite:
+    """Runs the real `grite` command; `mode` is "local" (--no-daemon) or "daemon"."""
+
+    def __init__(self, env: dict[str, str], mode: str) -> None:
+        self.env = dict(env)
+        self.mode = mode
+        if mode == "local":
+            self.env["GRITE_NO_DAEMON"] = "1"
+
+    def run(
+        self, cwd: Path, *args: str, input: str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*GRITE, *args],
+            cwd=cwd,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"grite {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, cwd: Path, *args: str, input: str | None = None) -> dict[str, Any]:
+        """Run with --json, assert success, return `data`."""
+        proc = self.run(cwd, *args, "--json", input=input)
+        assert proc.returncode == 0, f"grite {args} failed: {proc.stdout}{proc.stderr}"
+        doc = json.loads(proc.stdout)
+        assert doc["schema_version"] == 1 and doc["ok"] is True
+        return doc["data"]  # type: ignore[no-any-return]
+
+    def error(self, cwd: Path, *args: str, input: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Run with --json, assert failure, return (exit code, error object)."""
+        proc = self.run(cwd, *args, "--json", input=input)
+        assert proc.returncode != 0, f"grite {args} unexpectedly succeeded: {proc.stdout}"
+        doc = json.loads(proc.stdout)
+        assert doc["schema_version"] == 1 and doc["ok"] is False
+        return proc.returncode, doc["error"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def grite_local(isolated_env: dict[str, str]) -> Grite:
+    return Grite(isolated_env, "local")
+
+
+@pytest.fixture(params=["local"])
+def grite(request: pytest.FixtureRequest, isolated_env: dict[str, str]) -> Grite:
+    """The CLI in each mode; every CLI test runs once per mode and must see the same output."""
+    return Grite(isolated_env, request.param)
+
+
+WalHead = Callable[[Path], str | None]
+
+
+def wal_head(repo: Path) -> str | None:
+    proc = git(repo, "rev-parse", "-q", "--verify", "refs/grite/wal", check=False)
+    return proc.stdout.strip() or None
+
+
+def wal_commit_count(repo: Path) -> int:
+    if wal_head(repo) is None:
+        return 0
+    return int(git(repo, "rev-list", "--count", "refs/grite/wal").stdout.strip())
+
+
+def assert_fsck_clean(repo: Path) -> None:
+    proc = git(repo, "fsck", "--strict", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "error" not in proc.stderr.lower(), proc.stderr

@@ -1,0 +1,240 @@
+"""The WAL and the view on real repositories: byte layout readable by a plain CBOR decoder,
+compare-and-swap under real concurrent processes, corruption refused with the commit named,
+and readers that see other processes' writes without any refresh step."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cbor2
+
+from grite.model.errors import CorruptData
+from grite.model.events import CommentAdded, IssueCreated
+from grite.model.hashing import make_event
+from grite.ops.repo_handle import RepoHandle
+from grite.storage.repo import discover_repo
+from grite.storage.wal import Wal, append_with_retry
+from tests.conftest import Grite, assert_fsck_clean, git, wal_commit_count, wal_head
+
+ACTOR = bytes.fromhex("11" * 16)
+
+
+def _event(issue: bytes, ts: int, title: str = "t"):  # type: ignore[no-untyped-def]
+    return make_event(
+        issue_id=issue,
+        actor=ACTOR,
+        ts_unix_ms=ts,
+        kind=IssueCreated(title=title, body="", labels=[]),
+    )
+
+
+def test_wal_commit_layout_decodes_with_a_plain_cbor_decoder(
+    grite_local: Grite, git_repo: Path
+) -> None:
+    issue = grite_local.json(
+        git_repo, "issue", "create", "--title", "Layout", "--label", "b", "--label", "a"
+    )
+    head = wal_head(git_repo)
+    assert head is not None
+    files = git(git_repo, "ls-tree", "-r", "--name-only", head).stdout.split()
+    assert files[-1] == "meta.json"
+    (chunk_path,) = [f for f in files if f.startswith("events/")]
+    year, month, day, name = chunk_path.split("/")[1:]
+    assert len(year) == 4 and len(month) == 2 and len(day) == 2 and name.endswith(".bin")
+    meta = json.loads(git(git_repo, "show", f"{head}:meta.json").stdout)
+    assert meta == {
+        "schema_version": 1,
+        "actor_id": meta["actor_id"],
+        "chunk_hash": name[:-4],
+        "prev_wal": None,
+    }
+    raw = subprocess.run(
+        ["git", "cat-file", "blob", f"{head}:{chunk_path}"],
+        cwd=git_repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert raw[:18] == b"GRITECNK\x01\x00\x07cbor-v1"
+    records = cbor2.loads(raw[18:])
+    assert len(records) == 1 and len(records[0]) == 8
+    event_id, issue_id, actor, ts, parent, tag, payload, sig = records[0]
+    assert issue_id.hex() == issue["issue_id"] and actor.hex() == meta["actor_id"]
+    assert (len(event_id), parent, tag, sig) == (32, None, 1, None)
+    assert payload == ["Layout", "", ["a", "b"]]
+    assert event_id.hex() == issue["event_ids"][0]
+    git_log = git(git_repo, "log", "--format=%an <%ae>|%s", "refs/grite/wal").stdout.strip()
+    assert git_log == f"grite <grit@local>|WAL: 1 events from {meta['actor_id'][:8]}"
+
+
+def test_multi_event_chunk_reads_back_in_append_order(git_repo: Path) -> None:
+    wal = Wal(str(git_repo / ".git"))
+    issue = os.urandom(16)
+    events = [_event(issue, 1000)] + [
+        make_event(issue_id=issue, actor=ACTOR, ts_unix_ms=1000 + n, kind=CommentAdded(body=str(n)))
+        for n in range(1, 6)
+    ]
+    append_with_retry(wal, ACTOR, events[:3])
+    append_with_retry(wal, ACTOR, events[3:])
+    read = [e for entry in wal.read_entries() for e in entry.events]
+    assert read == events
+    first = wal.read_entries()[0].commit
+    assert [e for entry in wal.read_entries(since=first) for e in entry.events] == events[3:]
+    assert_fsck_clean(git_repo)
+
+
+def test_compare_and_swap_loses_on_a_moved_ref_and_retry_lands_on_top(git_repo: Path) -> None:
+    a, b = Wal(str(git_repo / ".git")), Wal(str(git_repo / ".git"))
+    first = a.try_append(ACTOR, [_event(os.urandom(16), 1)], None)
+    assert first is not None
+    assert b.try_append(ACTOR, [_event(os.urandom(16), 2)], None) is None  # must not exist yet
+    second = a.try_append(ACTOR, [_event(os.urandom(16), 3)], first)
+    assert b.try_append(ACTOR, [_event(os.urandom(16), 4)], first) is None  # stale parent
+    head, appended = append_with_retry(b, ACTOR, [_event(os.urandom(16), 5)])
+    assert appended and head != second
+    assert len(a.read_entries()) == 3
+    assert wal_commit_count(git_repo) == 3
+
+
+_WRITER = r"""
+import sys
+from grite.model.invocation import Invocation
+from grite.cli.app import run_invocation
+import os, time
+repo, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    inv = Invocation(argv=["issue", "create", "--title", f"{tag}-{i}", "--json"], cwd=repo,
+                     env={}, request_id=os.urandom(16), now_ms=time.time_ns() // 10**6)
+    out = run_invocation(inv)
+    assert out.exit_code == 0, out
+    print(out.stdout.count("issue_id"), flush=True)
+"""
+
+
+def test_eight_processes_creating_25_issues_each_end_with_200_exactly_once(
+    grite_local: Grite, git_repo: Path
+) -> None:
+    grite_local.json(git_repo, "init")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(git_repo), "25", f"p{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(8)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    titles = [
+        i["title"] for i in grite_local.json(git_repo, "issue", "list", "--state", "all")["issues"]
+    ]
+    expected = sorted(f"p{n}-{i}" for n in range(8) for i in range(25))
+    assert sorted(titles) == expected
+    wal = Wal(str(git_repo / ".git"))
+    created = [e.kind.title for entry in wal.read_entries() for e in entry.events]
+    assert sorted(created) == expected  # each exactly once in the WAL itself
+    assert wal_commit_count(git_repo) == 200
+    assert_fsck_clean(git_repo)
+
+
+def test_an_open_reader_sees_writes_of_another_process_without_refresh(
+    grite_local: Grite, git_repo: Path
+) -> None:
+    grite_local.json(git_repo, "init")
+    handle = RepoHandle.open(discover_repo(str(git_repo)))
+    try:
+        assert handle.summaries() == []
+        grite_local.json(git_repo, "issue", "create", "--title", "from elsewhere")
+        assert [s.title for s in handle.summaries()] == ["from elsewhere"]
+        # A `git fetch` that moves refs/grite/wal is seen too, with no grite command involved.
+        clone = git_repo.parent / "clone"
+        git(git_repo.parent, "clone", "-q", str(git_repo), str(clone))
+        git(clone, "fetch", "-q", "origin", "refs/grite/wal:refs/grite/wal")
+        grite_local.json(clone, "issue", "create", "--title", "from the clone")
+        git(git_repo, "fetch", "-q", str(clone), "refs/grite/wal:refs/grite/wal")
+        assert sorted(s.title for s in handle.summaries()) == ["from elsewhere", "from the clone"]
+    finally:
+        handle.close()
+
+
+def test_reader_answers_while_another_process_holds_the_view_lock(
+    grite_local: Grite, git_repo: Path
+) -> None:
+    grite_local.json(git_repo, "issue", "create", "--title", "before")
+    lock_path = git_repo / ".git" / "grite" / "view.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        grite_local.json(git_repo, "issue", "create", "--title", "while locked")
+        titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
+        assert titles == ["before", "while locked"]
+    finally:
+        os.close(fd)
+    titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
+    assert titles == ["before", "while locked"]
+
+
+def test_tampered_chunk_is_refused_naming_the_commit(grite_local: Grite, git_repo: Path) -> None:
+    grite_local.json(git_repo, "issue", "create", "--title", "good")
+    good_head = wal_head(git_repo)
+    # Forge a commit whose chunk bytes were altered but keep its (now wrong) name.
+    wal = Wal(str(git_repo / ".git"))
+    append_with_retry(wal, ACTOR, [_event(os.urandom(16), 5, "genuine")])
+    head = wal_head(git_repo)
+    assert head is not None
+    files = git(git_repo, "ls-tree", "-r", head).stdout.splitlines()
+    chunk_line = next(line for line in files if "events/" in line)
+    path = chunk_line.split("\t")[1]
+    raw = subprocess.run(
+        ["git", "cat-file", "blob", f"{head}:{path}"], cwd=git_repo, capture_output=True, check=True
+    ).stdout
+    forged = raw.replace(b"genuine", b"forged!")
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            cwd=git_repo,
+            input=forged,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    index = git_repo / "forge-index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    subprocess.run(["git", "read-tree", head], cwd=git_repo, env=env, check=True)
+    subprocess.run(
+        ["git", "update-index", "--cacheinfo", f"100644,{blob},{path}"],
+        cwd=git_repo,
+        env=env,
+        check=True,
+    )
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=git_repo, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "commit-tree", tree, "-p", str(good_head), "-m", "forged"],
+        cwd=git_repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    git(git_repo, "update-ref", "refs/grite/wal", commit)
+    try:
+        Wal(str(git_repo / ".git")).read_entries()
+    except CorruptData as exc:
+        assert commit in exc.message and "hash" in exc.message
+    else:
+        raise AssertionError("a tampered chunk was read without complaint")
+    # The view must not silently use it either: a fresh view refuses with the commit named.
+    import shutil
+
+    shutil.rmtree(git_repo / ".git" / "grite" / "view")
+    code, err = grite_local.error(git_repo, "issue", "list")
+    assert err["code"] == "corrupt" and commit in err["message"] and code == 5

@@ -1,0 +1,434 @@
+"""Architecture checks over the source tree with `ast` (STYLE.md section 2, rules 1, 2 and 4).
+
+Imports point down (model <- storage <- ops <- ipc/daemon/cli), only storage touches dulwich and
+diskcache, only a few named modules read the environment, no import cycles, and package
+`__all__` lists stay sorted. Packages and modules that do not exist yet are simply not walked;
+any violation in what exists fails. Each checker also runs on a small synthetic tree, so these
+tests are known to fail when the rule is broken.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import grite
+
+# Modules allowed to read the process environment (os.environ, os.getenv and friends).
+# plan.md names grite/daemon/paths.py; the helper brief names grite/ipc/paths.py and
+# grite/daemon/main.py: all are allowed until the lead settles on one. grite/daemon/notify.py
+# reads NOTIFY_SOCKET for sd_notify, as its module docstring declares.
+ENV_READERS = frozenset(
+    {
+        "grite/cli/entry.py",
+        "grite/storage/config.py",
+        "grite/daemon/activation.py",
+        "grite/daemon/main.py",
+        "grite/daemon/notify.py",
+        "grite/daemon/paths.py",
+        "grite/ipc/paths.py",
+    }
+)
+
+# Which grite modules each layer may import (a prefix allows its submodules too).
+LAYER_RULES: dict[str, tuple[str, ...]] = {
+    "model": ("grite.model",),
+    "storage": ("grite.model", "grite.storage"),
+    "ops": ("grite.model", "grite.storage", "grite.ops"),
+    "ipc": ("grite.model", "grite.ipc"),
+    "daemon": (
+        "grite.model",
+        "grite.ipc",
+        "grite.ops",
+        "grite.storage",
+        "grite.daemon",
+        "grite.cli.app",  # only to execute a forwarded argv
+    ),
+}
+
+# Third-party packages only one layer may import.
+RESTRICTED_IMPORTS: dict[str, str] = {"dulwich": "storage", "diskcache": "storage"}
+
+_ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"})
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- the analysis ----------------------------------------------------------------------------
+
+
+def _modules(root: Path) -> dict[str, Path]:
+    """Every module under `root/grite`, by dotted name (packages named without `__init__`)."""
+    found: dict[str, Path] = {}
+    for path in sorted((root / "grite").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(node: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """All nodes below `node`, each with whether it sits under `if TYPE_CHECKING:`."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            yield child, type_only
+            for stmt in child.body:
+                yield stmt, True
+                yield from _walk(stmt, True)
+            for stmt in child.orelse:
+                yield stmt, type_only
+                yield from _walk(stmt, type_only)
+        else:
+            yield child, type_only
+            yield from _walk(child, type_only)
+
+
+class _Import:
+    def __init__(self, target: str, line: int, type_only: bool) -> None:
+        self.target = target
+        self.line = line
+        self.type_only = type_only
+
+
+def _imports(name: str, path: Path, known: dict[str, Path]) -> list[_Import]:
+    """Absolute module names imported by module `name`, resolving relative imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    result: list[_Import] = []
+    for node, type_only in _walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                result.append(_Import(alias.name, node.lineno, type_only))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base_parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                result.append(_Import(sub if sub in known else base, node.lineno, type_only))
+    return result
+
+
+def _allowed(target: str, prefixes: tuple[str, ...]) -> bool:
+    return any(target == p or target.startswith(p + ".") for p in prefixes)
+
+
+def _layer(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def layer_violations(root: Path) -> list[str]:
+    known = _modules(root)
+    problems = []
+    for name, path in known.items():
+        layer = _layer(name)
+        for imp in _imports(name, path, known):
+            top = imp.target.split(".")[0]
+            where = f"{path.relative_to(root)}:{imp.line}"
+            if (
+                top == "grite"
+                and layer in LAYER_RULES
+                and not _allowed(imp.target, LAYER_RULES[layer])
+            ):
+                problems.append(f"{where}: grite.{layer} must not import {imp.target}")
+            if top in RESTRICTED_IMPORTS and layer != RESTRICTED_IMPORTS[top]:
+                problems.append(f"{where}: only grite.{RESTRICTED_IMPORTS[top]} may import {top}")
+    return problems
+
+
+def env_violations(root: Path) -> list[str]:
+    problems = []
+    for path in sorted((root / "grite").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in ENV_READERS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        os_names = {"os"}
+        for node, _ in _walk(tree):
+            if isinstance(node, ast.Import):
+                os_names.update(a.asname for a in node.names if a.name == "os" and a.asname)
+        for node, _ in _walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "os":
+                for alias in node.names:
+                    if alias.name in _ENV_NAMES:
+                        problems.append(f"{rel}:{node.lineno}: imports os.{alias.name}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in _ENV_NAMES
+                and isinstance(node.value, ast.Name)
+                and node.value.id in os_names
+            ):
+                problems.append(f"{rel}:{node.lineno}: reads os.{node.attr}")
+    return problems
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """Cycles among grite modules, counting local imports but not TYPE_CHECKING ones."""
+    known = _modules(root)
+    graph = {
+        name: sorted(
+            {i.target for i in _imports(name, path, known) if not i.type_only and i.target in known}
+            - {name}
+        )
+        for name, path in known.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    for root_name in graph:
+        if root_name in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = [(root_name, iter(graph[root_name]))]
+        state[root_name] = 1
+        path.append(root_name)
+        while stack:
+            node, successors = stack[-1]
+            nxt = next(successors, None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+            elif state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(graph[nxt])))
+    return cycles
+
+
+_SCREAMING = re.compile(r"[A-Z0-9_]+")
+
+
+def _all_sort_key(name: str) -> tuple[int, list[object]]:
+    # isort-style, as ruff's RUF022 sorts __all__: CONSTANTS, then Classes, then the rest,
+    # each group in natural order (digits compared as numbers).
+    if _SCREAMING.fullmatch(name) and any(c.isalpha() for c in name):
+        group = 0
+    elif name[:1].isupper():
+        group = 1
+    else:
+        group = 2
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return group, natural
+
+
+def _declared_all(path: Path) -> list[str] | None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                assert node.value is not None
+                value = ast.literal_eval(node.value)
+                return list(value)
+    return None
+
+
+def unsorted_alls(root: Path) -> list[str]:
+    problems = []
+    for path in sorted((root / "grite").rglob("__init__.py")):
+        names = _declared_all(path)
+        if names is not None and names != sorted(names, key=_all_sort_key):
+            expected = sorted(names, key=_all_sort_key)
+            problems.append(f"{path.relative_to(root)}: __all__ should be {expected}")
+    return problems
+
+
+# --- the rules on the real tree --------------------------------------------------------------
+
+
+def test_the_source_tree_is_where_the_tests_look() -> None:
+    assert (REPO_ROOT / "grite" / "model" / "events.py").is_file()
+    assert Path(grite.__file__).resolve().parent == REPO_ROOT / "grite"
+
+
+def test_layers_import_only_downwards() -> None:
+    assert layer_violations(REPO_ROOT) == []
+
+
+def test_only_allowed_modules_read_the_environment() -> None:
+    assert env_violations(REPO_ROOT) == []
+
+
+def test_grite_has_no_import_cycles() -> None:
+    assert import_cycles(REPO_ROOT) == []
+
+
+def test_package_all_lists_are_sorted() -> None:
+    assert unsorted_alls(REPO_ROOT) == []
+
+
+def test_grite_all_is_sorted_and_complete() -> None:
+    names = _declared_all(REPO_ROOT / "grite" / "__init__.py")
+    assert names is not None, "grite/__init__.py must declare __all__"
+    assert names == sorted(names, key=_all_sort_key)
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert hasattr(grite, name), f"grite.__all__ names {name!r}, which grite does not define"
+    tree = ast.parse((REPO_ROOT / "grite" / "__init__.py").read_text(encoding="utf-8"))
+    public = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            public.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            public.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            public.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    missing = {n for n in public if not n.startswith("_") and n not in names}
+    assert missing == set(), f"public names missing from grite.__all__: {sorted(missing)}"
+
+
+# --- the checkers catch what they should -----------------------------------------------------
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    for rel in list(files):
+        for parent in Path(rel).parents:
+            if parent.parts and parent.parts[0] == "grite":
+                (tmp_path / parent / "__init__.py").touch()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("rel", "source", "expected"),
+    [
+        (
+            "grite/model/a.py",
+            "import grite.storage.wal\n",
+            "grite.model must not import grite.storage.wal",
+        ),
+        ("grite/model/a.py", "from grite import ops\n", "grite.model must not import grite.ops"),
+        (
+            "grite/model/a.py",
+            "from ..storage import wal\n",
+            "grite.model must not import grite.storage.wal",
+        ),
+        (
+            "grite/model/a.py",
+            "from grite import __version__\n",
+            "grite.model must not import grite",
+        ),
+        (
+            "grite/ipc/a.py",
+            "from grite.storage.wal import Wal\n",
+            "grite.ipc must not import grite.storage",
+        ),
+        (
+            "grite/storage/a.py",
+            "from grite.ops import x\n",
+            "grite.storage must not import grite.ops",
+        ),
+        ("grite/ops/a.py", "from grite.ipc import x\n", "grite.ops must not import grite.ipc"),
+        (
+            "grite/daemon/a.py",
+            "from grite.cli.render import x\n",
+            "must not import grite.cli.render",
+        ),
+        ("grite/ops/a.py", "import dulwich.repo\n", "only grite.storage may import dulwich"),
+        (
+            "grite/cli/a.py",
+            "def f():\n    import diskcache\n",
+            "only grite.storage may import diskcache",
+        ),
+        (
+            "grite/model/a.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from grite.ops import x\n",
+            "grite.model must not import grite.ops",
+        ),
+    ],
+)
+def test_layer_checker_reports_violations(
+    tmp_path: Path, rel: str, source: str, expected: str
+) -> None:
+    root = _tree(tmp_path, {rel: source, "grite/storage/wal.py": "", "grite/ops/__init__.py": ""})
+    problems = layer_violations(root)
+    assert any(expected in p for p in problems), problems
+
+
+def test_layer_checker_accepts_allowed_imports(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "grite/model/a.py": "from grite.model.b import x\nfrom . import b\nimport msgspec\n",
+            "grite/model/b.py": "x = 1\n",
+            "grite/storage/wal.py": "import dulwich\nfrom grite.model import a\n",
+            "grite/ops/x.py": "from grite.storage.wal import W\nfrom grite.model.b import x\n",
+            "grite/daemon/w.py": "from grite.cli.app import run\nfrom grite.ops import x\n",
+            "grite/cli/app.py": "from grite.ipc import y\n",
+        },
+    )
+    assert layer_violations(root) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nx = os.environ['HOME']\n",
+        "import os\nx = os.getenv('HOME')\n",
+        "import os as o\nx = o.environ.get('HOME')\n",
+        "from os import environ\n",
+        "from os import getenv as g\n",
+        "def f():\n    import os\n    return os.environ\n",
+    ],
+)
+def test_env_checker_reports_reads_outside_the_allow_list(tmp_path: Path, source: str) -> None:
+    root = _tree(tmp_path, {"grite/ops/a.py": source, "grite/cli/entry.py": source})
+    problems = env_violations(root)
+    assert problems and all(p.startswith("grite/ops/a.py:") for p in problems), problems
+
+
+def test_env_checker_ignores_other_os_names(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path, {"grite/ops/a.py": "import os\nx = os.path.join('a', 'b')\nenviron = {}\n"}
+    )
+    assert env_violations(root) == []
+
+
+def test_cycle_checker_finds_cycles_including_local_imports(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "grite/ops/a.py": "from grite.ops import b\n",
+            "grite/ops/b.py": "def f():\n    from grite.ops.a import x\n",
+            "grite/ops/c.py": "from grite.ops import a\n",
+        },
+    )
+    assert import_cycles(root) == [["grite.ops.a", "grite.ops.b", "grite.ops.a"]]
+
+
+def test_cycle_checker_ignores_type_checking_imports(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "grite/ops/a.py": "from grite.ops import b\n",
+            "grite/ops/b.py": "import typing\nif typing.TYPE_CHECKING:\n    from grite.ops.a import x\n",
+        },
+    )
+    assert import_cycles(root) == []
+
+
+def test_all_checker_uses_isort_style_order(tmp_path: Path) -> None:
+    good = '__all__ = ["MAX_2", "MAX_10", "Event", "Item2", "Item10", "decode", "encode"]\n'
+    bad = '__all__ = ["decode", "Event"]\n'
+    root = _tree(tmp_path, {"grite/ok/__init__.py": good, "grite/bad/__init__.py": bad})
+    assert unsorted_alls(root) == ["grite/bad/__init__.py: __all__ should be ['Event', 'decode']"]
