@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-GRITE = [
-    sys.executable,
-    "-c",
-    "import os, sys; from grite.cli.app import main; sys.exit(main(sys.argv[1:], dict(os.environ)))",
-]
+# The real entry point, as the `grite` console script runs it.
+GRITE = [sys.executable, "-m", "grite"]
+_FALLBACK_MARK = "grite: daemon not used"
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,12 +43,16 @@ def git_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def isolated_env(tmp_path: Path) -> dict[str, str]:
-    """An environment whose HOME, XDG dirs and daemon socket live under tmp_path."""
+def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An environment whose HOME, XDG dirs and daemon socket are private to this test.
+
+    The runtime dir is a short path under /tmp because Unix socket paths are limited to about
+    107 bytes; any daemon started in it is killed at teardown.
+    """
     home = tmp_path / "home"
-    runtime = tmp_path / "run"
     home.mkdir(exist_ok=True)
-    runtime.mkdir(mode=0o700, exist_ok=True)
+    runtime = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    runtime.chmod(0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRITE_", "XDG_"))}
     env.update(
         HOME=str(home),
@@ -57,7 +62,22 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
         GIT_CONFIG_NOSYSTEM="1",
         TZ="UTC",
     )
-    return env
+    try:
+        yield env
+    finally:
+        _kill_daemons(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _kill_daemons(runtime: Path) -> None:
+    out = subprocess.run(
+        ["pgrep", "-f", f"grite.daemon.*{runtime}"], capture_output=True, text=True, check=False
+    )
+    for pid in out.stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Grite:
@@ -68,6 +88,9 @@ class Grite:
         self.mode = mode
         if mode == "local":
             self.env["GRITE_NO_DAEMON"] = "1"
+        else:
+            # The entry says on stderr when it falls back; daemon-mode tests assert it never does.
+            self.env["GRITE_DEBUG"] = "1"
 
     def run(
         self, cwd: Path, *args: str, input: str | None = None, check: bool = False
@@ -81,6 +104,8 @@ class Grite:
             text=True,
             timeout=60,
         )
+        if self.mode == "daemon":
+            assert _FALLBACK_MARK not in proc.stderr, f"daemon was not used: {proc.stderr}"
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"grite {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -109,7 +134,7 @@ def grite_local(isolated_env: dict[str, str]) -> Grite:
     return Grite(isolated_env, "local")
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "daemon"])
 def grite(request: pytest.FixtureRequest, isolated_env: dict[str, str]) -> Grite:
     """The CLI in each mode; every CLI test runs once per mode and must see the same output."""
     return Grite(isolated_env, request.param)

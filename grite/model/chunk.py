@@ -8,6 +8,7 @@ a tampered chunk is reported, never used.
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 from typing import Any
 
@@ -76,10 +77,13 @@ def decode_chunk(data: bytes, verify: bool = True) -> list[Event]:
         raise CorruptData("truncated chunk codec name")
     if codec != _CODEC:
         raise CorruptData(f"unsupported chunk codec: {codec.decode('latin-1')!r}")
+    body = io.BytesIO(data[11 + codec_len :])
     try:
-        records = cbor2.loads(data[11 + codec_len :])
+        records = cbor2.CBORDecoder(body).decode()
     except Exception as exc:  # cbor2 raises several unrelated types for bad input
         raise CorruptData(f"chunk CBOR does not decode: {exc}") from exc
+    if body.read(1):
+        raise CorruptData("chunk has bytes after its CBOR array")
     if not isinstance(records, list):
         raise CorruptData("chunk body is not an array")
     events = []
@@ -94,7 +98,7 @@ def decode_chunk(data: bytes, verify: bool = True) -> list[Event]:
             raise CorruptData("chunk record: ts must be an unsigned integer")
         parent = None if rec[4] is None else _record_bytes(rec[4], 32, "parent")
         tag = rec[5]
-        if not isinstance(tag, int):
+        if not isinstance(tag, int) or isinstance(tag, bool):
             raise CorruptData("chunk record: kind tag must be an integer")
         kind = kind_from_payload(tag, rec[6])
         sig = rec[7]

@@ -1,0 +1,194 @@
+"""`grite-daemon`: parse flags, set up logging, find the listener, run the Supervisor.
+
+The listener comes from the service manager when one activated us (systemd, launchd: see
+activation.py), else it is bound here (binding.py). A daemon spawned by a client reports on
+`--ready-fd` one line: `ok <pid>` once the socket is published, `locked <pid>` when another
+daemon already serves the endpoint, or `error <reason>`. Logs go to stderr in the foreground or
+under a service manager, to `--log-file` when spawned. Light on purpose: argparse, no argh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from grite.daemon.binding import Binding, read_pid_record
+from grite.daemon.supervisor import Supervisor, shutdown_signal
+from grite.ipc.paths import paths_for_socket, runtime_paths, user_config_file
+from grite.model.errors import GriteError
+
+if TYPE_CHECKING:
+    from grite.daemon.supervisor import Notifier
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "console_main", "main", "parse_args"]
+
+DEFAULT_IDLE_TIMEOUT = 300
+_LOG_ROTATE_BYTES = 4 * 1024 * 1024
+_log = logging.getLogger("grite.daemon")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse grite-daemon's command line."""
+    parser = argparse.ArgumentParser(
+        prog="grite-daemon", description="Per-user grite daemon: keeps repositories warm."
+    )
+    parser.add_argument("--socket-path", help="Unix socket to serve (default: the runtime dir)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=int,
+        default=None,
+        help="exit after this many idle seconds; 0 = never (default 300 or the user config)",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument("--log-file", help="append logs here instead of stderr")
+    parser.add_argument("--ready-fd", type=int, help="write one readiness line to this fd")
+    parser.add_argument("--foreground", action="store_true", help="run attached, logging to stderr")
+    return parser.parse_args(argv)
+
+
+def configured_idle_timeout(path: str) -> int | None:
+    """`[daemon] idle_timeout_seconds` from a TOML config file, if set and valid."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        _log.warning("ignoring %s: %s", path, exc)
+        return None
+    value = data.get("daemon", {}).get("idle_timeout_seconds")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if value is not None:
+        _log.warning("ignoring %s: idle_timeout_seconds must be a whole number >= 0", path)
+    return None
+
+
+def _setup_logging(level: str, log_file: str | None) -> None:
+    handler: logging.Handler
+    if log_file:
+        os.makedirs(os.path.dirname(log_file), mode=0o700, exist_ok=True)
+        try:
+            if os.path.getsize(log_file) > _LOG_ROTATE_BYTES:
+                os.replace(log_file, log_file + ".1")
+        except FileNotFoundError:
+            pass
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s grite-daemon[%(process)d] %(levelname)s %(message)s")
+    )
+    root = logging.getLogger("grite")
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+def _service_manager() -> tuple[socket.socket, str, Notifier | None] | None:
+    """The inherited listener, activation mode and notifier, if a service manager started us.
+
+    The one place that imports the activation modules; they are optional at this stage of the
+    project, so a missing module means "not activated".
+    """
+    try:
+        from grite.daemon import activation, notify
+    except ImportError:
+        return None
+    inherited = activation.inherited_listener()
+    if inherited is None:
+        return None
+    listener, mode = inherited
+    return listener, str(mode.value), notify.Notifier()
+
+
+def _report(ready_fd: int | None, line: str) -> None:
+    if ready_fd is None:
+        return
+    try:
+        os.write(ready_fd, line.encode() + b"\n")
+        os.close(ready_fd)
+    except OSError:
+        pass  # the spawning client gave up waiting; nothing to tell
+
+
+async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
+    ready_fd: int | None = args.ready_fd
+    activated = _service_manager()
+    if activated is not None:
+        listener, mode, notifier = activated
+        name = listener.getsockname()
+        socket_path = name if isinstance(name, str) and name else (args.socket_path or "")
+        supervisor = Supervisor(
+            socket_path, idle_timeout, listener=listener, mode=mode, notifier=notifier
+        )
+    else:
+        paths = (
+            paths_for_socket(os.path.abspath(args.socket_path))
+            if args.socket_path
+            else runtime_paths()
+        )
+        binding = Binding.acquire(paths)
+        if binding is None:
+            other = read_pid_record(paths.pid_file)
+            _log.info(
+                "another grite daemon (pid %s) already serves %s; exiting",
+                other.pid if other else "?",
+                paths.socket,
+            )
+            _report(ready_fd, f"locked {other.pid if other else 0}")
+            return 0
+        supervisor = Supervisor(
+            paths.socket,
+            idle_timeout,
+            listener=binding.listener,
+            binding=binding,
+            on_ready=lambda: _report(ready_fd, f"ok {os.getpid()}"),
+        )
+    _log.info(
+        "grite daemon %s serving %s (%s, idle timeout %ss)",
+        os.getpid(),
+        supervisor.socket_path,
+        supervisor.mode,
+        idle_timeout or "never",
+    )
+    await supervisor.run(shutdown_signal())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the daemon until it stops.
+
+    Returns:
+        The exit status: 0 after any orderly stop, 5 when the environment prevents serving.
+    """
+    args = parse_args(argv)
+    _setup_logging(args.log_level, None if args.foreground else args.log_file)
+    idle = args.idle_timeout
+    if idle is None:
+        idle = configured_idle_timeout(user_config_file())
+    if idle is None:
+        idle = DEFAULT_IDLE_TIMEOUT
+    try:
+        return asyncio.run(_serve(args, idle))
+    except GriteError as exc:
+        _log.error("%s", exc.message)
+        _report(args.ready_fd, f"error {exc.message}")
+        return exc.exit_code
+    except Exception as exc:  # the entry: log the traceback, tell the spawner, exit 1
+        _log.exception("grite daemon failed")
+        _report(args.ready_fd, f"error {exc}")
+        return 1
+
+
+def console_main() -> None:
+    """The `grite-daemon` console script."""
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,546 @@
+"""The daemon's server: accepts connections, greets, dispatches requests, idles out, shuts down.
+
+One asyncio Unix server on a listener that is either inherited (systemd, launchd) or bound here
+(self-bind, see binding.py). Per connection: the peer uid must be ours; the client's hello must
+arrive within `hello_timeout`; then requests are read until EOF and dispatched through ONE table
+keyed by request Struct type, whose tags are the capabilities sent in the hello. Forwarded CLI
+commands run in a thread pool against the per-repository registry (blocking work never runs on
+the loop); more than `max_in_flight` of them at once are answered `busy`. Only this module and
+main.py are async; only this module's per-connection handler catches `Exception`.
+Must not import grite.cli at module level (the executor is loaded lazily, in the daemon only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+from grite.daemon.binding import Binding
+from grite.daemon.registry import Registry, RequestHandles
+from grite.ipc import framing, protocol
+from grite.ipc.framing import ConnectionClosed, FrameTooLarge
+from grite.ipc.paths import paths_for_socket
+from grite.model.errors import exit_code_for
+
+if TYPE_CHECKING:
+    from grite.model.invocation import Invocation, Outcome
+
+__all__ = ["Executor", "State", "StopReason", "Supervisor", "shutdown_signal"]
+
+_log = logging.getLogger("grite.daemon")
+
+# How long a connection accepted while draining may take to send its request.
+_DRAIN_READ = 2.0
+
+Executor = Callable[["Invocation", RequestHandles], "Outcome"]
+
+
+class State(enum.Enum):
+    STARTING = "starting"  # constructed; the listener is not served yet
+    RUNNING = "running"  # accepting connections and serving requests
+    DRAINING = "draining"  # no longer accepting; finishing requests already received
+    STOPPED = "stopped"  # listener, connections, workers and locks all released
+
+
+class StopReason(enum.Enum):
+    SIGNAL = "signal"  # SIGINT or SIGTERM (or the caller's shutdown awaitable)
+    IDLE = "idle"  # no connection and no request for idle_timeout seconds
+    STOP = "stop"  # a client sent DaemonStop
+    RETIRE = "retire"  # a client of another build sent Retire
+    LOST_SOCKET = "lost_socket"  # self-bind: the socket path is no longer our inode
+    UPGRADED = "upgraded"  # the installed grite source changed under us
+
+
+class Notifier(Protocol):
+    def ready(self) -> None: ...
+    def status(self, text: str) -> None: ...
+    def stopping(self) -> None: ...
+
+
+class _Refusal(Exception):
+    """A handler declines a request with a wire error code (not a crash)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Conn:
+    """One client connection's facts, owned by its handler task."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.busy = False  # a request was read and its final frame is not written yet
+        self.served = 0  # requests answered; a fresh connection gets one even while draining
+        self.mismatched = False  # the client is another build: only control requests
+
+
+def _default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
+    # Deliberately lazy, and only ever in the daemon: the CLI app pulls argh, dulwich and
+    # diskcache, which the daemon loads in a worker thread after it has reported ready.
+    from grite.cli import app
+
+    return app.run_invocation(inv, handles)
+
+
+def _peer_uid(sock: Any) -> int | None:
+    """The connecting process's uid (SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS)."""
+    try:
+        if hasattr(socket, "SO_PEERCRED"):
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return int(struct.unpack("3i", raw)[1])
+        # macOS: SOL_LOCAL=0, LOCAL_PEERCRED=1 -> struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, 1, 76)
+        return int(struct.unpack_from("=II", raw)[1])
+    except OSError:
+        return None
+
+
+async def shutdown_signal() -> int:
+    """Resolve when SIGINT or SIGTERM arrives; returns the signal number."""
+    loop = asyncio.get_running_loop()
+    fired: asyncio.Future[int] = loop.create_future()
+
+    def fire(signum: int) -> None:
+        if not fired.done():
+            fired.set_result(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, fire, int(signum))
+    try:
+        return await fired
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+class Supervisor:
+    """The daemon's lifecycle and request dispatch.
+
+    Args:
+        socket_path: the endpoint (bound here in self-bind mode when `listener` is None).
+        idle_timeout: seconds without connections and requests before exiting; 0/None = never.
+        listener: an inherited listening socket (systemd/launchd), or one bound by the caller.
+        mode: "systemd", "launchd" or "self-bind"; only self-bind touches the socket path.
+        binding: the self-bind ownership when the caller bound the socket (main does).
+        executor: runs a forwarded CLI command (default grite.cli.app.run_invocation).
+        registry: the per-repository handles (default: a fresh Registry).
+        max_in_flight: forwarded commands running at once before answering `busy`.
+        on_ready: called once the server accepts connections.
+        notifier: service-manager notifications (systemd READY=1/STATUS=/STOPPING=1).
+    """
+
+    def __init__(
+        self,
+        socket_path: str,
+        idle_timeout: float | None = 300,
+        *,
+        listener: socket.socket | None = None,
+        mode: str = "self-bind",
+        binding: Binding | None = None,
+        executor: Executor | None = None,
+        registry: Registry | None = None,
+        max_in_flight: int = 64,
+        on_ready: Callable[[], None] | None = None,
+        notifier: Notifier | None = None,
+        hello_timeout: float = 10.0,
+        connection_idle: float = 60.0,
+        drain_timeout: float = 30.0,
+        tick: float = 1.0,
+    ) -> None:
+        self.socket_path = socket_path
+        self.idle_timeout = idle_timeout or 0
+        self.mode = mode
+        self.state = State.STARTING
+        self._listener = listener
+        self._binding = binding
+        self._executor: Executor = executor or _default_executor
+        self._registry = registry or Registry(socket_path)
+        self._max_in_flight = max_in_flight
+        self._on_ready = on_ready
+        self._notifier = notifier
+        self._hello_timeout = hello_timeout
+        self._connection_idle = connection_idle
+        self._drain_timeout = drain_timeout
+        self._tick = tick
+        self._handlers: dict[type, Callable[[protocol.Request], Awaitable[protocol.ResultData]]]
+        self._handlers = {
+            protocol.RunArgv: self.cmd_run_argv,
+            protocol.DaemonStatus: self.cmd_daemon_status,
+            protocol.DaemonStop: self.cmd_daemon_stop,
+            protocol.Retire: self.cmd_retire,
+            protocol.Ping: self.cmd_ping,
+        }
+        self._hello = protocol.Hello(
+            protocol_version=protocol.PROTOCOL_VERSION,
+            build_id=protocol.build_id(),
+            pid=os.getpid(),
+            capabilities=sorted(protocol.request_tag(kind) for kind in self._handlers),
+            mode=mode,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], _Conn] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_reason = StopReason.SIGNAL
+        self._started = time.monotonic()
+        self._started_ms = time.time_ns() // 1_000_000
+        self._last_activity = time.monotonic()
+        self._in_flight = 0
+        self._requests_served = 0
+
+    # ---- lifecycle ----
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Begin shutdown (idempotent: the first reason wins)."""
+        if self._stop is not None and not self._stop.is_set():
+            self._stop_reason = reason
+            _log.info("stopping: %s", reason.value)
+            self._stop.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self, shutdown: Awaitable[object]) -> None:
+        """Serve until `shutdown` resolves, idle timeout, DaemonStop/Retire, or lost socket."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self._listener is None:
+            binding = await loop.run_in_executor(
+                None, Binding.acquire, paths_for_socket(self.socket_path)
+            )
+            if binding is None:
+                _log.info("another grite daemon already serves %s; exiting", self.socket_path)
+                self.state = State.STOPPED
+                return
+            self._binding, self._listener, self.mode = binding, binding.listener, "self-bind"
+        if self._binding is not None:
+            await loop.run_in_executor(None, self._binding.write_pid, self._hello.build_id)
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(32, self._max_in_flight), thread_name_prefix="grite-worker"
+        )
+        self._spawn(self._watch(shutdown), "shutdown-signal")
+        self._spawn(self._housekeeping(), "housekeeping")
+        try:
+            await self._serve_until_stopped()
+        finally:
+            await self._close(loop)
+
+    async def _watch(self, shutdown: Awaitable[object]) -> None:
+        await shutdown
+        self.request_stop(StopReason.SIGNAL)
+
+    async def _serve_until_stopped(self) -> None:
+        assert self._listener is not None and self._stop is not None
+        first = True
+        while True:
+            # Activated mode serves a duplicate so that closing the server keeps the
+            # original listener, which we poll once more before deciding to exit.
+            sock = self._listener if self.mode == "self-bind" else self._listener.dup()
+            server = await asyncio.start_unix_server(self._on_connect, sock=sock)
+            self.state = State.RUNNING
+            if first:
+                first = False
+                if self._on_ready is not None:
+                    self._on_ready()
+                if self._notifier is not None:
+                    self._notifier.ready()
+            await self._stop.wait()
+            self.state = State.DRAINING
+            if self.mode == "self-bind":
+                # New clients now get ENOENT and spawn a successor; let the loop accept
+                # whatever is already queued so those clients are served, not reset.
+                if self._binding is not None:
+                    self._binding.unlink_socket()
+                for _ in range(100):
+                    readable, _, _ = select.select([self._listener], [], [], 0)
+                    if not readable:
+                        break
+                    await asyncio.sleep(0)
+            server.close()
+            if (
+                self.mode != "self-bind"
+                and self._stop_reason is StopReason.IDLE
+                and select.select([self._listener], [], [], 0)[0]
+            ):
+                # A client is queued on the manager's socket: keep serving instead of exiting.
+                _log.info("connection queued during idle exit; resuming")
+                self._stop.clear()
+                self._last_activity = time.monotonic()
+                continue
+            return
+
+    async def _close(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = State.DRAINING
+        if self._notifier is not None:
+            self._notifier.stopping()
+        for conn in list(self._connections.values()):
+            # Fresh connections (accepted from the backlog) are left to send their request;
+            # their read deadline bounds the wait.
+            if not conn.busy and conn.served:
+                conn.writer.close()
+        pending = list(self._connections)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self._drain_timeout)
+            for task in late:
+                task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        pool, registry, binding = self._pool, self._registry, self._binding
+
+        def finish() -> None:
+            if pool is not None:
+                pool.shutdown(wait=True)  # in-flight commands complete, never abandoned
+            registry.close_all()
+            if binding is not None:
+                binding.release()
+
+        await loop.run_in_executor(None, finish)
+        if self.mode != "self-bind" and self._listener is not None:
+            self._listener.close()
+        self.state = State.STOPPED
+        _log.info("grite daemon stopped (%s)", self._stop_reason.value)
+
+    async def _housekeeping(self) -> None:
+        assert self._stop is not None
+        loop = asyncio.get_running_loop()
+        ticks = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._tick)
+            except asyncio.TimeoutError:
+                pass
+            if self.state is not State.RUNNING:
+                if self._stop.is_set() and self.state is State.DRAINING:
+                    return
+                continue
+            ticks += 1
+            now = time.monotonic()
+            if (
+                self.idle_timeout
+                and not self._connections
+                and not self._in_flight
+                and now - self._last_activity >= self.idle_timeout
+            ):
+                self.request_stop(StopReason.IDLE)
+                return
+            if self._binding is not None and not self._binding.owns_socket():
+                self.request_stop(StopReason.LOST_SOCKET)
+                return
+            if ticks % 10 == 0:
+                await loop.run_in_executor(self._pool, self._heartbeat)
+                if self._notifier is not None:
+                    self._notifier.status(
+                        f"{len(self._connections)} connections, {self._in_flight} in flight"
+                    )
+            if ticks % 60 == 0:
+                current = await loop.run_in_executor(self._pool, protocol.compute_build_id)
+                if current != self._hello.build_id:
+                    self.request_stop(StopReason.UPGRADED)
+                    return
+
+    def _heartbeat(self) -> None:
+        if self._binding is not None:
+            self._binding.heartbeat()
+        self._registry.heartbeat()
+        self._registry.sweep()
+
+    # ---- connections ----
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = _Conn(writer)
+        self._connections[task] = conn
+        self._last_activity = time.monotonic()
+        try:
+            uid = _peer_uid(writer.get_extra_info("socket"))
+            if uid != os.geteuid():
+                _log.warning("refused a connection from uid %s", uid)
+                return
+            await self._serve_connection(conn, reader, writer)
+        except (ConnectionClosed, ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:  # the one place a bug is caught: log it, keep serving others
+            _log.exception("connection handler failed")
+        finally:
+            del self._connections[task]
+            self._last_activity = time.monotonic()
+            writer.close()
+
+    async def _read(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+    ) -> bytes | None:
+        # A timer that aborts the transport is far cheaper than wait_for (no extra task per
+        # frame); the pending read then ends with a reset and the handler returns.
+        watchdog = asyncio.get_running_loop().call_later(timeout, writer.transport.abort)
+        try:
+            return await framing.read_frame(reader)
+        finally:
+            watchdog.cancel()
+
+    async def _send(self, writer: asyncio.StreamWriter, message: msgspec.Struct) -> None:
+        await framing.write_frame(writer, protocol.encode(message))
+
+    async def _refuse(self, writer: asyncio.StreamWriter, rid: bytes, code: str, msg: str) -> None:
+        error = protocol.Error(
+            request_id=rid, code=code, message=msg, exit_code=exit_code_for(code)
+        )
+        try:
+            await self._send(writer, error)
+        except ConnectionClosed:
+            pass
+
+    async def _serve_connection(
+        self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            data = await self._read(reader, writer, self._hello_timeout)
+        except FrameTooLarge as exc:
+            await self._refuse(writer, b"", "bad_request", exc.message)
+            return
+        if data is None:
+            return  # a liveness probe: connect and close
+        try:
+            client = protocol.decode_hello(data)
+        except msgspec.DecodeError as exc:
+            await self._refuse(writer, b"", "bad_request", f"expected a hello frame: {exc}")
+            return
+        conn.mismatched = (
+            client.protocol_version != protocol.PROTOCOL_VERSION
+            or client.build_id != self._hello.build_id
+        )
+        await self._send(writer, self._hello)
+        while True:
+            wait = self._connection_idle if self.state is State.RUNNING else _DRAIN_READ
+            try:
+                data = await self._read(reader, writer, wait)
+            except FrameTooLarge as exc:
+                await self._refuse(writer, b"", "bad_request", exc.message)
+                return
+            if data is None:
+                return
+            conn.busy = True
+            try:
+                reply = await self._dispatch(conn, data)
+                await self._send(writer, reply)
+            finally:
+                conn.busy = False
+                conn.served += 1
+                self._last_activity = time.monotonic()
+            if isinstance(reply, protocol.Error) and reply.code == "bad_request":
+                return
+            if self.state is not State.RUNNING:
+                return
+
+    async def _dispatch(self, conn: _Conn, data: bytes) -> protocol.Result | protocol.Error:
+        try:
+            request = protocol.decode_request(data)
+        except msgspec.DecodeError as exc:
+            try:
+                head = protocol.decode_request_head(data)
+            except msgspec.DecodeError:
+                head = protocol.RequestHead()
+            if head.schema_version and head.schema_version != protocol.SCHEMA_VERSION:
+                code, msg = "version_mismatch", f"unknown schema version {head.schema_version}"
+            else:
+                code, msg = "bad_request", f"undecodable request: {exc}"
+            return protocol.Error(
+                request_id=head.request_id, code=code, message=msg, exit_code=exit_code_for(code)
+            )
+        rid = request.request_id
+        handler = self._handlers.get(type(request.body))
+        if request.schema_version != protocol.SCHEMA_VERSION:
+            return self._error(rid, "version_mismatch", "unknown schema version")
+        if handler is None:
+            return self._error(rid, "bad_request", "unsupported request")
+        if conn.mismatched and isinstance(request.body, protocol.RunArgv):
+            return self._error(rid, "version_mismatch", "client and daemon builds differ")
+        try:
+            data_out = await handler(request)
+        except _Refusal as exc:
+            return self._error(rid, exc.code, exc.message)
+        except Exception:  # a bug in one command must not take the daemon down
+            _log.exception("request %s failed", rid.hex())
+            return self._error(rid, "internal", "the grite daemon failed; see its log")
+        self._requests_served += 1
+        return protocol.Result(request_id=rid, data=data_out)
+
+    @staticmethod
+    def _error(rid: bytes, code: str, message: str) -> protocol.Error:
+        return protocol.Error(
+            request_id=rid, code=code, message=message, exit_code=exit_code_for(code)
+        )
+
+    # ---- handlers (one per request type; the table above is the only dispatch) ----
+
+    async def cmd_run_argv(self, request: protocol.Request) -> protocol.ResultData:
+        body = request.body
+        assert isinstance(body, protocol.RunArgv)
+        if self._in_flight >= self._max_in_flight:
+            raise _Refusal("busy", f"{self._in_flight} commands in flight; try again")
+        self._in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(
+                self._pool, self._execute, body.invocation, request.actor
+            )
+        finally:
+            self._in_flight -= 1
+        return protocol.RunArgvResult(outcome=outcome)
+
+    def _execute(self, invocation: Invocation, actor: str) -> Outcome:
+        with self._registry.scope(actor) as handles:
+            return self._executor(invocation, handles)
+
+    async def cmd_daemon_status(self, request: protocol.Request) -> protocol.ResultData:
+        now = time.monotonic()
+        if self.idle_timeout:
+            left = max(0.0, self.idle_timeout - (now - self._last_activity))
+            idle_left_ms = int(left * 1000)
+        else:
+            idle_left_ms = -1
+        return protocol.StatusResult(
+            pid=os.getpid(),
+            mode=self.mode,
+            socket=self.socket_path,
+            build_id=self._hello.build_id,
+            protocol_version=protocol.PROTOCOL_VERSION,
+            started_ms=self._started_ms,
+            uptime_ms=int((now - self._started) * 1000),
+            repositories=self._registry.repositories(),
+            requests_served=self._requests_served,
+            in_flight=self._in_flight,
+            connections=len(self._connections),
+            idle_timeout_s=int(self.idle_timeout),
+            idle_left_ms=idle_left_ms,
+        )
+
+    async def cmd_daemon_stop(self, request: protocol.Request) -> protocol.ResultData:
+        asyncio.get_running_loop().call_soon(self.request_stop, StopReason.STOP)
+        return protocol.Ack()
+
+    async def cmd_retire(self, request: protocol.Request) -> protocol.ResultData:
+        asyncio.get_running_loop().call_soon(self.request_stop, StopReason.RETIRE)
+        return protocol.Ack()
+
+    async def cmd_ping(self, request: protocol.Request) -> protocol.ResultData:
+        return protocol.Ack()

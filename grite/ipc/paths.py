@@ -1,0 +1,209 @@
+"""Where the per-user daemon lives: runtime directory, socket, lock, pid and log paths.
+
+Resolution: GRITE_DAEMON_SOCKET names the socket directly (its directory then holds the locks
+and pid file); else `$XDG_RUNTIME_DIR/grite/` when XDG_RUNTIME_DIR is set and is a directory
+owned by us with mode 0700; else `${TMPDIR:-/tmp}/grite-<uid>/`. The directory is the access
+boundary, so `ensure_runtime_dir` creates it 0700 and refuses one that is not ours, not 0700 or
+a symlink. The daemon derives every runtime path from its socket path's directory, so a client
+and the daemon it spawns always agree.
+
+We read the environment directly instead of through pyxdg: pyxdg is cheap to import (~0.3 ms
+measured with -X importtime) but snapshots the environment at import time and its
+get_runtime_dir() is a bare lookup with none of the ownership checks we need, so it would add
+an import without removing any code. Standard library only: this is on the client's hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from grite.model.errors import Environment
+
+__all__ = [
+    "MAX_SOCKET_PATH",
+    "RuntimePaths",
+    "check_socket_path",
+    "daemon_child_env",
+    "ensure_runtime_dir",
+    "paths_for_socket",
+    "runtime_paths",
+    "user_config_file",
+]
+
+# sun_path is 108 bytes on Linux and 104 on macOS, one of which is the terminating NUL.
+MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
+
+SOCKET_NAME = "daemon.sock"
+PID_NAME = "daemon.pid"
+LOCK_NAME = "daemon.lock"
+SPAWN_LOCK_NAME = "spawn.lock"
+LOG_NAME = "daemon.log"
+
+# Variables a spawned daemon keeps; everything else (the caller's pipes, LISTEN_*,
+# NOTIFY_SOCKET, GIT_* of one repository) must not leak into a process serving every repo.
+_CHILD_ENV_KEYS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+_CHILD_ENV_PREFIXES = ("XDG_", "GRITE_", "PYTHON")
+
+
+class RuntimePaths(NamedTuple):
+    """Every file of the per-user daemon. All but log_file live in runtime_dir."""
+
+    runtime_dir: str
+    socket: str
+    pid_file: str
+    lock_file: str
+    spawn_lock: str
+    log_file: str
+
+
+def _state_dir(environ: Mapping[str, str]) -> str:
+    state = environ.get("XDG_STATE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "grite")
+
+
+def _xdg_runtime_base(environ: Mapping[str, str]) -> str | None:
+    base = environ.get("XDG_RUNTIME_DIR")
+    if not base or not os.path.isabs(base):
+        return None
+    try:
+        st = os.lstat(base)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return base
+
+
+def runtime_paths(environ: Mapping[str, str] | None = None) -> RuntimePaths:
+    """Resolve the daemon's paths without touching the file system beyond one lstat.
+
+    Args:
+        environ: the environment to read (default os.environ).
+
+    Returns:
+        The paths; nothing is created (see ensure_runtime_dir).
+    """
+    env = os.environ if environ is None else environ
+    override = env.get("GRITE_DAEMON_SOCKET")
+    if override:
+        sock = os.path.abspath(override)
+        runtime_dir = os.path.dirname(sock)
+    else:
+        base = _xdg_runtime_base(env)
+        if base is not None:
+            runtime_dir = os.path.join(base, "grite")
+        else:
+            tmp = env.get("TMPDIR") or "/tmp"
+            runtime_dir = os.path.join(tmp, f"grite-{os.getuid()}")
+        sock = os.path.join(runtime_dir, SOCKET_NAME)
+    return RuntimePaths(
+        runtime_dir=runtime_dir,
+        socket=sock,
+        pid_file=os.path.join(runtime_dir, PID_NAME),
+        lock_file=os.path.join(runtime_dir, LOCK_NAME),
+        spawn_lock=os.path.join(runtime_dir, SPAWN_LOCK_NAME),
+        log_file=os.path.join(_state_dir(env), LOG_NAME),
+    )
+
+
+def paths_for_socket(socket_path: str, environ: Mapping[str, str] | None = None) -> RuntimePaths:
+    """The paths a daemon serving `socket_path` uses (all next to the socket)."""
+    env = dict(os.environ if environ is None else environ)
+    env["GRITE_DAEMON_SOCKET"] = socket_path
+    return runtime_paths(env)
+
+
+def check_socket_path(path: str) -> None:
+    """Refuse a socket path the kernel would truncate.
+
+    Raises:
+        Environment: if the path is longer than MAX_SOCKET_PATH bytes.
+    """
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH:
+        raise Environment(
+            f"daemon socket path {path!r} is {size} bytes, over the {MAX_SOCKET_PATH}-byte "
+            "limit of Unix sockets; set GRITE_DAEMON_SOCKET or TMPDIR to a shorter path",
+            {"path": path, "bytes": size},
+        )
+
+
+def _check_dir(path: str, st: os.stat_result) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise Environment(
+            f"runtime directory {path} is a symlink; remove it and grite will recreate it",
+            {"path": path},
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise Environment(
+            f"runtime directory {path} is not a directory; remove it and retry",
+            {"path": path},
+        )
+    if st.st_uid != os.getuid():
+        raise Environment(
+            f"runtime directory {path} is owned by uid {st.st_uid}, not you; remove it or set "
+            "GRITE_DAEMON_SOCKET to a path in a directory you own",
+            {"path": path},
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        raise Environment(
+            f"runtime directory {path} has mode {stat.S_IMODE(st.st_mode):o}, expected 700; "
+            f"run `chmod 700 {path}`",
+            {"path": path},
+        )
+
+
+def ensure_runtime_dir(paths: RuntimePaths) -> None:
+    """Create the runtime directory 0700 if missing and check it is safe to use.
+
+    Raises:
+        Environment: if the directory is a symlink, not ours, not mode 0700, cannot be
+            created, or the socket path is too long.
+    """
+    check_socket_path(paths.socket)
+    path = paths.runtime_dir
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            os.mkdir(path, 0o700)
+            # mkdir honours the umask; make the mode exact rather than trusting it.
+            os.chmod(path, 0o700)
+        except FileExistsError:
+            pass  # a concurrent client created it: checked below like any other
+        except OSError as exc:
+            raise Environment(
+                f"cannot create runtime directory {path}: {exc.strerror}; "
+                "check permissions or set GRITE_DAEMON_SOCKET",
+                {"path": path},
+            ) from exc
+        st = os.lstat(path)
+    except OSError as exc:
+        raise Environment(
+            f"cannot inspect runtime directory {path}: {exc.strerror}", {"path": path}
+        ) from exc
+    _check_dir(path, st)
+
+
+def user_config_file(environ: Mapping[str, str] | None = None) -> str:
+    """`$XDG_CONFIG_HOME/grite/config.toml` (default ~/.config/grite/config.toml)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config"
+    )
+    return os.path.join(base, "grite", "config.toml")
+
+
+def daemon_child_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The minimal environment handed to a spawned daemon."""
+    env = os.environ if environ is None else environ
+    return {
+        k: v for k, v in env.items() if k in _CHILD_ENV_KEYS or k.startswith(_CHILD_ENV_PREFIXES)
+    }

@@ -1,0 +1,294 @@
+"""The messages exchanged between `grite` clients and `grite-daemon`, and their msgpack codecs.
+
+A connection starts with one Hello in each direction (client first). Then the client sends
+Request envelopes; for each, the daemon answers zero or more non-final frames (Output,
+Notification) and exactly one final frame (Result or Error). Tags never change; new fields get
+defaults; a rename or removal bumps PROTOCOL_VERSION. BUILD_ID identifies the installed grite
+source so that an upgraded client never talks to an old daemon.
+
+Imports only the standard library, msgspec and grite.model (this runs on the client's hot
+path: keep it cheap, in particular no hashlib, asyncio or grite.ops).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import msgspec
+
+from grite.model.invocation import Invocation, Outcome
+
+__all__ = [
+    "BUILD_ID_LEN",
+    "ERROR_CODES",
+    "PROTOCOL_VERSION",
+    "SCHEMA_VERSION",
+    "Ack",
+    "DaemonStatus",
+    "DaemonStop",
+    "Error",
+    "Hello",
+    "Notification",
+    "Output",
+    "Ping",
+    "Request",
+    "RequestBody",
+    "RequestHead",
+    "Response",
+    "ResponseHead",
+    "Result",
+    "ResultData",
+    "Retire",
+    "RunArgv",
+    "RunArgvResult",
+    "StatusResult",
+    "build_id",
+    "compute_build_id",
+    "decode_hello",
+    "decode_request",
+    "decode_request_head",
+    "decode_response",
+    "decode_response_head",
+    "encode",
+    "request_tag",
+]
+
+PROTOCOL_VERSION = 1
+SCHEMA_VERSION = 1
+BUILD_ID_LEN = 16
+
+# Wire error codes: the daemon-level ones, then grite.model.errors codes carried unchanged.
+ERROR_CODES = (
+    "busy",
+    "version_mismatch",
+    "bad_request",
+    "internal",
+    "invalid_args",
+    "not_found",
+    "conflict",
+    "environment",
+    "corrupt",
+)
+
+
+class Hello(msgspec.Struct, frozen=True, kw_only=True):
+    """First frame in each direction. The server's capabilities are its request tags."""
+
+    protocol_version: int
+    build_id: str
+    pid: int
+    capabilities: list[str] = []
+    mode: str = ""  # server only: "systemd", "launchd" or "self-bind"
+
+
+# ---- request bodies (tag = snake_case name; never change a tag) ----
+
+
+class RunArgv(msgspec.Struct, frozen=True, kw_only=True, tag="run_argv"):
+    """Run one full CLI command; the reply is a RunArgvResult carrying its Outcome."""
+
+    invocation: Invocation
+
+
+class DaemonStatus(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status"):
+    """Describe the daemon; the reply is a StatusResult."""
+
+
+class DaemonStop(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_stop"):
+    """Stop after in-flight work (the user asked); the reply is an Ack."""
+
+
+class Retire(msgspec.Struct, frozen=True, kw_only=True, tag="retire"):
+    """Exit after in-flight work because a client of another build met us; reply Ack."""
+
+
+class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping"):
+    """Liveness round trip; the reply is an Ack."""
+
+
+# Typed operation variants (issue_list, issue_show, ...) are added to this union by the
+# lead, each with a fixed tag and a matching result Struct in ResultData.
+RequestBody = RunArgv | DaemonStatus | DaemonStop | Retire | Ping
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """The envelope of every request after the hello."""
+
+    request_id: bytes
+    body: RequestBody
+    repo_root: str = ""
+    actor: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+class RequestHead(msgspec.Struct, frozen=True, kw_only=True):
+    """What can be read from a request whose body does not decode (for a useful error)."""
+
+    request_id: bytes = b""
+    schema_version: int = 0
+
+
+# ---- result payloads ----
+
+
+class RunArgvResult(msgspec.Struct, frozen=True, kw_only=True, tag="run_argv"):
+    outcome: Outcome
+
+
+class StatusResult(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status"):
+    pid: int
+    mode: str
+    socket: str
+    build_id: str
+    protocol_version: int
+    started_ms: int
+    uptime_ms: int
+    repositories: list[str]
+    requests_served: int
+    in_flight: int
+    connections: int
+    idle_timeout_s: int  # 0 = never
+    idle_left_ms: int  # -1 when there is no idle timeout
+
+
+class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):
+    pass
+
+
+ResultData = RunArgvResult | StatusResult | Ack
+
+
+# ---- response frames ----
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True, tag="output"):
+    """Non-final: a chunk of output for a stream ("stdout" or "stderr")."""
+
+    stream: str
+    data: str
+    final: bool = False
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True, tag="notification"):
+    """Non-final: something changed (issue_changed, wal_advanced, ...); ignorable."""
+
+    kind: str
+    repo_root: str = ""
+    data: dict[str, str] = {}
+    final: bool = False
+
+
+class Result(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
+    """Final: the request succeeded at the protocol level."""
+
+    request_id: bytes
+    data: ResultData
+    final: bool = True
+
+
+class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error"):
+    """Final: the daemon did not produce a result (one of ERROR_CODES)."""
+
+    request_id: bytes
+    code: str
+    message: str
+    details: dict[str, str] = {}
+    exit_code: int = 1
+    final: bool = True
+
+
+Response = Output | Notification | Result | Error
+
+
+class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):
+    """Read from a frame of a kind this build does not know: skip it unless final."""
+
+    type: str = ""
+    final: bool = True
+
+
+# Codecs are built once: building them per message would dominate small requests.
+_encoder = msgspec.msgpack.Encoder()
+_hello_decoder = msgspec.msgpack.Decoder(Hello)
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_request_head_decoder = msgspec.msgpack.Decoder(RequestHead)
+_response_decoder = msgspec.msgpack.Decoder(Response)
+_response_head_decoder = msgspec.msgpack.Decoder(ResponseHead)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """Encode any protocol Struct to msgpack."""
+    return _encoder.encode(message)
+
+
+def decode_hello(data: bytes) -> Hello:
+    """Decode a hello. Raises msgspec.DecodeError (ValidationError) on bad input."""
+    return _hello_decoder.decode(data)
+
+
+def decode_request(data: bytes) -> Request:
+    """Decode a request envelope. Raises msgspec.DecodeError (ValidationError) on bad input."""
+    return _request_decoder.decode(data)
+
+
+def decode_request_head(data: bytes) -> RequestHead:
+    """Decode the envelope fields only. Raises msgspec.DecodeError on bad input."""
+    return _request_head_decoder.decode(data)
+
+
+def decode_response(data: bytes) -> Response:
+    """Decode a response frame. Raises msgspec.DecodeError (ValidationError) on bad input."""
+    return _response_decoder.decode(data)
+
+
+def decode_response_head(data: bytes) -> ResponseHead:
+    """Decode a response's kind and finality. Raises msgspec.DecodeError on bad input."""
+    return _response_head_decoder.decode(data)
+
+
+def request_tag(kind: type[msgspec.Struct]) -> str:
+    """Return the wire tag of a request body type (its capability name)."""
+    tag = kind.__struct_config__.tag
+    if not isinstance(tag, str):
+        raise TypeError(f"{kind.__name__} has no string tag")
+    return tag
+
+
+def compute_build_id() -> str:
+    """Hash the installed grite source tree (paths, sizes, mtimes) and the interpreter version.
+
+    Cheap by design (a few dozen stats, no file reads) because every client computes it once.
+
+    Returns:
+        BUILD_ID_LEN hex characters.
+    """
+    # blake2b from the builtin module: hashlib would pull in OpenSSL (~2 ms on the hot path).
+    from _blake2 import blake2b
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    entries: list[str] = []
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat()
+                    rel = os.path.relpath(entry.path, root)
+                    entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
+    entries.sort()
+    entries.append(f"py{sys.version_info[0]}.{sys.version_info[1]}")
+    entries.append(f"proto{PROTOCOL_VERSION}")
+    digest = blake2b("\n".join(entries).encode(), digest_size=BUILD_ID_LEN // 2)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def build_id() -> str:
+    """The build id of this process, computed on first use and then cached for its life."""
+    return compute_build_id()

@@ -1,0 +1,83 @@
+"""Fixtures for system tests: a private environment per test in which real `grite` and
+`grite-daemon` processes run. XDG_RUNTIME_DIR, HOME, XDG_STATE_HOME and XDG_CONFIG_HOME all
+point into a short directory under /tmp (socket paths are limited to ~107 bytes), so nothing
+touches the real user's daemon. At teardown the test's own daemons are stopped: only processes
+whose command line names this test's socket path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from grite.ipc.paths import RuntimePaths, runtime_paths
+
+
+@dataclass
+class DaemonEnv:
+    env: dict[str, str]
+    paths: RuntimePaths
+    base: str
+
+    def daemon_pids(self) -> list[int]:
+        """Live grite-daemon processes serving this test's socket (via pgrep -f)."""
+        out = subprocess.run(
+            ["pgrep", "-f", f"grite.daemon.*{self.paths.socket}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(p) for p in out.stdout.split()]
+
+    def run(
+        self, *argv: str, cwd: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI entry (`python -m grite.cli.entry`, as the console script does)."""
+        return subprocess.run(
+            [sys.executable, "-m", "grite.cli.entry", *argv],
+            env=self.env,
+            cwd=cwd or self.env["HOME"],  # not base: base/grite would shadow the package
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def daemon_env() -> Iterator[DaemonEnv]:
+    base = tempfile.mkdtemp(prefix="g", dir="/tmp")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GRITE_", "XDG_", "LISTEN_", "NOTIFY_SOCKET"))
+    }
+    env.update(
+        XDG_RUNTIME_DIR=base,
+        HOME=os.path.join(base, "home"),
+        XDG_STATE_HOME=os.path.join(base, "state"),
+        XDG_CONFIG_HOME=os.path.join(base, "config"),
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    os.makedirs(env["HOME"])
+    denv = DaemonEnv(env=env, paths=runtime_paths(env), base=base)
+    try:
+        yield denv
+    finally:
+        for pid in denv.daemon_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(base, ignore_errors=True)
