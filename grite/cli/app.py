@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 import argh
 
 import grite
+from grite.cli import agent_commands, lock_commands, maint_commands, sync_commands
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, human_error, json_error, json_success
 from grite.model import requests as rq
@@ -67,7 +68,13 @@ OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
     rq.IssueDepTopoArgs: deps.dep_topo,
 }
 
-_GLOBAL_DESTS = ("json", "quiet", "actor", "data_dir", "no_daemon")
+# Command areas beyond the core issue tracker; each adds commands, operations and renderers.
+_AREAS = (sync_commands, lock_commands, maint_commands, agent_commands)
+for _area in _AREAS:
+    OPERATIONS.update(_area.OPERATIONS)
+RENDERERS: dict[type, Callable[[Renderer, Any], str]] = {}
+for _area in _AREAS:
+    RENDERERS.update(_area.RENDERERS)
 
 
 class _Streams:
@@ -131,7 +138,9 @@ def _parser() -> _Parser:
     )
     _global_flags(root, None)
     root.add_argument("--version", action="version", version=f"grite {grite.__version__}")
-    build_tree(root, [leaf_globals])
+    top, issue = build_tree(root, [leaf_globals])
+    for area in _AREAS:
+        area.register(top, issue, [leaf_globals])
     return root
 
 
@@ -214,7 +223,8 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
         elif quiet:
             out = ""
         else:
-            out = renderer.render(result)
+            custom = RENDERERS.get(type(result))
+            out = custom(renderer, result) if custom is not None else renderer.render(result)
         return Outcome(exit_code=0, stdout=out, stderr=streams.err.getvalue())
     except GriteError as err:
         if want_json:

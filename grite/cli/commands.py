@@ -33,7 +33,7 @@ from grite.model.requests import (
     IssueUpdateArgs,
 )
 
-__all__ = ["LocalCommand", "build_tree"]
+__all__ = ["LocalCommand", "build_tree", "group", "leaves"]
 
 _STATES = ("open", "closed", "all")
 
@@ -288,7 +288,7 @@ def daemon_uninstall(*, dry_run: bool = False) -> LocalCommand:
     return LocalCommand("uninstall", {"dry_run": dry_run})
 
 
-def _group(
+def group(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     name: str,
     help_text: str,
@@ -298,7 +298,7 @@ def _group(
     return parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
 
-def _leaves(
+def leaves(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     funcs: list[Callable[..., Any]],
     parents: list[argparse.ArgumentParser],
@@ -310,17 +310,23 @@ def _leaves(
         argh.set_default_command(parser, func)
 
 
-def build_tree(root: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    """Attach every grite command to `root`; `parents` carry the global flags to each leaf."""
+def build_tree(
+    root: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]
+) -> tuple[argparse._SubParsersAction, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """Attach the core commands to `root`; `parents` carry the global flags to each leaf.
+
+    Returns:
+        The top-level and `issue` subparsers, where command areas add theirs.
+    """
     top = root.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _leaves(top, [init], parents)
-    _leaves(
-        _group(top, "actor", "manage actor identities", parents),
+    leaves(top, [init], parents)
+    leaves(
+        group(top, "actor", "manage actor identities", parents),
         [actor_init, actor_list, actor_show, actor_current, actor_use],
         parents,
     )
-    issue = _group(top, "issue", "create, query and change issues", parents)
-    _leaves(
+    issue = group(top, "issue", "create, query and change issues", parents)
+    leaves(
         issue,
         [
             issue_create,
@@ -333,23 +339,23 @@ def build_tree(root: argparse.ArgumentParser, parents: list[argparse.ArgumentPar
         ],
         parents,
     )
-    _leaves(
-        _group(issue, "label", "add or remove labels", parents), [label_add, label_remove], parents
+    leaves(
+        group(issue, "label", "add or remove labels", parents), [label_add, label_remove], parents
     )
-    _leaves(
-        _group(issue, "assignee", "add or remove assignees", parents),
+    leaves(
+        group(issue, "assignee", "add or remove assignees", parents),
         [assignee_add, assignee_remove],
         parents,
     )
-    _leaves(_group(issue, "link", "attach URLs", parents), [link_add], parents)
-    _leaves(_group(issue, "attachment", "record attachments", parents), [attachment_add], parents)
-    _leaves(
-        _group(issue, "dep", "dependencies between issues", parents),
+    leaves(group(issue, "link", "attach URLs", parents), [link_add], parents)
+    leaves(group(issue, "attachment", "record attachments", parents), [attachment_add], parents)
+    leaves(
+        group(issue, "dep", "dependencies between issues", parents),
         [dep_add, dep_remove, dep_list, dep_topo],
         parents,
     )
-    _leaves(
-        _group(top, "daemon", "control the background daemon", parents),
+    leaves(
+        group(top, "daemon", "control the background daemon", parents),
         [
             daemon_start,
             daemon_status,
@@ -360,3 +366,4 @@ def build_tree(root: argparse.ArgumentParser, parents: list[argparse.ArgumentPar
         ],
         parents,
     )
+    return top, issue
