@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from grite.model.errors import InvalidArgs, NotFound
+from grite.model.errors import Environment, InvalidArgs, NotFound
 from grite.model.events import Event
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
@@ -31,6 +31,7 @@ from grite.model.projection import (
 )
 from grite.storage.filelock import try_lock
 from grite.storage.repo import RepoPaths
+from grite.storage.signing import EntryVerifier
 from grite.storage.view import VIEW_FORMAT, View, ViewMeta
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
 
@@ -56,6 +57,8 @@ class RepoHandle:
         self.paths = paths
         self.wal = Wal(paths.git_dir)
         self.view = View(paths.grite_dir)
+        # verify_signatures: refuses badly signed events before they reach the view.
+        self.verifier = EntryVerifier(paths.grite_dir)
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._head: str | None = None
@@ -114,7 +117,8 @@ class RepoHandle:
             meta = ViewMeta()
             entries = self.wal.read_entries(head=head)
         before = meta.wal_head
-        changed = self._apply(entries, self.view.projection)
+        # An empty view has nothing to load: skip one database read per issue.
+        changed = self._apply(entries, self.view.projection if before else lambda _i: None)
         new_meta = ViewMeta(
             wal_head=head,
             event_count=meta.event_count + sum(len(e.events) for e in entries),
@@ -148,8 +152,8 @@ class RepoHandle:
                 self._summaries = None
         self._summaries_head = None if base is None else base
 
-    @staticmethod
-    def _apply(entries: Iterable[WalEntry], load: object) -> dict[bytes, IssueProjection]:
+    def _apply(self, entries: list[WalEntry], load: object) -> dict[bytes, IssueProjection]:
+        self.verifier.check(entries)
         changed: dict[bytes, IssueProjection] = {}
         for entry in entries:
             for event in entry.events:
@@ -159,6 +163,43 @@ class RepoHandle:
                     changed[event.issue_id] = p
                 apply_event(p, event)
         return changed
+
+    def rebuild(
+        self, base: tuple[list[IssueProjection], ViewMeta] | None = None, wait: float = 10.0
+    ) -> ViewMeta:
+        """Drop the view and build it again from the WAL (or from `base` plus the WAL after
+        `base`'s wal_head, e.g. a snapshot's projections). Used by rebuild and doctor --fix.
+
+        Raises:
+            Environment: another process kept view.lock for `wait` seconds.
+        """
+        with self._lock:
+            # Reopen: the directory may have been deleted or replaced under this handle.
+            self.view.close()
+            self.view = View(self.paths.grite_dir)
+            fd = try_lock(self.view.lock_path, wait)
+            if fd is None:
+                raise Environment(
+                    f"another grite process is writing the view ({self.view.lock_path}); "
+                    "retry when it is done"
+                )
+            try:
+                self.view.reset()
+                head = self.wal.head()
+                meta = ViewMeta(rebuilt_ms=int(time.time() * 1000))
+                if base is not None:
+                    projections, meta = base
+                    summaries = {p.issue_id: summarize(p) for p in projections if p.created}
+                    self.view.store(projections, dict(summaries), meta)
+                self._summaries = None
+                self._overlay.clear()
+                self._catch_up_disk(meta, head)
+                self._head = head
+                self._fresh = True
+                self._summaries = None
+                return self.view.meta()
+            finally:
+                os.close(fd)
 
     # -- reads -------------------------------------------------------------------------------
 
