@@ -254,3 +254,32 @@ def test_actor_commands(grite: Grite, git_repo: Path) -> None:
     assert code == 3 and "actor init" in err["message"]
     with open(git_repo / ".git/grite/config.toml", "rb") as f:
         assert tomllib.load(f)["default_actor"] == second
+
+
+def test_version_help_and_quiet(grite: Grite, git_repo: Path) -> None:
+    version = grite.run(git_repo, "--version", check=True)
+    assert version.stdout.startswith("grite ") and version.stdout.strip() != "grite"
+    helped = grite.run(git_repo, "issue", "create", "--help", check=True)
+    assert "--title" in helped.stdout and "--body" in helped.stdout
+    quiet = grite.run(git_repo, "--quiet", "issue", "create", "--title", "silent")
+    assert (quiet.returncode, quiet.stdout) == (0, "")
+    assert [i["title"] for i in grite.json(git_repo, "issue", "list")["issues"]] == ["silent"]
+    # --quiet does not silence errors, and flags work after the subcommand too.
+    failed = grite.run(git_repo, "issue", "show", "zzzz", "--quiet")
+    assert failed.returncode == 2 and failed.stderr.startswith("error: ")
+
+
+def test_data_dir_and_grite_home_select_the_actor(
+    grite: Grite, git_repo: Path, tmp_path: Path
+) -> None:
+    grite.json(git_repo, "init")
+    other = grite.json(git_repo, "actor", "init", "--label", "ci")
+    home = other["data_dir"]
+    by_flag = grite.json(git_repo, "--data-dir", home, "issue", "create", "--title", "flag")
+    assert grite.json(git_repo, "issue", "show", by_flag["issue_id"])["author"] == other["actor_id"]
+    grite.env["GRITE_HOME"] = home
+    current = grite.json(git_repo, "actor", "current")
+    assert current["actor_id"] == other["actor_id"] and current["source"] == "env"
+    grite.env["GRITE_HOME"] = str(tmp_path / "nowhere")
+    code, err = grite.error(git_repo, "issue", "list")
+    assert code == 3 and "actor" in err["message"]
