@@ -13,9 +13,7 @@ import argparse
 import inspect
 import io
 import os
-import shutil
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -36,7 +34,7 @@ from grite.ops.context import ActorSelector, OpContext
 from grite.ops.repo_handle import RepoHandle
 from grite.storage.repo import RepoPaths, discover_repo
 
-__all__ = ["HandleProvider", "OPERATIONS", "main", "make_invocation", "run_invocation"]
+__all__ = ["OPERATIONS", "RENDERERS", "HandleProvider", "run_invocation"]
 
 
 class HandleProvider(Protocol):
@@ -216,7 +214,8 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
         quiet = bool(getattr(ns, "quiet", False))
         if isinstance(command, LocalCommand):
             return _run_local(command, want_json, quiet, inv)
-        result = _execute(command, ns, inv, handles)
+        warnings: list[str] = []
+        result = _execute(command, ns, inv, handles, warnings)
         renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
         if want_json:
             out = json_success(result)
@@ -225,7 +224,10 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
         else:
             custom = RENDERERS.get(type(result))
             out = custom(renderer, result) if custom is not None else renderer.render(result)
-        return Outcome(exit_code=0, stdout=out, stderr=streams.err.getvalue())
+        err_text = streams.err.getvalue()
+        if not quiet:
+            err_text += "".join(f"warning: {w}\n" for w in warnings)
+        return Outcome(exit_code=0, stdout=out, stderr=err_text)
     except GriteError as err:
         if want_json:
             return Outcome(exit_code=err.exit_code, stdout=json_error(err), stderr="")
@@ -244,7 +246,11 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
 
 
 def _execute(
-    args: Any, ns: argparse.Namespace, inv: Invocation, handles: HandleProvider | None
+    args: Any,
+    ns: argparse.Namespace,
+    inv: Invocation,
+    handles: HandleProvider | None,
+    warnings: list[str],
 ) -> Any:
     args = _with_stdin(args, inv)
     paths = discover_repo(inv.cwd)
@@ -262,7 +268,12 @@ def _execute(
         return handle
 
     ctx = OpContext(
-        paths=paths, opener=opener, selector=selector, request_id=inv.request_id, now_ms=inv.now_ms
+        paths=paths,
+        opener=opener,
+        selector=selector,
+        request_id=inv.request_id,
+        now_ms=inv.now_ms,
+        warnings=warnings,
     )
     try:
         if selector.actor is not None or selector.data_dir is not None:
@@ -272,39 +283,3 @@ def _execute(
     finally:
         for handle in opened:
             handle.close()
-
-
-def make_invocation(argv: list[str], env: dict[str, str]) -> Invocation:
-    """An Invocation for this process: its cwd, the given environment, terminal and stdin."""
-    forwarded = {
-        k: v
-        for k, v in env.items()
-        if k.startswith("GRITE_") or k in ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
-    }
-    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
-    isatty = sys.stdout.isatty()
-    return Invocation(
-        argv=list(argv),
-        cwd=os.getcwd(),
-        env=forwarded,
-        request_id=os.urandom(16),
-        now_ms=time.time_ns() // 1_000_000,
-        stdin=stdin,
-        stdout_isatty=isatty,
-        columns=shutil.get_terminal_size().columns if isatty else 80,
-    )
-
-
-def write_outcome(outcome: Outcome) -> int:
-    if outcome.stdout:
-        sys.stdout.write(outcome.stdout)
-        sys.stdout.flush()
-    if outcome.stderr:
-        sys.stderr.write(outcome.stderr)
-        sys.stderr.flush()
-    return outcome.exit_code
-
-
-def main(argv: list[str], env: dict[str, str]) -> int:
-    """Run grite in this process with the environment `env`; returns the exit status."""
-    return write_outcome(run_invocation(make_invocation(argv, env)))

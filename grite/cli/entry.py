@@ -167,7 +167,7 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         # Deliberately lazy: the full CLI imports argh, dulwich and diskcache.
         from grite.cli import app
 
-        return app.main(argv, dict(env))
+        return _write(app.run_invocation(build_invocation(argv, env)))
     inv = build_invocation(argv, env)
     try:
         outcome = _via_daemon(inv, env)
