@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import IO, Any, Protocol
 
 import argh
+import msgspec
 
 import grite
 from grite.cli import agent_commands, lock_commands, maint_commands, sync_commands
@@ -168,8 +169,6 @@ def _stdin_text(inv: Invocation) -> str:
 def _with_stdin(args: Any, inv: Invocation) -> Any:
     body = getattr(args, "body", None)
     if body == "-":
-        import msgspec
-
         return msgspec.structs.replace(args, body=_stdin_text(inv))
     return args
 
@@ -253,6 +252,9 @@ def _execute(
     warnings: list[str],
 ) -> Any:
     args = _with_stdin(args, inv)
+    if "cwd" in getattr(args, "__struct_fields__", ()) and args.cwd is None:
+        # Relative paths in arguments (export -o FILE) mean the client's cwd, not the daemon's.
+        args = msgspec.structs.replace(args, cwd=inv.cwd)
     paths = discover_repo(inv.cwd)
     data_dir = getattr(ns, "data_dir", None) or inv.env.get("GRITE_HOME") or None
     if data_dir is not None and not os.path.isabs(data_dir):

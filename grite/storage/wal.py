@@ -97,6 +97,19 @@ class Wal:
         Returns:
             The new commit id, or None if the ref moved or another process holds its lock.
         """
+        commit = self.write_commit(actor, events, parent)
+        return commit if self.compare_and_set(parent, commit) else None
+
+    def write_commit(self, actor: bytes, events: list[Event], parent: str | None) -> str:
+        """Store one WAL commit (chunk, meta.json, trees) whose parent is `parent`, without
+        moving any ref. Sync uses it to stack local events on a remote head.
+
+        Returns:
+            The commit id.
+
+        Raises:
+            Environment: the objects could not be written (disk full, permissions).
+        """
         if not events:
             raise ValueError("cannot append an empty list of events")
         data = encode_chunk(events)
@@ -135,19 +148,39 @@ class Wal:
             for obj in (chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root):
                 store.add_object(obj)
             store.add_object(commit)
-            with self._write_lock:
-                if parent is None:
-                    won = self._repo.refs.add_if_new(WAL_REF, commit.id)
-                else:
-                    won = self._repo.refs.set_if_equals(WAL_REF, parent.encode("ascii"), commit.id)
-        except FileLocked:
-            return None
         except OSError as exc:
             raise Environment(
                 f"cannot write the WAL in {self._git_dir}: {exc.strerror or exc}; "
                 "check disk space and permissions (nothing was recorded)"
             ) from exc
-        return commit.id.decode("ascii") if won else None
+        return commit.id.decode("ascii")
+
+    def compare_and_set(self, expected: str | None, new: str) -> bool:
+        """Move refs/grite/wal from `expected` (None: absent) to `new`.
+
+        Returns:
+            Whether this call moved it; False when the ref moved meanwhile or another process
+            holds its lock file.
+
+        Raises:
+            Environment: the ref could not be written (disk full, permissions).
+        """
+        try:
+            with self._write_lock:
+                if expected is None:
+                    return bool(self._repo.refs.add_if_new(WAL_REF, new.encode("ascii")))
+                return bool(
+                    self._repo.refs.set_if_equals(
+                        WAL_REF, expected.encode("ascii"), new.encode("ascii")
+                    )
+                )
+        except FileLocked:
+            return False
+        except OSError as exc:
+            raise Environment(
+                f"cannot update refs/grite/wal in {self._git_dir}: {exc.strerror or exc}; "
+                "check disk space and permissions (nothing was recorded)"
+            ) from exc
 
     def read_entries(self, since: str | None = None, head: str | None = None) -> list[WalEntry]:
         """Read WAL commits after `since` (exclusive) up to `head`, oldest first.

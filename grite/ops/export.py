@@ -1,0 +1,192 @@
+"""`grite export --format json|md [--since TS|EVENT_ID] [-o FILE]` (reference section 5.10).
+
+Events come from the WAL (verified on read), issue summaries from the view. JSON is
+`{meta, issues, events}` with hex ids and events sorted by (issue_id, ts, actor, event_id);
+Markdown lists the issues with their comments. `--since` is an integer millisecond timestamp
+(events with a later ts) or a 64-hex event id (events after that event in WAL order); with it,
+only the issues those events touch are listed. The document is returned as text, or written
+atomically to `-o FILE`.
+
+Imports storage and model only; never prints or reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import msgspec
+
+from grite.model.errors import Environment, InvalidArgs, NotFound
+from grite.model.events import Event, EventKind
+from grite.model.projection import IssueSummary
+from grite.model.requests_sync import (
+    ExportArgs,
+    ExportDocument,
+    ExportEvent,
+    ExportIssue,
+    ExportMeta,
+    ExportResult,
+)
+from grite.ops.context import OpContext
+from grite.storage.config import write_atomic
+
+__all__ = ["export", "export_events", "kind_json", "render_json", "render_markdown"]
+
+EXPORT_SCHEMA_VERSION = 1
+_EVENT_ID = re.compile(r"[0-9a-fA-F]{64}")
+_ENCODER = msgspec.json.Encoder()
+
+
+def kind_json(kind: EventKind) -> dict[str, dict[str, object]]:
+    """The externally tagged JSON form of a kind, bytes as lowercase hex."""
+    fields: dict[str, object] = {}
+    for name in kind.__struct_fields__:
+        value = getattr(kind, name)
+        fields[name] = value.hex() if isinstance(value, bytes) else msgspec.to_builtins(value)
+    return {type(kind).__name__: fields}
+
+
+def _event_json(e: Event) -> ExportEvent:
+    return ExportEvent(
+        event_id=e.event_id.hex(),
+        issue_id=e.issue_id.hex(),
+        actor=e.actor.hex(),
+        ts_unix_ms=e.ts_unix_ms,
+        parent=None if e.parent is None else e.parent.hex(),
+        kind=kind_json(e.kind),
+    )
+
+
+def _issue_json(s: IssueSummary) -> ExportIssue:
+    return ExportIssue(
+        issue_id=s.issue_id.hex(),
+        title=s.title,
+        state=s.state,
+        labels=list(s.labels),
+        assignees=list(s.assignees),
+        created_ts=s.created_ts,
+        updated_ts=s.updated_ts,
+        comment_count=s.comment_count,
+    )
+
+
+def export_events(events: list[Event], since: str | None) -> list[Event]:
+    """Select the events after `since` from `events` (WAL order).
+
+    Raises:
+        InvalidArgs: `since` is neither a millisecond timestamp nor a 64-hex event id.
+        NotFound: `since` is an event id that is not in the WAL.
+    """
+    if since is None:
+        return events
+    text = since.strip()
+    if text.isdigit():
+        cutoff = int(text)
+        return [e for e in events if e.ts_unix_ms > cutoff]
+    if _EVENT_ID.fullmatch(text):
+        wanted = bytes.fromhex(text)
+        for index, e in enumerate(events):
+            if e.event_id == wanted:
+                return events[index + 1 :]
+        raise NotFound(
+            f"event {text.lower()} is not in this repository's WAL; pass an event id from "
+            "'grite export --format json' or a timestamp in milliseconds",
+            {"since": text},
+        )
+    raise InvalidArgs(
+        f"--since {since!r} is neither a timestamp in milliseconds (e.g. 1700000000000) nor "
+        "a 64-character event id",
+        {"since": since},
+    )
+
+
+def render_json(meta: ExportMeta, issues: list[IssueSummary], events: list[Event]) -> str:
+    doc = ExportDocument(
+        meta=meta,
+        issues=[_issue_json(s) for s in issues],
+        events=[
+            _event_json(e)
+            for e in sorted(events, key=lambda e: (e.issue_id, e.ts_unix_ms, e.actor, e.event_id))
+        ],
+    )
+    return msgspec.json.format(_ENCODER.encode(doc), indent=2).decode("utf-8") + "\n"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+
+
+def render_markdown(ctx: OpContext, generated_ts: int, issues: list[IssueSummary]) -> str:
+    parts = ["# grite Export\n\n", f"Generated: {generated_ts}\n\n"]
+    if not issues:
+        parts.append("No issues found.\n")
+        return "".join(parts)
+    parts.append("## Issues\n\n")
+    for s in issues:
+        p = ctx.handle.projection(s.issue_id)
+        parts.append(f"### {s.title} [{s.state}]\n\n")
+        parts.append(f"**ID:** `{s.issue_id.hex()}`\n\n")
+        if s.labels:
+            parts.append(f"**Labels:** {', '.join(s.labels)}\n\n")
+        if s.assignees:
+            parts.append(f"**Assignees:** {', '.join(s.assignees)}\n\n")
+        parts.append(f"**Comments:** {s.comment_count}\n\n")
+        if p is not None and p.body:
+            parts.append(f"{p.body}\n\n")
+        if p is not None and p.comments:
+            parts.append("#### Comments\n\n")
+            for c in p.comments:
+                parts.append(f"> **{c.actor.hex()[:8]}** at {c.ts_unix_ms}:\n{_quote(c.body)}\n\n")
+        parts.append("---\n\n")
+    return "".join(parts)
+
+
+def export(ctx: OpContext, args: ExportArgs) -> ExportResult:
+    """Export issues and events as JSON or Markdown, to the result or to `args.output`.
+
+    Raises:
+        InvalidArgs: bad `--since`, or an unknown format.
+        NotFound: `--since` names an event that is not in the WAL.
+        Environment: the output file cannot be written.
+    """
+    if args.format not in ("json", "md"):
+        raise InvalidArgs(f"unknown export format {args.format!r}; use --format json or md")
+    handle = ctx.handle
+    head = handle.refresh()
+    entries = handle.wal.read_entries(head=head)
+    events = export_events([e for entry in entries for e in entry.events], args.since)
+    summaries = handle.summaries()
+    if args.since is not None:
+        touched = {e.issue_id for e in events}
+        summaries = [s for s in summaries if s.issue_id in touched]
+    summaries.sort(key=lambda s: (s.created_ts, s.issue_id))
+    if args.format == "json":
+        meta = ExportMeta(
+            schema_version=EXPORT_SCHEMA_VERSION,
+            generated_ts=ctx.now_ms,
+            event_count=len(events),
+            wal_head=head,
+        )
+        content = render_json(meta, summaries, events)
+    else:
+        content = render_markdown(ctx, ctx.now_ms, summaries)
+    output_path = None
+    if args.output is not None:
+        base = args.cwd or ctx.paths.repo_root
+        output_path = os.path.abspath(os.path.join(base, args.output))
+        try:
+            write_atomic(output_path, content.encode("utf-8"))
+        except OSError as exc:
+            raise Environment(
+                f"cannot write {output_path}: {exc.strerror or exc}; choose another -o path",
+                {"path": output_path},
+            ) from exc
+    return ExportResult(
+        format=args.format,
+        output_path=output_path,
+        event_count=len(events),
+        issue_count=len(summaries),
+        wal_head=head,
+        content=None if output_path is not None else content,
+    )

@@ -1,0 +1,223 @@
+"""`grite sync`: exchange events with a git remote and merge WAL histories.
+
+Pull fetches the remote's grite refs into `refs/grite/remotes/<remote>/` and merges the remote
+WAL into the local one: adopt it when we have none, nothing when it is behind us, fast-forward
+when we are behind it, and when both moved, append ONE commit on top of the remote head holding
+our local-only events (ids not in the remote chain) in their original order. The result stays a
+linear `prev_wal` chain (reference section 5.4), nothing is lost or duplicated, and since
+projections are order-independent every clone converges. Push is fast-forward only and never
+forced; a rejected WAL push means the remote moved, so we pull, merge and push again a bounded
+number of times.
+
+Every ref move is a compare-and-swap, and no per-repository write lock is held across network
+I/O: a concurrent local write simply makes the merge start over.
+
+Imports storage and model only; never prints or reads the environment.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from grite.model.errors import Conflict, Environment
+from grite.model.events import Event
+from grite.model.requests_sync import RefRejection, SyncArgs, SyncResult
+from grite.ops.actors import actor_bytes
+from grite.ops.context import OpContext
+from grite.storage.sync import SyncRepo
+from grite.storage.wal import WAL_REF, Wal
+
+__all__ = ["MAX_PUSH_ATTEMPTS", "merge_remote_wal", "sync"]
+
+MAX_PUSH_ATTEMPTS = 5
+_MAX_MERGE_TRIES = 20
+_WAL_NAME = WAL_REF.decode()
+
+
+class _Merge:
+    """Events that arrived, and local-only events re-applied on top of the remote head."""
+
+    __slots__ = ("pulled", "reapplied")
+
+    def __init__(self, pulled: int, reapplied: int) -> None:
+        self.pulled = pulled
+        self.reapplied = reapplied
+
+
+def _ids(entries_events: list[Event]) -> set[bytes]:
+    return {e.event_id for e in entries_events}
+
+
+def merge_remote_wal(repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | None) -> _Merge:
+    """Merge the remote WAL head (already fetched) into the local `refs/grite/wal`.
+
+    Args:
+        repo: the repository's refs and objects.
+        wal: the repository's WAL, used to read (and verify) events.
+        actor: who is recorded on the commit that re-applies local-only events.
+        remote_head: the fetched remote WAL head, or None if the remote has no WAL.
+
+    Returns:
+        How many events arrived, and how many local-only events were re-applied on top of
+        the remote head (0 unless the histories had diverged).
+
+    Raises:
+        CorruptData: the remote's events fail their hashes (nothing is changed).
+        Environment: the local WAL kept moving under us (a runaway writer).
+    """
+    if remote_head is None:
+        return _Merge(0, 0)
+    for _ in range(_MAX_MERGE_TRIES):
+        local = repo.ref(WAL_REF)
+        if local == remote_head or (local is not None and repo.is_ancestor(remote_head, local)):
+            return _Merge(0, 0)
+        if local is None or repo.is_ancestor(local, remote_head):
+            # Reading verifies every chunk and event id before the ref moves onto them.
+            incoming = wal.read_entries(since=local, head=remote_head)
+            if repo.set_wal_head(local, remote_head):
+                return _Merge(sum(len(e.events) for e in incoming), 0)
+            continue
+        remote_chain = set(repo.chain(remote_head))
+        fork = next((c for c in repo.chain(local) if c in remote_chain), None)
+        ours = [e for entry in wal.read_entries(since=fork, head=local) for e in entry.events]
+        theirs = [
+            e for entry in wal.read_entries(since=fork, head=remote_head) for e in entry.events
+        ]
+        their_ids = _ids(theirs)
+        our_ids = _ids(ours)
+        local_only: list[Event] = []
+        seen: set[bytes] = set()
+        for event in ours:
+            if event.event_id not in their_ids and event.event_id not in seen:
+                seen.add(event.event_id)
+                local_only.append(event)
+        incoming_count = len(_ids(theirs) - our_ids)
+        new = remote_head
+        if local_only:
+            new = repo.write_wal_commit(actor, local_only, remote_head)
+        if repo.set_wal_head(local, new):
+            return _Merge(incoming_count, len(local_only))
+    raise Environment(
+        "refs/grite/wal kept changing while merging the remote's events; retry 'grite sync' "
+        "when other grite writers are idle (nothing was lost)"
+    )
+
+
+def _count_events(wal: Wal, since: str | None, head: str | None) -> int:
+    if head is None or head == since:
+        return 0
+    return sum(len(e.events) for e in wal.read_entries(since=since, head=head))
+
+
+def _message(
+    remote: str,
+    pulled: int | None,
+    pushed: int | None,
+    rebased_count: int,
+    remote_had_wal: bool,
+    rejected: list[RefRejection],
+) -> str:
+    lines = []
+    if pulled:
+        lines.append(f"Pulled {pulled} event{'s' if pulled != 1 else ''} from {remote}")
+    if rebased_count:
+        lines.append(
+            f"Merged diverged histories: re-applied {rebased_count} local "
+            f"event{'s' if rebased_count != 1 else ''} on top of {remote}"
+        )
+    if pushed:
+        lines.append(f"Pushed {pushed} event{'s' if pushed != 1 else ''} to {remote}")
+    if not lines:
+        if pulled is not None and pushed is None and not remote_had_wal:
+            lines.append(f"Nothing to pull: {remote} has no grite data yet")
+        else:
+            lines.append(f"Already up to date with {remote}")
+    for r in rejected:
+        lines.append(f"Not pushed: {r.ref} ({r.reason})")
+    return "\n".join(lines)
+
+
+def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
+    """Pull and/or push grite refs with a git remote (neither flag: both).
+
+    Raises:
+        NotFound: no git remote of that name.
+        Environment: the remote cannot be reached.
+        Conflict: the remote kept moving and the push was still rejected after
+            MAX_PUSH_ATTEMPTS rounds of pull, merge and push.
+        CorruptData: the remote's events fail verification.
+    """
+    do_pull = args.pull or not args.push
+    do_push = args.push or not args.pull
+    actor = actor_bytes(ctx)
+    wal = ctx.handle.wal
+    pulled_events = 0
+    rebased = False
+    rebased_count = 0
+    pushed_events = 0
+    attempts = 0
+    remote_had_wal = False
+    rejected: list[RefRejection] = []
+
+    def pull(repo: SyncRepo, url: str) -> None:
+        nonlocal pulled_events, rebased, rebased_count, remote_had_wal
+        remote_refs = repo.fetch(args.remote, url)
+        remote_head = remote_refs.get(_WAL_NAME)
+        remote_had_wal = remote_head is not None
+        merged = merge_remote_wal(repo, wal, actor, remote_head)
+        pulled_events += merged.pulled
+        if merged.reapplied:
+            rebased = True
+            rebased_count += merged.reapplied
+
+    with SyncRepo(ctx.paths.git_dir, ctx.paths.repo_root) as repo:
+        url = repo.remote_url(args.remote)
+        if do_pull:
+            pull(repo, url)
+        if do_push:
+            while True:
+                attempts += 1
+                report = repo.push(args.remote, url, release_owner=actor.hex())
+                reason = report.rejected.pop(_WAL_NAME, None)
+                if reason is None:
+                    sent = report.updated.get(_WAL_NAME)
+                    pushed_events = _count_events(wal, report.remote_before.get(_WAL_NAME), sent)
+                    rejected = [
+                        RefRejection(ref=ref, reason=why)
+                        for ref, why in sorted(report.rejected.items())
+                    ]
+                    break
+                if attempts >= MAX_PUSH_ATTEMPTS:
+                    raise Conflict(
+                        f"push to {args.remote!r} was rejected {attempts} times ({reason}); "
+                        "the remote keeps changing: run 'grite sync' again later "
+                        "(local events are kept)",
+                        {"remote": args.remote, "attempts": attempts, "reason": reason},
+                    )
+                # The remote moved since we looked: join its history and try again, backing off
+                # a little so concurrent syncers do not collide in lockstep.
+                time.sleep(0.02 * (2**attempts) * (0.5 + random.random()))
+                pull(repo, url)
+    head = ctx.handle.refresh()
+    message = _message(
+        args.remote,
+        pulled_events if do_pull else None,
+        pushed_events if do_push else None,
+        rebased_count,
+        remote_had_wal,
+        rejected,
+    )
+    return SyncResult(
+        remote=args.remote,
+        url=url,
+        pulled=do_pull,
+        pushed=do_push,
+        pulled_events=pulled_events,
+        pushed_events=pushed_events,
+        wal_head=head,
+        rebased=rebased,
+        attempts=attempts,
+        rejected_refs=rejected,
+        message=message,
+    )
