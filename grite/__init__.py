@@ -4,6 +4,21 @@ The top level stays tiny on purpose: the `grite` entry point imports this packag
 decides whether a daemon serves the command, so nothing heavy may load here.
 """
 
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from grite.client import Client
+
 __version__ = "0.6.0"
 
-__all__ = ["__version__"]
+__all__ = ["Client", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # `grite.Client` loads grite.client on first use, so `import grite` (which the CLI entry
+    # does first) stays cheap. import_module rather than an import statement: grite.client
+    # reaches grite.cli.app, which imports this package, and that is only a cycle on paper.
+    if name == "Client":
+        return _importlib.import_module("grite.client").Client
+    raise AttributeError(f"module 'grite' has no attribute {name!r}")

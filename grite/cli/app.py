@@ -261,12 +261,15 @@ def _execute(
         data_dir = os.path.join(inv.cwd, data_dir)
     selector = ActorSelector(actor=getattr(ns, "actor", None), data_dir=data_dir)
     opened: list[RepoHandle] = []
+    used: list[RepoHandle] = []
 
     def opener(p: RepoPaths) -> RepoHandle:
         if handles is not None:
-            return handles.get(p)
-        handle = RepoHandle.open(p)
-        opened.append(handle)
+            handle = handles.get(p)
+        else:
+            handle = RepoHandle.open(p)
+            opened.append(handle)
+        used.append(handle)
         return handle
 
     ctx = OpContext(
@@ -281,7 +284,14 @@ def _execute(
         if selector.actor is not None or selector.data_dir is not None:
             # An explicit actor that does not exist is an error even for reads.
             actors.resolve_actor(ctx, create=False)
-        return OPERATIONS[type(args)](ctx, args)
+        result = OPERATIONS[type(args)](ctx, args)
+        for handle in used:
+            if handle.wal_error is not None:
+                # Reads answer from the history before the damaged commit (see RepoHandle).
+                warnings.append(
+                    f"{handle.wal_error.message}; showing what was recorded before that commit"
+                )
+        return result
     finally:
         for handle in opened:
             handle.close()

@@ -60,7 +60,7 @@ def init(*, no_agents_md: bool = False) -> InitArgs:
 
 @argh.named("init")
 @argh.arg("--label", help="a human-readable name for the actor")
-@argh.arg("--generate-key", help="create an Ed25519 signing key (not supported yet)")
+@argh.arg("--generate-key", help="create an Ed25519 key; this actor's events are signed")
 def actor_init(*, label: str | None = None, generate_key: bool = False) -> ActorInitArgs:
     """Create a new actor identity in this repository."""
     return ActorInitArgs(label=label, generate_key=generate_key)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from grite.ipc import protocol
 from grite.ipc.client import Connection, DaemonUnavailable
-from grite.ipc.framing import IpcError
+from grite.ipc.framing import ConnectionClosed, IpcError
 from grite.ipc.paths import ensure_runtime_dir, runtime_paths
 from grite.model.errors import GriteError
 from grite.model.invocation import Invocation, Outcome
@@ -30,6 +30,9 @@ __all__ = ["build_invocation", "console_main", "route", "runs_in_process"]
 _GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
 _IN_PROCESS_FLAGS = frozenset({"--no-daemon", "--help", "-h", "--version"})
 _IN_PROCESS_COMMANDS = frozenset({"daemon"})
+# Commands run by their own client module whichever way they reach the daemon.
+_STREAMING_COMMANDS = frozenset({"watch", "batch"})
+_HELP_FLAGS = frozenset({"--help", "-h", "--version"})
 _FORWARDED_ENV = ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
 # Daemon answers that mean "not run": the command is then run here. Other errors are final.
 _FALL_BACK_CODES = frozenset({"busy", "version_mismatch", "bad_request"})
@@ -107,12 +110,23 @@ def _idle_timeout(environ: Mapping[str, str]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _connect(socket_path: str) -> Connection:
+    """Connect and greet, once more if the daemon hung up before its hello."""
+    try:
+        return Connection.open(socket_path)
+    except ConnectionClosed:
+        # An activated daemon that was exiting took our connection from the queue and closed
+        # it unserved. Only our hello was sent, and the service manager starts a new instance
+        # for the next connection (self-bind: ENOENT, then the spawner), so retry once.
+        return Connection.open(socket_path)
+
+
 def _via_daemon(inv: Invocation, environ: Mapping[str, str]) -> Outcome:
     """Run `inv` in the daemon. Raises IpcError/GriteError when it could not be run there."""
     paths = runtime_paths(environ)
     ensure_runtime_dir(paths)
     try:
-        conn = Connection.open(paths.socket)
+        conn = _connect(paths.socket)
     except DaemonUnavailable:
         # Deliberately lazy: subprocess and select are only needed on a cold start.
         from grite.ipc import spawner
@@ -120,7 +134,7 @@ def _via_daemon(inv: Invocation, environ: Mapping[str, str]) -> Outcome:
         sock = spawner.ensure_daemon(paths, idle_timeout=_idle_timeout(environ))
         if sock is None:
             raise DaemonUnavailable(f"could not start a daemon; see {paths.log_file}") from None
-        conn = Connection.open(sock)
+        conn = _connect(sock)
     with conn:
         final = conn.request(
             protocol.RunArgv(invocation=inv),
@@ -163,6 +177,15 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         The exit status.
     """
     env = os.environ if environ is None else environ
+    word = _command_word(argv)
+    if word in _STREAMING_COMMANDS and not _HELP_FLAGS.intersection(argv):
+        # Deliberately lazy: watch and batch stream over their own daemon connection (batch
+        # also runs in-process), so they never go through RunArgv or app.main.
+        if word == "watch":
+            from grite.cli.watch import main as streaming_main
+        else:
+            from grite.cli.batch import main as streaming_main
+        return streaming_main(argv, env)
     if runs_in_process(argv, env):
         # Deliberately lazy: the full CLI imports argh, dulwich and diskcache.
         from grite.cli import app

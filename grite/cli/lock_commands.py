@@ -1,4 +1,4 @@
-"""Command area: lock (see grite/cli/app.py for how areas plug in).
+"""Command area: lock (`grite lock acquire|renew|release|status|gc`).
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
 top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
@@ -11,10 +11,103 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+import argh
+
+from grite.cli.commands import group, leaves
+from grite.cli.render import Renderer
+from grite.model.requests_locks import (
+    LockAcquireArgs,
+    LockGcArgs,
+    LockGcResult,
+    LockReleaseArgs,
+    LockReleaseResult,
+    LockRenewArgs,
+    LockResult,
+    LockStatusArgs,
+    LockStatusResult,
+)
+from grite.ops import locks
+
 __all__ = ["OPERATIONS", "RENDERERS", "register"]
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {}
-RENDERERS: dict[type, Callable[[Any, Any], str]] = {}
+_RESOURCE_HELP = "what to lock: repo:NAME, path:PATH or issue:ID"
+_TTL_HELP = "lease length: seconds (300) or 30s, 15m, 2h, 1d (default 300s)"
+
+
+@argh.named("acquire")
+@argh.arg("resource", help=_RESOURCE_HELP)
+@argh.arg("--ttl", help=_TTL_HELP)
+def lock_acquire(resource: str, *, ttl: str | None = None) -> LockAcquireArgs:
+    """Take a lease lock (refreshes it when you already hold it)."""
+    return LockAcquireArgs(resource=resource, ttl=ttl)
+
+
+@argh.named("renew")
+@argh.arg("resource", help=_RESOURCE_HELP)
+@argh.arg("--ttl", help=_TTL_HELP)
+def lock_renew(resource: str, *, ttl: str | None = None) -> LockRenewArgs:
+    """Extend a lease lock you hold."""
+    return LockRenewArgs(resource=resource, ttl=ttl)
+
+
+@argh.named("release")
+@argh.arg("resource", help=_RESOURCE_HELP)
+def lock_release(resource: str) -> LockReleaseArgs:
+    """Release a lease lock you hold (or one that expired)."""
+    return LockReleaseArgs(resource=resource)
+
+
+@argh.named("status")
+def lock_status() -> LockStatusArgs:
+    """List the lease locks of this repository."""
+    return LockStatusArgs()
+
+
+@argh.named("gc")
+def lock_gc() -> LockGcArgs:
+    """Delete expired lease locks."""
+    return LockGcArgs()
+
+
+def _lock(r: Renderer, x: LockResult) -> str:
+    verb = {"acquired": "Acquired", "refreshed": "Refreshed", "renewed": "Renewed"}[x.action]
+    return f"{verb} lock on {x.resource} until {r.when(x.expires_unix_ms)} ({x.ttl_seconds}s)\n"
+
+
+def _release(_r: Renderer, x: LockReleaseResult) -> str:
+    if x.released:
+        return f"Released lock on {x.resource}\n"
+    return f"No lock on {x.resource}\n"
+
+
+def _status(r: Renderer, x: LockStatusResult) -> str:
+    if not x.locks:
+        return f"No locks (policy: {x.policy})\n"
+    lines = []
+    for lk in x.locks:
+        state = "expired" if lk.expired else f"{lk.time_remaining_seconds}s left"
+        who = "you" if lk.mine else lk.owner[:8]
+        lines.append(f"{lk.resource}  {who}  until {r.when(lk.expires_unix_ms)}  ({state})")
+    return "\n".join(lines) + f"\n{x.total} lock(s) (policy: {x.policy})\n"
+
+
+def _gc(_r: Renderer, x: LockGcResult) -> str:
+    return f"Removed {x.removed} expired lock(s), kept {x.kept}\n"
+
+
+OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
+    LockAcquireArgs: locks.lock_acquire,
+    LockRenewArgs: locks.lock_renew,
+    LockReleaseArgs: locks.lock_release,
+    LockStatusArgs: locks.lock_status,
+    LockGcArgs: locks.lock_gc,
+}
+RENDERERS: dict[type, Callable[[Any, Any], str]] = {
+    LockResult: _lock,
+    LockReleaseResult: _release,
+    LockStatusResult: _status,
+    LockGcResult: _gc,
+}
 
 
 def register(
@@ -22,4 +115,9 @@ def register(
     issue: argparse._SubParsersAction,  # type: ignore[type-arg]
     parents: list[argparse.ArgumentParser],
 ) -> None:
-    """Add this area's commands (none yet)."""
+    """Add `grite lock ...`."""
+    leaves(
+        group(top, "lock", "lease locks on repo:, path: and issue: resources", parents),
+        [lock_acquire, lock_renew, lock_release, lock_status, lock_gc],
+        parents,
+    )

@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from grite.daemon.binding import Binding, read_pid_record
+from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
 from grite.daemon.supervisor import Supervisor, shutdown_signal
 from grite.ipc.paths import paths_for_socket, runtime_paths, user_config_file
 from grite.model.errors import GriteError
@@ -48,6 +49,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-file", help="append logs here instead of stderr")
     parser.add_argument("--ready-fd", type=int, help="write one readiness line to this fd")
     parser.add_argument("--foreground", action="store_true", help="run attached, logging to stderr")
+    parser.add_argument(
+        "--worker-idle-seconds",
+        type=float,
+        default=WORKER_IDLE_SECONDS,
+        help="close a repository no request used for this long (default %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -128,7 +135,12 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
         name = listener.getsockname()
         socket_path = name if isinstance(name, str) and name else (args.socket_path or "")
         supervisor = Supervisor(
-            socket_path, idle_timeout, listener=listener, mode=mode, notifier=notifier
+            socket_path,
+            idle_timeout,
+            listener=listener,
+            mode=mode,
+            notifier=notifier,
+            registry=Registry(socket_path, worker_idle_seconds=args.worker_idle_seconds),
         )
     else:
         paths = (
@@ -151,6 +163,7 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
             idle_timeout,
             listener=binding.listener,
             binding=binding,
+            registry=Registry(paths.socket, worker_idle_seconds=args.worker_idle_seconds),
             on_ready=lambda: _report(ready_fd, f"ok {os.getpid()}"),
         )
     _log.info(
@@ -162,6 +175,34 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
     )
     await supervisor.run(shutdown_signal())
     return 0
+
+
+# Enough descriptors for every client of a busy machine; capped because some platforms report
+# an unlimited hard limit that setrlimit then refuses.
+_NOFILE_TARGET = 65536
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (at most _NOFILE_TARGET).
+
+    The default soft limit (often 1024, or 256 on macOS) is what lets a few hundred idle or
+    slow connections exhaust the daemon's descriptors, so that every other client waits in the
+    backlog; services routinely lift it to the hard limit at start, as systemd does.
+
+    Returns:
+        The soft limit now in force.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _NOFILE_TARGET if hard == resource.RLIM_INFINITY else min(hard, _NOFILE_TARGET)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError) as exc:
+            _log.warning("cannot raise the open-files limit from %s to %s: %s", soft, target, exc)
+    return int(soft)
 
 
 def main(argv: list[str]) -> int:
@@ -177,6 +218,7 @@ def main(argv: list[str]) -> int:
         idle = configured_idle_timeout(user_config_file())
     if idle is None:
         idle = DEFAULT_IDLE_TIMEOUT
+    _log.debug("open-files limit %s", raise_nofile_limit())
     try:
         return asyncio.run(_serve(args, idle))
     except GriteError as exc:

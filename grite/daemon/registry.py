@@ -165,6 +165,12 @@ class Registry:
                 entry.users -= 1
                 entry.last_used = time.monotonic()
 
+    def in_use(self, git_dir: str) -> bool:
+        """Whether a request is using the repository at `git_dir` right now."""
+        with self._lock:
+            entry = self._entries.get(git_dir)
+            return entry is not None and entry.users > 0
+
     def repositories(self) -> list[str]:
         """Repository roots with an open handle."""
         with self._lock:
@@ -288,6 +294,10 @@ class RequestHandles:
             taken = (paths, self._registry.acquire(paths, self._actor))
             self._taken[key] = taken
         return taken[1]
+
+    def used(self) -> list[str]:
+        """Git dirs of the repositories this request has taken so far."""
+        return list(self._taken)
 
     def __enter__(self) -> RequestHandles:
         return self

@@ -5,15 +5,21 @@ One asyncio Unix server on a listener that is either inherited (systemd, launchd
 arrive within `hello_timeout`; then requests are read until EOF and dispatched through ONE table
 keyed by request Struct type, whose tags are the capabilities sent in the hello. Forwarded CLI
 commands run in a thread pool against the per-repository registry (blocking work never runs on
-the loop); more than `max_in_flight` of them at once are answered `busy`. Only this module and
-main.py are async; only this module's per-connection handler catches `Exception`.
-Must not import grite.cli at module level (the executor is loaded lazily, in the daemon only).
+the loop); more than `max_in_flight` of them at once are answered `busy`. Typed `Op` requests
+run the same operations through grite.ops.agents.OpRunner over grite.cli.app.OPERATIONS. A
+`Watch` request streams Notification frames from the notification hub until the client hangs
+up or the daemon stops; after every request the touched repositories are refreshed in the hub
+(source local_write, or sync), and a poller notices refs moved by other processes (external).
+Only this module and main.py are async; only this module's per-connection handler catches
+`Exception`. Must not import grite.cli at module level (the executor is loaded lazily, in the
+daemon only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
 import os
 import select
@@ -28,23 +34,30 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from grite.daemon.binding import Binding
+from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
 from grite.ipc import framing, protocol
 from grite.ipc.framing import ConnectionClosed, FrameTooLarge
 from grite.ipc.paths import paths_for_socket
-from grite.model.errors import exit_code_for
+from grite.model import notifications
+from grite.model.errors import GriteError, exit_code_for
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
+    from grite.ops.agents import OpRunner
 
-__all__ = ["Executor", "State", "StopReason", "Supervisor", "shutdown_signal"]
+__all__ = ["Executor", "OpExecutor", "State", "StopReason", "Supervisor", "shutdown_signal"]
 
 _log = logging.getLogger("grite.daemon")
 
 # How long a connection accepted while draining may take to send its request.
 _DRAIN_READ = 2.0
+# Connections accepted per readiness event before the loop serves others.
+_ACCEPT_BATCH = 64
 
 Executor = Callable[["Invocation", RequestHandles], "Outcome"]
+# Runs one typed Op: (op, request id, actor, handles) -> (result, notification source).
+OpExecutor = Callable[[protocol.Op, bytes, str, RequestHandles], "tuple[protocol.OpResult, str]"]
 
 
 class State(enum.Enum):
@@ -86,6 +99,7 @@ class _Conn:
         self.busy = False  # a request was read and its final frame is not written yet
         self.served = 0  # requests answered; a fresh connection gets one even while draining
         self.mismatched = False  # the client is another build: only control requests
+        self.reader: asyncio.StreamReader | None = None  # set once greeted (watch needs EOF)
 
 
 def _default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
@@ -94,6 +108,77 @@ def _default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
     from grite.cli import app
 
     return app.run_invocation(inv, handles)
+
+
+def _command_word(argv: list[str]) -> str:
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ("--actor", "--data-dir"):
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
+def _op_runner() -> OpRunner:
+    # Deliberately lazy, like _default_executor: the operations table pulls in the whole CLI.
+    from grite.cli import app
+    from grite.ops.agents import OpRunner
+
+    return OpRunner(app.OPERATIONS)
+
+
+def _encode_details(details: dict[str, object]) -> msgspec.Raw:
+    try:
+        return msgspec.Raw(protocol.encode(details))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return msgspec.Raw(protocol.encode({k: str(v) for k, v in details.items()}))  # type: ignore[arg-type]
+
+
+def run_op(
+    runner: OpRunner, op: protocol.Op, request_id: bytes, actor: str, handles: RequestHandles
+) -> tuple[protocol.OpResult, str]:
+    """Decode and run one Op; grite errors become an OpResult error (they are answers)."""
+    warnings: list[str] = []
+    source = "local_write"
+    try:
+        args = runner.decode(bytes(op.args))
+        tag = type(args).__struct_config__.tag
+        if isinstance(tag, str) and tag.startswith("sync"):
+            source = "sync"
+        result = runner.run(
+            args,
+            cwd=op.cwd,
+            opener=handles.get,  # type: ignore[arg-type]
+            request_id=request_id,
+            now_ms=op.now_ms,
+            actor=actor or None,
+            data_dir=op.data_dir,
+            warnings=warnings,
+        )
+    except GriteError as err:
+        error = protocol.OpError(
+            code=err.code, message=err.message, details=_encode_details(err.details)
+        )
+        return protocol.OpResult(error=error, warnings=warnings), source
+    data = msgspec.Raw(protocol.encode(result))
+    return protocol.OpResult(data=data, warnings=warnings), source
+
+
+def _discover(cwd: str) -> Any:
+    # Deliberately lazy: storage pulls in dulwich, loaded in a worker thread after ready.
+    from grite.storage.repo import discover_repo
+
+    return discover_repo(cwd)
+
+
+def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notification:
+    tag = type(note).__struct_config__.tag
+    return protocol.Notification(
+        kind=str(tag), repo_root=repo_root, body=notifications.encode(note)
+    )
 
 
 def _peer_uid(sock: Any) -> int | None:
@@ -153,6 +238,8 @@ class Supervisor:
         binding: Binding | None = None,
         executor: Executor | None = None,
         registry: Registry | None = None,
+        op_executor: OpExecutor | None = None,
+        hub: Hub | None = None,
         max_in_flight: int = 64,
         on_ready: Callable[[], None] | None = None,
         notifier: Notifier | None = None,
@@ -169,6 +256,9 @@ class Supervisor:
         self._binding = binding
         self._executor: Executor = executor or _default_executor
         self._registry = registry or Registry(socket_path)
+        self._op_executor = op_executor
+        self._runner: OpRunner | None = None
+        self._hub = hub or Hub()
         self._max_in_flight = max_in_flight
         self._on_ready = on_ready
         self._notifier = notifier
@@ -183,16 +273,26 @@ class Supervisor:
             protocol.DaemonStop: self.cmd_daemon_stop,
             protocol.Retire: self.cmd_retire,
             protocol.Ping: self.cmd_ping,
+            protocol.Op: self.cmd_op,
         }
+        # Handlers that write their own non-final frames before the final one.
+        self._streams: dict[
+            type, Callable[[protocol.Request, _Conn], Awaitable[protocol.ResultData]]
+        ] = {protocol.Watch: self.cmd_watch}
         self._hello = protocol.Hello(
             protocol_version=protocol.PROTOCOL_VERSION,
             build_id=protocol.build_id(),
             pid=os.getpid(),
-            capabilities=sorted(protocol.request_tag(kind) for kind in self._handlers),
+            capabilities=sorted(
+                protocol.request_tag(kind) for kind in (*self._handlers, *self._streams)
+            ),
             mode=mode,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: dict[asyncio.Task[Any], _Conn] = {}
+        # Handler tasks of accepted sockets not yet in _connections (their streams are being
+        # set up): counted as connections, so an idle exit never drops one.
+        self._accepted: set[asyncio.Task[Any]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._stop: asyncio.Event | None = None
         self._stop_reason = StopReason.SIGNAL
@@ -237,6 +337,7 @@ class Supervisor:
         )
         self._spawn(self._watch(shutdown), "shutdown-signal")
         self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self._poll_refs(), "ref-poller")
         try:
             await self._serve_until_stopped()
         finally:
@@ -248,13 +349,11 @@ class Supervisor:
 
     async def _serve_until_stopped(self) -> None:
         assert self._listener is not None and self._stop is not None
+        self._listener.setblocking(False)
         first = True
         while True:
-            # Activated mode serves a duplicate so that closing the server keeps the
-            # original listener, which we poll once more before deciding to exit.
-            sock = self._listener if self.mode == "self-bind" else self._listener.dup()
-            server = await asyncio.start_unix_server(self._on_connect, sock=sock)
             self.state = State.RUNNING
+            self._set_accepting(True)
             if first:
                 first = False
                 if self._on_ready is not None:
@@ -262,24 +361,23 @@ class Supervisor:
                 if self._notifier is not None:
                     self._notifier.ready()
             await self._stop.wait()
+            # Never accept during shutdown: stop watching the listener before anything else.
+            self._set_accepting(False)
             self.state = State.DRAINING
             if self.mode == "self-bind":
-                # New clients now get ENOENT and spawn a successor; let the loop accept
-                # whatever is already queued so those clients are served, not reset.
+                # New clients now get ENOENT and spawn a successor; the connections already
+                # queued are accepted here, so those clients are served, not reset.
                 if self._binding is not None:
                     self._binding.unlink_socket()
-                for _ in range(100):
-                    readable, _, _ = select.select([self._listener], [], [], 0)
-                    if not readable:
-                        break
-                    await asyncio.sleep(0)
-            server.close()
-            if (
-                self.mode != "self-bind"
-                and self._stop_reason is StopReason.IDLE
-                and select.select([self._listener], [], [], 0)[0]
+                self._accept_queued(None)
+                return
+            queued = self._connections or self._accepted
+            if self._stop_reason is StopReason.IDLE and (
+                queued or select.select([self._listener], [], [], 0)[0]
             ):
                 # A client is queued on the manager's socket: keep serving instead of exiting.
+                # Past this check, new connections stay queued for the next instance, which the
+                # service manager starts once we have exited (the socket is never unlinked).
                 _log.info("connection queued during idle exit; resuming")
                 self._stop.clear()
                 self._last_activity = time.monotonic()
@@ -295,7 +393,7 @@ class Supervisor:
             # their read deadline bounds the wait.
             if not conn.busy and conn.served:
                 conn.writer.close()
-        pending = list(self._connections)
+        pending = [*self._connections, *self._accepted]
         if pending:
             _, late = await asyncio.wait(pending, timeout=self._drain_timeout)
             for task in late:
@@ -306,16 +404,19 @@ class Supervisor:
             await asyncio.wait(list(self._tasks))
         pool, registry, binding = self._pool, self._registry, self._binding
 
+        hub = self._hub
+
         def finish() -> None:
             if pool is not None:
                 pool.shutdown(wait=True)  # in-flight commands complete, never abandoned
             registry.close_all()
+            hub.close()
             if binding is not None:
                 binding.release()
 
         await loop.run_in_executor(None, finish)
-        if self.mode != "self-bind" and self._listener is not None:
-            self._listener.close()
+        if self._listener is not None:
+            self._listener.close()  # a manager's socket stays open in the manager
         self.state = State.STOPPED
         _log.info("grite daemon stopped (%s)", self._stop_reason.value)
 
@@ -337,6 +438,7 @@ class Supervisor:
             if (
                 self.idle_timeout
                 and not self._connections
+                and not self._accepted
                 and not self._in_flight
                 and now - self._last_activity >= self.idle_timeout
             ):
@@ -357,6 +459,21 @@ class Supervisor:
                     self.request_stop(StopReason.UPGRADED)
                     return
 
+    async def _poll_refs(self) -> None:
+        # Notices refs moved by other processes or `git fetch`, only while someone watches.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            if self.state is State.RUNNING and self._hub.watched():
+                await loop.run_in_executor(self._pool, self._hub.poll, self._registry.in_use)
+
+    def _publish(self, git_dirs: list[str], source: str) -> None:
+        for git_dir in git_dirs:
+            try:
+                self._hub.refresh(git_dir, source)
+            except Exception:  # notifications are best effort; the request already succeeded
+                _log.exception("cannot publish notifications for %s", git_dir)
+
     def _heartbeat(self) -> None:
         if self._binding is not None:
             self._binding.heartbeat()
@@ -364,6 +481,66 @@ class Supervisor:
         self._registry.sweep()
 
     # ---- connections ----
+
+    def _set_accepting(self, on: bool) -> None:
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        if on:
+            loop.add_reader(self._listener.fileno(), self._accept_ready)
+        else:
+            loop.remove_reader(self._listener.fileno())
+
+    def _accept_ready(self) -> None:
+        # A readiness event may already be queued when stop is requested: never accept then.
+        if self.state is State.RUNNING and not (self._stop and self._stop.is_set()):
+            self._accept_queued(_ACCEPT_BATCH)
+
+    def _resume_accepting(self) -> None:
+        if self.state is State.RUNNING and not (self._stop and self._stop.is_set()):
+            self._set_accepting(True)
+
+    def _accept_queued(self, limit: int | None) -> None:
+        """Accept up to `limit` queued connections (None: all), each registered at once.
+
+        Our own accept (not asyncio's server) so that every accepted socket has its handler
+        task, counted by the idle check and awaited by shutdown, in the same loop step.
+        """
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        accepted = 0
+        while limit is None or accepted < limit:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # that client gave up while queued
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: pause instead of spinning on a readable listener.
+                    _log.warning("cannot accept connections (%s); retrying in 1 s", exc)
+                    self._set_accepting(False)
+                    loop.call_later(1.0, self._resume_accepting)
+                else:
+                    _log.warning("accept failed: %s", exc)
+                return
+            accepted += 1
+            task = loop.create_task(self._on_socket(sock))
+            self._accepted.add(task)
+            self._last_activity = time.monotonic()
+
+    async def _on_socket(self, sock: socket.socket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+        except (OSError, asyncio.CancelledError):
+            sock.close()
+            return
+        finally:
+            # No suspension between here and _on_connect registering the connection.
+            self._accepted.discard(task)
+        await self._on_connect(reader, writer)
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -429,6 +606,7 @@ class Supervisor:
             or client.build_id != self._hello.build_id
         )
         await self._send(writer, self._hello)
+        conn.reader = reader
         while True:
             wait = self._connection_idle if self.state is State.RUNNING else _DRAIN_READ
             try:
@@ -468,14 +646,21 @@ class Supervisor:
             )
         rid = request.request_id
         handler = self._handlers.get(type(request.body))
+        stream = self._streams.get(type(request.body))
         if request.schema_version != protocol.SCHEMA_VERSION:
             return self._error(rid, "version_mismatch", "unknown schema version")
-        if handler is None:
+        if handler is None and stream is None:
             return self._error(rid, "bad_request", "unsupported request")
-        if conn.mismatched and isinstance(request.body, protocol.RunArgv):
+        if conn.mismatched and isinstance(
+            request.body, (protocol.RunArgv, protocol.Op, protocol.Watch)
+        ):
             return self._error(rid, "version_mismatch", "client and daemon builds differ")
         try:
-            data_out = await handler(request)
+            if stream is not None:
+                data_out = await stream(request, conn)
+            else:
+                assert handler is not None
+                data_out = await handler(request)
         except _Refusal as exc:
             return self._error(rid, exc.code, exc.message)
         except Exception:  # a bug in one command must not take the daemon down
@@ -509,7 +694,88 @@ class Supervisor:
 
     def _execute(self, invocation: Invocation, actor: str) -> Outcome:
         with self._registry.scope(actor) as handles:
-            return self._executor(invocation, handles)
+            outcome = self._executor(invocation, handles)
+            used = handles.used()
+        source = "sync" if _command_word(invocation.argv) == "sync" else "local_write"
+        self._publish(used, source)
+        return outcome
+
+    async def cmd_op(self, request: protocol.Request) -> protocol.ResultData:
+        body = request.body
+        assert isinstance(body, protocol.Op)
+        if self._in_flight >= self._max_in_flight:
+            raise _Refusal("busy", f"{self._in_flight} commands in flight; try again")
+        self._in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._execute_op, body, request)
+        finally:
+            self._in_flight -= 1
+
+    def _execute_op(self, op: protocol.Op, request: protocol.Request) -> protocol.OpResult:
+        with self._registry.scope(request.actor) as handles:
+            if self._op_executor is not None:
+                result, source = self._op_executor(op, request.request_id, request.actor, handles)
+            else:
+                if self._runner is None:
+                    self._runner = _op_runner()
+                result, source = run_op(
+                    self._runner, op, request.request_id, request.actor, handles
+                )
+            used = handles.used()
+        self._publish(used, source)
+        return result
+
+    async def cmd_watch(self, request: protocol.Request, conn: _Conn) -> protocol.ResultData:
+        body = request.body
+        assert isinstance(body, protocol.Watch) and conn.reader is not None
+        assert self._stop is not None
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[notifications.Notification] = asyncio.Queue()
+
+        def deliver(note: notifications.Notification) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, note)
+
+        try:
+            paths = await loop.run_in_executor(self._pool, _discover, body.cwd)
+            sub = await loop.run_in_executor(
+                self._pool, self._hub.subscribe, str(paths.git_dir), deliver
+            )
+        except GriteError as err:
+            raise _Refusal(err.code, err.message) from err
+        root = str(paths.repo_root)
+        waiters: list[asyncio.Future[Any]] = []
+        try:
+            if body.since:
+                try:
+                    replay = await loop.run_in_executor(
+                        self._pool, self._hub.replay, sub, body.since
+                    )
+                except GriteError as err:
+                    raise _Refusal(err.code, err.message) from err
+                for note in replay:
+                    await self._send(conn.writer, _frame(note, root))
+            await self._send(
+                conn.writer, _frame(notifications.Subscribed(wal_head=sub.start), root)
+            )
+            # The client sends nothing more on a watch: any byte or EOF from it ends the stream.
+            hangup = asyncio.ensure_future(conn.reader.read(1))
+            stopping = asyncio.ensure_future(self._stop.wait())
+            waiters += [hangup, stopping]
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {get, hangup, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if get not in done:
+                    get.cancel()
+                    break
+                await self._send(conn.writer, _frame(get.result(), root))
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await loop.run_in_executor(self._pool, self._hub.unsubscribe, sub)
+        return protocol.Ack()
 
     async def cmd_daemon_status(self, request: protocol.Request) -> protocol.ResultData:
         now = time.monotonic()

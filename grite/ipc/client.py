@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import msgspec
@@ -45,6 +45,13 @@ class DaemonMismatch(IpcError):
 
 class ProtocolViolation(IpcError):
     """The daemon sent something this build cannot understand."""
+
+
+def _head(data: bytes) -> protocol.ResponseHead:
+    try:
+        return protocol.decode_response_head(data)
+    except msgspec.DecodeError:
+        return protocol.ResponseHead()
 
 
 class Connection:
@@ -188,6 +195,51 @@ class Connection:
         finally:
             if timeout is not None:
                 self._sock.settimeout(self.timeout)
+
+    def stream(
+        self,
+        body: protocol.RequestBody,
+        *,
+        request_id: bytes | None = None,
+        repo_root: str = "",
+        actor: str = "",
+        frame_timeout: float | None = None,
+    ) -> Iterator[protocol.Response]:
+        """Send one request and yield every frame of its reply, the final frame last.
+
+        For long-lived replies (Watch): unlike request(), frames are handed out as they come.
+
+        Args:
+            body: the request variant.
+            request_id: 16-byte idempotency key (random when omitted).
+            repo_root: the repository the request is about, if any.
+            actor: the actor id, if known.
+            frame_timeout: bound on the wait for each frame; None waits forever.
+
+        Raises:
+            IpcError: the connection failed or the daemon broke the protocol.
+        """
+        rid = os.urandom(16) if request_id is None else request_id
+        envelope = protocol.Request(request_id=rid, body=body, repo_root=repo_root, actor=actor)
+        framing.send_frame(self._sock, protocol.encode(envelope))
+        self._sock.settimeout(frame_timeout)
+        try:
+            while True:
+                data = framing.recv_frame(self._sock)
+                try:
+                    frame = protocol.decode_response(data)
+                except msgspec.DecodeError as exc:
+                    head = _head(data)
+                    if head.final:
+                        raise ProtocolViolation(
+                            f"unknown final frame {head.type!r} from the daemon: {exc}"
+                        ) from exc
+                    continue
+                yield frame
+                if isinstance(frame, (protocol.Result, protocol.Error)):
+                    return
+        finally:
+            self._sock.settimeout(self.timeout)
 
     def close(self) -> None:
         """Close the connection (the daemon sees EOF and forgets it)."""

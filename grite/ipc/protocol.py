@@ -31,6 +31,9 @@ __all__ = [
     "Error",
     "Hello",
     "Notification",
+    "Op",
+    "OpError",
+    "OpResult",
     "Output",
     "Ping",
     "Request",
@@ -44,6 +47,7 @@ __all__ = [
     "RunArgv",
     "RunArgvResult",
     "StatusResult",
+    "Watch",
     "build_id",
     "compute_build_id",
     "decode_hello",
@@ -108,9 +112,32 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping"):
     """Liveness round trip; the reply is an Ack."""
 
 
-# Typed operation variants (issue_list, issue_show, ...) are added to this union by the
-# lead, each with a fixed tag and a matching result Struct in ResultData.
-RequestBody = RunArgv | DaemonStatus | DaemonStop | Retire | Ping
+class Op(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
+    """Run one operation given as its args Struct; the reply is an OpResult.
+
+    `args` is the msgpack of one args Struct of grite.model.requests or a requests_* module,
+    tagged by its `"type"` (e.g. "issue_show"). It travels as Raw so that this module (the
+    client's hot path) need not import every area's Structs: the daemon decodes it against
+    the union of the operations it serves, and answers an unknown type with an invalid_args
+    OpResult. The envelope's request_id is the idempotency key and `actor` acts as --actor.
+    """
+
+    args: msgspec.Raw
+    cwd: str  # the repository is discovered from here, as the CLI does from its cwd
+    now_ms: int  # client clock: a retried write reproduces identical events
+    data_dir: str | None = None  # like --data-dir / GRITE_HOME
+
+
+class Watch(msgspec.Struct, frozen=True, kw_only=True, tag="watch"):
+    """Stream Notification frames about the repository containing `cwd` until the client
+    closes the connection; with `since`, first replay every WAL commit after that head. The
+    final frame (Ack) comes only when the daemon stops; an unknown `since` is an Error."""
+
+    cwd: str
+    since: str | None = None
+
+
+RequestBody = RunArgv | DaemonStatus | DaemonStop | Retire | Ping | Op | Watch
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,7 +184,23 @@ class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):
     pass
 
 
-ResultData = RunArgvResult | StatusResult | Ack
+class OpError(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation failed with a grite error (code from grite.model.errors)."""
+
+    code: str
+    message: str
+    details: msgspec.Raw = msgspec.Raw(b"\x80")  # msgpack map, as the JSON envelope shows it
+
+
+class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
+    """The outcome of an Op: `data` (msgpack of the result Struct) or `error`."""
+
+    data: msgspec.Raw | None = None
+    error: OpError | None = None
+    warnings: list[str] = []
+
+
+ResultData = RunArgvResult | StatusResult | Ack | OpResult
 
 
 # ---- response frames ----
@@ -178,6 +221,7 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True, tag="notification"
     repo_root: str = ""
     data: dict[str, str] = {}
     final: bool = False
+    body: bytes = b""  # msgpack of a grite.model.notifications Struct (tag == kind)
 
 
 class Result(msgspec.Struct, frozen=True, kw_only=True, tag="result"):

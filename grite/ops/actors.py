@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from grite.model.errors import InvalidArgs, NotFound
+from grite.model.errors import NotFound
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
 from grite.model.requests import (
     ActorCurrentArgs,
@@ -33,6 +33,7 @@ from grite.storage.config import (
     save_repo_config,
     write_atomic,
 )
+from grite.storage.signing import KEY_SCHEME, generate_seed, public_key_hex, save_signing_seed
 
 __all__ = [
     "AGENTS_MD_SECTION",
@@ -175,13 +176,12 @@ def init(ctx: OpContext, args: InitArgs) -> InitResult:
 
 
 def actor_init(ctx: OpContext, args: ActorInitArgs) -> ActorInfo:
-    if args.generate_key:
-        # TODO(issue 5): Ed25519 signing keys; refused rather than silently ignored.
-        raise InvalidArgs(
-            "--generate-key is not supported yet; create the actor without it "
-            "(signing arrives with issue 5)"
-        )
     cfg, directory = _new_actor(ctx, args.label)
+    if args.generate_key:
+        seed = generate_seed()
+        save_signing_seed(directory, seed)
+        cfg.public_key, cfg.key_scheme = public_key_hex(seed), KEY_SCHEME
+        save_actor_config(directory, cfg)
     return _info(cfg, directory)
 
 

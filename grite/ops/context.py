@@ -25,7 +25,7 @@ class OpContext:
     """Per-request facts. `request_id` and `now_ms` come from the client so that a retried
     request derives the same new ids and timestamps and so the same event ids."""
 
-    __slots__ = ("_handle", "_opener", "now_ms", "paths", "request_id", "selector")
+    __slots__ = ("_handle", "_opener", "now_ms", "paths", "request_id", "selector", "warnings")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class OpContext:
         selector: ActorSelector,
         request_id: bytes,
         now_ms: int,
+        warnings: list[str] | None = None,
     ) -> None:
         self.paths = paths
         self._opener = opener
@@ -42,6 +43,8 @@ class OpContext:
         self.selector = selector
         self.request_id = request_id
         self.now_ms = now_ms
+        # Lines the CLI prints to stderr as "warning: ..." (ops never print themselves).
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     @property
     def handle(self) -> RepoHandle:

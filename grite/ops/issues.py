@@ -46,6 +46,9 @@ from grite.model.requests import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
+from grite.ops.locks import check_lock_policy
+from grite.ops.maint import maybe_snapshot
+from grite.ops.signing import event_signer
 
 __all__ = [
     "issue_assignee",
@@ -67,13 +70,21 @@ __all__ = [
 def write_events(
     ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str
 ) -> IssueWriteResult:
-    """Build one event per kind (same timestamp) and append them as one WAL commit."""
+    """Build one event per kind (same timestamp) and append them as one WAL commit.
+
+    Every write passes the lock policy on `issue:<id>` (a new issue too: `repo:` locks of
+    other actors cover it), is signed when the actor has a key, and may trigger an automatic
+    snapshot afterwards.
+    """
     actor = actor_bytes(ctx)
+    check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
+    sign = event_signer(ctx)
     events = [
-        make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind)
+        sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
         for kind in kinds
     ]
     result = ctx.handle.append(actor, events)
+    maybe_snapshot(ctx)
     return IssueWriteResult(
         action=action,
         issue_id=issue_id.hex(),

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from grite.model.errors import Environment, InvalidArgs, NotFound
+from grite.model.errors import CorruptData, Environment, InvalidArgs, NotFound
 from grite.model.events import Event
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
@@ -32,7 +32,7 @@ from grite.model.projection import (
 from grite.storage.filelock import try_lock
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
-from grite.storage.view import VIEW_FORMAT, View, ViewMeta
+from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
 
 __all__ = ["AppendResult", "RepoHandle"]
@@ -67,6 +67,9 @@ class RepoHandle:
         self._overlay: dict[bytes, IssueProjection] = {}
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
+        # The oldest damaged WAL commit found by the last refresh. Reads then answer from the
+        # commits before it (with a warning, see grite.cli.app); writes refuse with it.
+        self.wal_error: CorruptData | None = None
         self.last_used = time.monotonic()
 
     @classmethod
@@ -87,17 +90,24 @@ class RepoHandle:
             self.last_used = time.monotonic()
             if self._fresh and head == self._head:
                 return head
-            fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
-            try:
-                meta = self.view.meta()
-                if fd is not None:
-                    self._catch_up_disk(meta, head)
-                    self._overlay.clear()
-                else:
-                    self._build_overlay(meta, head)
-            finally:
-                if fd is not None:
-                    os.close(fd)
+            for attempt in (1, 2):
+                fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
+                try:
+                    meta = self.view.meta()
+                    if fd is not None:
+                        self._catch_up_disk(meta, head)
+                        self._overlay.clear()
+                    else:
+                        self._build_overlay(meta, head)
+                    break
+                except ViewDamaged:
+                    # Recreated empty under us: forget what we knew and rebuild once.
+                    self._forget_view()
+                    if attempt == 2:
+                        raise
+                finally:
+                    if fd is not None:
+                        os.close(fd)
             self._head = head
             self._fresh = True
             return head
@@ -107,16 +117,19 @@ class RepoHandle:
             self.view.reset()
             meta = ViewMeta()
         if meta.wal_head == head:
+            self.wal_error = None
             if self._summaries_head != head:
                 self._summaries = None
             return
         try:
-            entries = self.wal.read_entries(since=meta.wal_head, head=head)
+            entries, self.wal_error = self.wal.read_good_entries(since=meta.wal_head, head=head)
         except WalHistoryChanged:
             self.view.reset()
             meta = ViewMeta()
-            entries = self.wal.read_entries(head=head)
+            entries, self.wal_error = self.wal.read_good_entries(head=head)
         before = meta.wal_head
+        # Up to the last good commit: the view never moves past a damaged one.
+        head = entries[-1].commit if entries else before
         # An empty view has nothing to load: skip one database read per issue.
         changed = self._apply(entries, self.view.projection if before else lambda _i: None)
         new_meta = ViewMeta(
@@ -139,10 +152,10 @@ class RepoHandle:
     def _build_overlay(self, meta: ViewMeta, head: str | None) -> None:
         base = meta.wal_head if meta.format == VIEW_FORMAT else None
         try:
-            entries = self.wal.read_entries(since=base, head=head)
+            entries, self.wal_error = self.wal.read_good_entries(since=base, head=head)
         except WalHistoryChanged:
             base = None
-            entries = self.wal.read_entries(head=head)
+            entries, self.wal_error = self.wal.read_good_entries(head=head)
         if base is None:
             self._overlay = self._apply(entries, lambda _i: None)
             self._summaries = {}
@@ -201,10 +214,24 @@ class RepoHandle:
             finally:
                 os.close(fd)
 
+    def _forget_view(self) -> None:
+        with self._lock:
+            self._fresh = False
+            self._summaries = None
+            self._summaries_head = None
+            self._overlay.clear()
+
     # -- reads -------------------------------------------------------------------------------
 
     def summaries(self) -> list[IssueSummary]:
         """Every created issue, after a refresh; order unspecified."""
+        try:
+            return self._summaries_once()
+        except ViewDamaged:
+            self._forget_view()
+            return self._summaries_once()
+
+    def _summaries_once(self) -> list[IssueSummary]:
         self.refresh()
         with self._lock:
             if self._summaries is None or (
@@ -222,6 +249,13 @@ class RepoHandle:
 
     def projection(self, issue_id: bytes) -> IssueProjection | None:
         """The projection of a created issue, or None."""
+        try:
+            return self._projection_once(issue_id)
+        except ViewDamaged:
+            self._forget_view()
+            return self._projection_once(issue_id)
+
+    def _projection_once(self, issue_id: bytes) -> IssueProjection | None:
         self.refresh()
         with self._lock:
             p = self._overlay.get(issue_id)
@@ -287,8 +321,18 @@ class RepoHandle:
         """
 
         def before_try(_parent: str | None) -> bool:
-            self.refresh()
-            return not self.has_events(events)
+            try:
+                self.refresh()
+                known = self.has_events(events)
+            except ViewDamaged:
+                self._forget_view()
+                self.refresh()
+                known = self.has_events(events)
+            if self.wal_error is not None:
+                # Appending on top of damage would hide the write from every reader (views
+                # stop at the last good commit): refuse until `grite doctor` has been run.
+                raise self.wal_error
+            return not known
 
         with self._write_lock:
             head, appended = append_with_retry(self.wal, actor, events, before_try=before_try)

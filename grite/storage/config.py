@@ -90,7 +90,10 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def _load_toml(path: str, type_: type[Any]) -> Any:
+_RECREATES_DEFAULTS = "fix or delete it (grite recreates defaults)"
+
+
+def _load_toml(path: str, type_: type[Any], remedy: str = _RECREATES_DEFAULTS) -> Any:
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
@@ -98,8 +101,7 @@ def _load_toml(path: str, type_: type[Any]) -> Any:
         return None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise Environment(
-            f"config file {path} is not valid TOML ({exc}); fix or delete it "
-            "(grite recreates defaults)",
+            f"config file {path} is not valid TOML ({exc}); {remedy}",
             {"path": path},
         ) from exc
     except OSError as exc:
@@ -110,7 +112,7 @@ def _load_toml(path: str, type_: type[Any]) -> Any:
         return msgspec.convert(raw, type_)
     except msgspec.ValidationError as exc:
         raise Environment(
-            f"config file {path} has an invalid value ({exc}); fix or delete it",
+            f"config file {path} has an invalid value ({exc}); {remedy}",
             {"path": path},
         ) from exc
 
@@ -146,7 +148,13 @@ def load_actor_config(directory: str) -> ActorConfig:
         NotFound: the directory holds no actor config.
     """
     path = os.path.join(directory, "config.toml")
-    cfg = _load_toml(path, ActorConfig)
+    # Deleting an actor's config loses that identity (not a default to recreate); the events
+    # it signed stay in the WAL either way.
+    remedy = (
+        f'fix it (actor_id = "{os.path.basename(directory)}" is the one required key), or '
+        f"remove {directory} and run 'grite actor init' to act as a new actor"
+    )
+    cfg = _load_toml(path, ActorConfig, remedy)
     if cfg is None:
         raise NotFound(
             f"actor config not found: {path}; run 'grite actor init' to create an actor",

@@ -26,7 +26,7 @@ import msgspec
 from grite.model.errors import Environment
 from grite.model.projection import IssueProjection, IssueSummary
 
-__all__ = ["VIEW_FORMAT", "View", "ViewMeta"]
+__all__ = ["VIEW_FORMAT", "View", "ViewDamaged", "ViewMeta"]
 
 VIEW_FORMAT = 1
 
@@ -42,6 +42,14 @@ _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(ViewMeta)
 _proj_dec = msgspec.msgpack.Decoder(IssueProjection)
 _bucket_dec = msgspec.msgpack.Decoder(dict[bytes, IssueSummary])
+
+
+class ViewDamaged(Environment):
+    """The view database failed while open (e.g. overwritten under a running daemon).
+
+    The view has already been recreated empty when this is raised: the caller drops what it
+    cached about the view and reads again (the next refresh rebuilds it from the WAL).
+    """
 
 
 def _bucket_key(issue_id: bytes) -> str:
@@ -84,10 +92,34 @@ class View:
 
     def reset(self) -> None:
         """Drop everything (a rebuild follows)."""
-        self._cache.clear()
+        try:
+            self._cache.clear()
+        except sqlite3.DatabaseError as exc:
+            self._damaged(exc)
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> None:
+        # OperationalError is busy, locked, disk full or I/O: not damage, the caller reports it.
+        if isinstance(exc, sqlite3.OperationalError):
+            raise exc
+        try:
+            self._cache.close()
+        except sqlite3.Error:
+            pass
+        self._cache = self._recreate(exc)
+        raise ViewDamaged(
+            f"the view at {self.path} was damaged ({exc}); it was recreated and is rebuilt "
+            "from the WAL (nothing is lost)"
+        ) from exc
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self._cache.get(key)  # type: ignore[no-any-return]
+        except sqlite3.DatabaseError as exc:
+            self._damaged(exc)
+            raise  # unreachable: _damaged always raises
 
     def meta(self) -> ViewMeta:
-        raw = self._cache.get("meta")
+        raw = self._get("meta")
         if raw is None:
             return ViewMeta()
         try:
@@ -97,21 +129,21 @@ class View:
         return meta
 
     def projection(self, issue_id: bytes) -> IssueProjection | None:
-        raw = self._cache.get(f"pj:{issue_id.hex()}")
+        raw = self._get(f"pj:{issue_id.hex()}")
         return None if raw is None else _proj_dec.decode(raw)
 
     def summaries(self) -> dict[bytes, IssueSummary]:
         """Every created issue's summary, keyed by issue id."""
         found: dict[bytes, IssueSummary] = {}
         for byte in range(256):
-            raw = self._cache.get(f"sm:{byte:02x}")
+            raw = self._get(f"sm:{byte:02x}")
             if raw is not None:
                 found.update(_bucket_dec.decode(raw))
         return found
 
     def issue_ids_with_prefix(self, prefix: str) -> list[bytes]:
         """Ids of created issues whose hex starts with `prefix` (at least 2 hex chars)."""
-        raw = self._cache.get(f"sm:{prefix[:2]}")
+        raw = self._get(f"sm:{prefix[:2]}")
         if raw is None:
             return []
         return sorted(i for i in _bucket_dec.decode(raw) if i.hex().startswith(prefix))
@@ -150,6 +182,8 @@ class View:
                 f"cannot write the view at {self.path}: {exc}; check disk space "
                 "(the WAL is intact; the view catches up on the next command)"
             ) from exc
+        except sqlite3.DatabaseError as exc:
+            self._damaged(exc)
 
     def size_bytes(self) -> int:
         total = 0

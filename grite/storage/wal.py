@@ -29,6 +29,7 @@ from dulwich.repo import Repo
 from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
 from grite.model.errors import CorruptData, Environment, GriteError
 from grite.model.events import Event
+from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock
 
 __all__ = ["WAL_REF", "Wal", "WalEntry", "WalHistoryChanged", "append_with_retry"]
 
@@ -143,17 +144,50 @@ class Wal:
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
         commit.message = f"WAL: {len(events)} events from {actor.hex()[:8]}".encode()
-        store = self._repo.object_store
         try:
             for obj in (chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root):
-                store.add_object(obj)
-            store.add_object(commit)
+                self._add_loose(obj)
+            self._add_loose(commit)
         except OSError as exc:
             raise Environment(
                 f"cannot write the WAL in {self._git_dir}: {exc.strerror or exc}; "
                 "check disk space and permissions (nothing was recorded)"
             ) from exc
         return commit.id.decode("ascii")
+
+    def _add_loose(self, obj: Blob | Tree | Commit) -> None:
+        """Store one loose object the way git does: temp file, then link into place.
+
+        dulwich's add_object takes `<object>.lock` and renames it; a writer killed in between
+        leaves that lock, and every later write of the same object (a retried request writes
+        byte-identical objects) then fails forever. A temp file plus link() never blocks
+        anyone: an object's name is its content, so whoever links first wins and the others'
+        copies are identical. A writer killed here leaves only a `tmp_obj_*` file, which
+        `git gc` prunes like git's own.
+        """
+        oid = obj.id.decode("ascii")
+        directory = os.path.join(self._objects_dir, oid[:2])
+        path = os.path.join(directory, oid[2:])
+        try:
+            # Refresh the mtime so that a concurrent `git gc` does not prune it before the
+            # ref names it (as git and dulwich do for an object that already exists).
+            os.utime(path, None)
+            return
+        except FileNotFoundError:
+            pass
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f"tmp_obj_{os.getpid()}_{threading.get_ident()}")
+        with open(tmp, "wb") as f:
+            f.write(obj.as_legacy_object())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, 0o444)
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # written meanwhile by someone else, with the same bytes
+        finally:
+            os.unlink(tmp)
 
     def compare_and_set(self, expected: str | None, new: str) -> bool:
         """Move refs/grite/wal from `expected` (None: absent) to `new`.
@@ -204,6 +238,55 @@ class Wal:
         entries.reverse()
         return entries
 
+    def read_good_entries(
+        self, since: str | None = None, head: str | None = None
+    ) -> tuple[list[WalEntry], CorruptData | None]:
+        """Like read_entries, but stop short of damage instead of failing.
+
+        Returns the commits after `since` that are older than the oldest bad commit (all of
+        them when none is bad), oldest first, and the error of that oldest bad commit. Commits
+        newer than a bad one are held back, not skipped: the caller's view then stays at the
+        last good commit, and a repaired commit (e.g. a missing blob fetched again) is picked
+        up by the next catch-up like any other. A bad commit whose own object is unreadable
+        hides everything before it too (its parent is unknown), so nothing after `since`.
+
+        Raises:
+            WalHistoryChanged: `since` is not an ancestor in the chain.
+        """
+        oid = head if head is not None else self.head()
+        entries: list[WalEntry] = []
+        error: CorruptData | None = None
+        while oid is not None and oid != since:
+            try:
+                entry, prev = self._read_commit(oid)
+            except CorruptData as exc:
+                error = exc
+                entries.clear()
+                prev = self._parent_of(oid)
+                if prev is None:
+                    return [], error
+                oid = prev
+                continue
+            entries.append(entry)
+            oid = prev
+        if since is not None and oid != since:
+            raise WalHistoryChanged(f"WAL commit {since} is no longer in refs/grite/wal")
+        entries.reverse()
+        return entries, error
+
+    def _parent_of(self, oid: str) -> str | None:
+        """The first git parent of a commit whose content is damaged; None if unknowable."""
+        try:
+            type_num, raw = self._get_raw(oid.encode("ascii"))
+        except (GriteError, KeyError, ValueError, OSError):
+            return None
+        if type_num != Commit.type_num:
+            return None
+        for line in raw.split(b"\n", 3)[:3]:
+            if line.startswith(b"parent "):
+                return line[7:].decode("ascii")
+        return None
+
     def _read_commit(self, oid: str) -> tuple[WalEntry, str | None]:
         # Raw object reads and dulwich's C tree parser instead of full object construction:
         # catch-up reads 7 objects per commit, and building Commit/Tree objects for each was
@@ -229,6 +312,10 @@ class Wal:
             if self._check_meta or parent is None:
                 meta = json.loads(self._get_raw(root[b"meta.json"][1])[1])
             chunks = self._chunk_blobs(root[b"events"][1], "events/")
+        except CorruptData as exc:
+            if "commit" in exc.details:
+                raise
+            raise _naming(exc, oid) from exc
         except GriteError:
             raise
         except (KeyError, ValueError, NotCommitError, ObjectFormatException) as exc:
@@ -310,6 +397,11 @@ class Wal:
         return found
 
 
+def _naming(exc: CorruptData, oid: str) -> CorruptData:
+    """`exc` with the WAL commit it was found in, for errors raised below commit level."""
+    return CorruptData(f"WAL commit {oid}: {exc.message}", {**exc.details, "commit": oid})
+
+
 def append_with_retry(
     wal: Wal,
     actor: bytes,
@@ -317,6 +409,7 @@ def append_with_retry(
     *,
     before_try: Callable[[str | None], bool] | None = None,
     max_wait_seconds: float = 30.0,
+    stale_lock_seconds: float = STALE_LOCK_SECONDS,
 ) -> tuple[str | None, bool]:
     """Append `events`, retrying on a lost compare-and-swap until it wins.
 
@@ -326,12 +419,15 @@ def append_with_retry(
     Args:
         before_try: called with the head about to be used; returning False means the events are
             already in the WAL (a retried request), so nothing is appended.
+        stale_lock_seconds: a `refs/grite/wal.lock` older than this was left by a writer that
+            died holding it; it is removed and the append retried (see grite.storage.reflock).
 
     Returns:
         (head after the call, whether this call appended).
 
     Raises:
-        Environment: the ref stayed locked for `max_wait_seconds` (a stale `.lock` file).
+        Environment: the ref stayed locked for `max_wait_seconds` by a lock that never looked
+            abandoned.
     """
     deadline = time.monotonic() + max_wait_seconds
     delay = 0.001
@@ -342,8 +438,11 @@ def append_with_retry(
         new = wal.try_append(actor, events, parent)
         if new is not None:
             return new, True
+        lock = os.path.join(wal.git_dir, "refs", "grite", "wal.lock")
+        guard = os.path.join(wal.git_dir, "grite", "wal-lock-break.lock")
+        if break_stale_lock(lock, guard, stale_lock_seconds):
+            continue
         if time.monotonic() > deadline:
-            lock = os.path.join(wal.git_dir, "refs", "grite", "wal.lock")
             raise Environment(
                 f"refs/grite/wal stayed locked for {max_wait_seconds:.0f}s; if no git or grite "
                 f"process is running, remove {lock} and retry (nothing was recorded)",

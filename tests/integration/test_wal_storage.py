@@ -232,9 +232,13 @@ def test_tampered_chunk_is_refused_naming_the_commit(grite_local: Grite, git_rep
         assert commit in exc.message and "hash" in exc.message
     else:
         raise AssertionError("a tampered chunk was read without complaint")
-    # The view must not silently use it either: a fresh view refuses with the commit named.
+    # The view must not silently use it either: a fresh view stops before it (reads answer
+    # from the good history with a warning naming the commit) and writes refuse with it.
     import shutil
 
     shutil.rmtree(git_repo / ".git" / "grite" / "view")
-    code, err = grite_local.error(git_repo, "issue", "list")
+    proc = grite_local.run(git_repo, "issue", "list", "--json")
+    assert proc.returncode == 0 and commit in proc.stderr and "warning:" in proc.stderr
+    assert [i["title"] for i in json.loads(proc.stdout)["data"]["issues"]] == ["good"]
+    code, err = grite_local.error(git_repo, "issue", "create", "--title", "more")
     assert err["code"] == "corrupt" and commit in err["message"] and code == 5

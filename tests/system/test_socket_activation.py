@@ -10,6 +10,7 @@ A missing systemd-socket-activate is a failure: CI installs the `systemd` packag
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -164,3 +165,20 @@ def test_grite_cli_reaches_activated_daemon(activator: Activator, tmp_path: Path
     # when a client connected: the commands went to the socket-activated daemon.
     assert activator.proc.wait(timeout=10) == 0
     assert any(line.startswith("Execing") for line in activator.log), "".join(activator.log)
+
+
+def test_daemon_status_reports_systemd_mode(activator: Activator) -> None:
+    env = {**activator.env, "GRITE_DEBUG": "1"}
+    human = subprocess.run(
+        [*GRITE, "daemon", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert human.returncode == 0, human.stderr
+    assert "grite daemon is running" in human.stdout
+    assert "  mode:         systemd\n" in human.stdout
+    as_json = subprocess.run(
+        [*GRITE, "daemon", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)["data"]
+    assert data["running"] is True and data["mode"] == "systemd"
+    assert data["pid"] == activator.proc.pid  # the process systemd-socket-activate exec'd

@@ -1,0 +1,242 @@
+"""Agent operations: the ready queue (`issue ready`) and the atomic claim (`issue ready --claim`),
+plus OpRunner, which runs any operation from its args Struct outside argv parsing (the daemon's
+typed `Op` request, `grite batch` and `grite.Client` in-process all go through it).
+
+Claim atomicity: the `issue:<id>` lease ref is created with git's create-if-absent (or replaced
+by compare-and-swap when expired), which exactly one process wins, whoever else tries at the
+same moment, in this or another process; only the winner assigns the issue. Two claimers under
+the SAME actor also exclude each other: a lease is ours only when its nonce is the one derived
+from this request, so a retried request (same request id) resumes its own claim and any other
+request treats the issue as taken. Must not import grite.cli, grite.ipc or grite.daemon.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from grite.model.depgraph import ready_issue_ids
+from grite.model.errors import InvalidArgs, NotFound
+from grite.model.events import AssigneeAdded
+from grite.model.locks import LockRecord, conflicts_with, nonce_from_bytes, parse_ttl
+from grite.model.projection import IssueSummary
+from grite.model.requests_agents import (
+    IssueClaimArgs,
+    IssueClaimResult,
+    IssueReadyArgs,
+    IssueReadyResult,
+)
+from grite.ops.actors import actor_bytes, resolve_actor
+from grite.ops.context import ActorSelector, OpContext
+from grite.ops.issues import row, write_events
+from grite.ops.repo_handle import RepoHandle
+from grite.storage.locks import LockStore, StoredLock
+from grite.storage.repo import RepoPaths, discover_repo
+
+__all__ = ["OpRunner", "issue_claim", "issue_ready"]
+
+
+def _ready(ctx: OpContext, labels: list[str]) -> list[IssueSummary]:
+    summaries = ctx.handle.summaries()
+    by_id = {s.issue_id: s for s in summaries}
+    deps = {s.issue_id: s.dependencies for s in summaries}
+    wanted = {x.strip() for x in labels if x.strip()}
+    ready = [by_id[i] for i in ready_issue_ids(summaries, deps)]
+    return [s for s in ready if wanted.issubset(s.labels)]
+
+
+def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:
+    """Open issues none of whose depends_on targets is open and that no open issue blocks.
+
+    Ordered by (created_ts, issue_id): oldest first, stable across calls and machines.
+    """
+    rows = [row(s) for s in _ready(ctx, args.labels)]
+    return IssueReadyResult(issues=rows, total=len(rows))
+
+
+def _take_lease(
+    store: LockStore, record: LockRecord, now_ms: int
+) -> tuple[StoredLock | None, bool]:
+    """(our lease or None, whether it already existed from this same request)."""
+    existing = store.read(record.resource)
+    if existing is None:
+        return store.create(record), False
+    ex = existing.record
+    if ex.owner == record.owner and ex.nonce == record.nonce:
+        return existing, True  # a retry of this request won it before
+    if ex.expired(now_ms):
+        return store.replace(record, existing.commit), False
+    return None, False
+
+
+def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
+    """Lease and assign the first ready issue nobody has claimed.
+
+    Claimed means: assigned to anyone, or covered by an unexpired `issue:` lease that is not
+    this request's own. The assignee added is the acting actor's id (hex).
+
+    Raises:
+        NotFound: no ready issue is left unclaimed.
+    """
+    ttl = parse_ttl(args.ttl)
+    me = actor_bytes(ctx)
+    me_hex = me.hex()
+    now = ctx.now_ms
+    candidates = _ready(ctx, args.labels)
+    skipped = 0
+    with LockStore(ctx.paths.git_dir) as store:
+        held = [
+            lk.record
+            for lk in store.list()
+            if lk.record.resource.startswith("issue:") and not lk.record.expired(now)
+        ]
+        for s in candidates:
+            resource = f"issue:{s.issue_id.hex()}"
+            nonce = nonce_from_bytes(ctx.derive_id(b"claim" + s.issue_id))
+            mine = [r for r in held if r.resource == resource and r.nonce == nonce]
+            if not mine and (
+                s.assignees or any(conflicts_with(r.resource, resource) for r in held)
+            ):
+                skipped += 1
+                continue
+            record = LockRecord(
+                owner=me_hex, nonce=nonce, expires_unix_ms=now + ttl * 1000, resource=resource
+            )
+            lease, resumed = _take_lease(store, record, now)
+            if lease is None:
+                skipped += 1  # another claimer won this lease a moment ago
+                continue
+            p = ctx.handle.projection(s.issue_id)
+            assigned = p is not None and any(v.present for v in p.assignees.values())
+            if not resumed and (p is None or p.state != "open" or assigned):
+                # Assigned or closed between our read and our lease: not ours to take.
+                store.delete(lease)
+                skipped += 1
+                continue
+            try:
+                write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_hex)], "assigned")
+            except BaseException:
+                store.delete(lease)
+                raise
+            after = ctx.handle.summaries()
+            current = next((x for x in after if x.issue_id == s.issue_id), s)
+            return IssueClaimResult(
+                issue=row(current),
+                assignee=me_hex,
+                lease_resource=resource,
+                lease_owner=me_hex,
+                lease_expires_unix_ms=lease.record.expires_unix_ms,
+                event_ids=write.event_ids,
+                wal_head=write.wal_head,
+                skipped=skipped,
+            )
+    if candidates:
+        why = f"all {len(candidates)} ready issues are already claimed (assigned or leased)"
+    else:
+        why = "no issue is ready (open, with nothing open holding it back)"
+    raise NotFound(
+        f"no ready issue to claim: {why}; run 'grite issue ready' to see the queue, or "
+        "'grite lock status' to see the leases",
+        {"ready": len(candidates), "claimed": skipped},
+    )
+
+
+OpFunction = Callable[[OpContext, Any], Any]
+
+
+class OpRunner:
+    """Runs operations given as args Structs, for callers that have no argv to parse.
+
+    Args:
+        operations: the table from args type to op function (grite.cli.app.OPERATIONS); it
+            is passed in because ops must not import the CLI.
+    """
+
+    def __init__(self, operations: Mapping[type, OpFunction]) -> None:
+        self._ops = dict(operations)
+        union = functools.reduce(operator.or_, self._ops)
+        self._msgpack: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(union)
+        self._json: msgspec.json.Decoder[Any] = msgspec.json.Decoder(union)
+        self._results: dict[type, type | None] = {}
+
+    def decode(self, data: bytes, *, json: bool = False) -> Any:
+        """Decode one args Struct from msgpack (or JSON) using its `"type"` tag.
+
+        Raises:
+            InvalidArgs: not an object, an unknown type, or fields that do not fit.
+        """
+        try:
+            return (self._json if json else self._msgpack).decode(data)
+        except msgspec.DecodeError as exc:
+            raise InvalidArgs(
+                f'invalid command: {exc}; a command is an object whose "type" names the '
+                'operation, e.g. {"type": "issue_show", "issue": "abcd"} (see grite(1), BATCH)',
+                {"error": str(exc)},
+            ) from exc
+
+    def result_type(self, args_type: type) -> type | None:
+        """The result Struct an operation returns (from its annotation), if declared."""
+        if args_type not in self._results:
+            fn = self._ops.get(args_type)
+            hint: Any = None
+            if fn is not None:
+                try:
+                    hint = typing.get_type_hints(fn).get("return")
+                except (NameError, TypeError):
+                    hint = None
+            self._results[args_type] = hint if isinstance(hint, type) else None
+        return self._results[args_type]
+
+    def run(
+        self,
+        args: Any,
+        *,
+        cwd: str,
+        opener: Callable[[RepoPaths], RepoHandle],
+        request_id: bytes,
+        now_ms: int,
+        actor: str | None = None,
+        data_dir: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> Any:
+        """Run one operation against the repository containing `cwd`.
+
+        Args:
+            args: the args Struct.
+            cwd: where to discover the repository from.
+            opener: returns an open RepoHandle for the repository (warm in the daemon).
+            request_id: idempotency key (new ids and event ids derive from it).
+            now_ms: the client's clock (a retry reproduces identical events).
+            actor: act as this actor id (like --actor).
+            data_dir: actor data directory (like --data-dir), absolute or relative to cwd.
+            warnings: receives lines to show the user (e.g. lock policy warnings).
+
+        Returns:
+            The operation's result Struct.
+
+        Raises:
+            GriteError: whatever the operation raises; InvalidArgs for an unknown type.
+        """
+        fn = self._ops.get(type(args))
+        if fn is None:
+            raise InvalidArgs(f"unknown operation {type(args).__name__}")
+        paths = discover_repo(cwd)
+        if data_dir is not None and not data_dir.startswith("/"):
+            data_dir = f"{cwd.rstrip('/')}/{data_dir}"
+        selector = ActorSelector(actor=actor or None, data_dir=data_dir)
+        ctx = OpContext(
+            paths=paths,
+            opener=opener,
+            selector=selector,
+            request_id=request_id,
+            now_ms=now_ms,
+            warnings=warnings,
+        )
+        if selector.actor is not None or selector.data_dir is not None:
+            resolve_actor(ctx, create=False)
+        return fn(ctx, args)

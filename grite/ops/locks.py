@@ -1,0 +1,234 @@
+"""Lease lock operations (`grite lock acquire|renew|release|status|gc`) and the lock policy
+that every issue write passes through (`check_lock_policy`, called by
+grite.ops.issues.write_events).
+
+Acquire checks every unexpired lock of another actor for a namespace conflict first (a held
+`path:src/` blocks `path:src/main.rs`; `repo:` blocks everything), then creates the exact ref
+atomically. Two actors taking overlapping (not identical) resources at the same instant can
+both pass the first check; each re-checks after winning its ref and backs off if it now sees a
+conflicting lock, so at worst both fail and retry, and never do both hold. Locks held by the
+acting actor never block it.
+"""
+
+from __future__ import annotations
+
+from grite.model.errors import Conflict
+from grite.model.locks import (
+    LockRecord,
+    conflicts_with,
+    nonce_from_bytes,
+    parse_resource,
+    parse_ttl,
+)
+from grite.model.requests_locks import (
+    LockAcquireArgs,
+    LockGcArgs,
+    LockGcResult,
+    LockInfo,
+    LockReleaseArgs,
+    LockReleaseResult,
+    LockRenewArgs,
+    LockResult,
+    LockStatusArgs,
+    LockStatusResult,
+)
+from grite.ops.actors import actor_bytes
+from grite.ops.context import OpContext
+from grite.storage.config import load_repo_config
+from grite.storage.locks import LockStore, StoredLock
+
+__all__ = [
+    "check_lock_policy",
+    "lock_acquire",
+    "lock_gc",
+    "lock_policy",
+    "lock_release",
+    "lock_renew",
+    "lock_status",
+]
+
+# Compare-and-swap attempts before reporting that the lock keeps changing under us.
+_ATTEMPTS = 20
+
+
+def lock_policy(ctx: OpContext) -> str:
+    """The repository's lock policy: `off`, `warn` (default) or `require`."""
+    return load_repo_config(ctx.paths.grite_dir).lock_policy or "warn"
+
+
+def _blocking(locks: list[StoredLock], resource: str, me: str, now_ms: int) -> list[StoredLock]:
+    return [
+        lk
+        for lk in locks
+        if lk.record.owner != me
+        and not lk.record.expired(now_ms)
+        and conflicts_with(lk.record.resource, resource)
+    ]
+
+
+def _describe(lk: StoredLock, now_ms: int) -> str:
+    r = lk.record
+    return f"{r.resource} is locked by {r.owner} (expires in {r.remaining_seconds(now_ms)}s)"
+
+
+def _conflict(resource: str, held: StoredLock, now_ms: int, verb: str = "acquire") -> Conflict:
+    r = held.record
+    return Conflict(
+        f"cannot {verb} lock on {resource}: {r.resource} is held by {r.owner} "
+        f"(expires in {r.remaining_seconds(now_ms)}s); wait for it to expire or ask its owner "
+        "to run 'grite lock release', see 'grite lock status'",
+        {
+            "resource": resource,
+            "held_resource": r.resource,
+            "owner": r.owner,
+            "expires_unix_ms": r.expires_unix_ms,
+        },
+    )
+
+
+def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
+    """Apply the lock policy to a write on `resource` by `actor`.
+
+    `warn` adds one line per conflicting lock to `ctx.warnings`; `require` refuses.
+
+    Raises:
+        Conflict: policy `require` and another actor holds a conflicting, unexpired lock.
+    """
+    policy = lock_policy(ctx)
+    if policy == "off":
+        return
+    with LockStore(ctx.paths.git_dir) as store:
+        blocking = _blocking(store.list(), resource, actor.hex(), ctx.now_ms)
+    if not blocking:
+        return
+    if policy == "warn":
+        ctx.warnings.extend(_describe(lk, ctx.now_ms) for lk in blocking)
+        return
+    held = "; ".join(_describe(lk, ctx.now_ms) for lk in blocking)
+    raise Conflict(
+        f"blocked by lock policy: {held}; nothing was written. Wait for the lock to expire, "
+        "ask its owner to release it, or change lock_policy in .git/grite/config.toml",
+        {"resource": resource, "locks": [lk.record.resource for lk in blocking]},
+    )
+
+
+def _result(action: str, lk: StoredLock, ttl: int) -> LockResult:
+    r = lk.record
+    return LockResult(
+        action=action,
+        resource=r.resource,
+        owner=r.owner,
+        nonce=r.nonce,
+        expires_unix_ms=r.expires_unix_ms,
+        ttl_seconds=ttl,
+        ref=lk.ref,
+    )
+
+
+def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
+    me = actor_bytes(ctx).hex()
+    now = ctx.now_ms
+    record = LockRecord(
+        owner=me,
+        nonce=nonce_from_bytes(ctx.derive_id(b"lock-nonce")),
+        expires_unix_ms=now + ttl * 1000,
+        resource=resource,
+    )
+    with LockStore(ctx.paths.git_dir) as store:
+        for _ in range(_ATTEMPTS):
+            others = [
+                lk
+                for lk in _blocking(store.list(), resource, me, now)
+                if lk.record.resource != resource
+            ]
+            if others:
+                raise _conflict(resource, others[0], now)
+            existing = store.read(resource)
+            if existing is None:
+                won = store.create(record)
+                action = "acquired"
+            else:
+                ex = existing.record
+                if ex.owner != me and (renew or not ex.expired(now)):
+                    raise _conflict(resource, existing, now, "renew" if renew else "acquire")
+                won = store.replace(record, existing.commit)
+                action = "renewed" if renew else ("refreshed" if ex.owner == me else "acquired")
+            if won is None:
+                continue  # the ref moved between our read and our write: look again
+            late = [
+                lk
+                for lk in _blocking(store.list(), resource, me, now)
+                if lk.record.resource != resource
+            ]
+            if late:
+                # Someone took an overlapping resource while we took ours: back off.
+                store.delete(won)
+                raise _conflict(resource, late[0], now)
+            return _result(action, won, ttl)
+    raise Conflict(
+        f"the lock on {resource} kept changing while taking it; try again",
+        {"resource": resource},
+    )
+
+
+def lock_acquire(ctx: OpContext, args: LockAcquireArgs) -> LockResult:
+    """Take (or refresh, when already ours) a lease on a resource."""
+    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=False)
+
+
+def lock_renew(ctx: OpContext, args: LockRenewArgs) -> LockResult:
+    """Extend our lease; a lock owned by another actor, even expired, is refused."""
+    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=True)
+
+
+def lock_release(ctx: OpContext, args: LockReleaseArgs) -> LockReleaseResult:
+    resource = parse_resource(args.resource)
+    me = actor_bytes(ctx).hex()
+    with LockStore(ctx.paths.git_dir) as store:
+        for _ in range(_ATTEMPTS):
+            existing = store.read(resource)
+            if existing is None:
+                return LockReleaseResult(resource=resource, released=False)
+            r = existing.record
+            if r.owner != me and not r.expired(ctx.now_ms):
+                raise Conflict(
+                    f"cannot release lock on {resource}: it is owned by {r.owner} "
+                    f"(expires in {r.remaining_seconds(ctx.now_ms)}s); only its owner can "
+                    "release it before it expires",
+                    {"resource": resource, "owner": r.owner},
+                )
+            if store.delete(existing):
+                return LockReleaseResult(resource=resource, released=True)
+    raise Conflict(f"the lock on {resource} kept changing; try again", {"resource": resource})
+
+
+def lock_status(ctx: OpContext, args: LockStatusArgs) -> LockStatusResult:
+    me = actor_bytes(ctx).hex()
+    now = ctx.now_ms
+    with LockStore(ctx.paths.git_dir) as store:
+        locks = store.list()
+    infos = [
+        LockInfo(
+            resource=lk.record.resource,
+            owner=lk.record.owner,
+            expires_unix_ms=lk.record.expires_unix_ms,
+            time_remaining_seconds=lk.record.remaining_seconds(now),
+            expired=lk.record.expired(now),
+            mine=lk.record.owner == me,
+            ref=lk.ref,
+        )
+        for lk in locks
+    ]
+    return LockStatusResult(locks=infos, total=len(infos), policy=lock_policy(ctx))
+
+
+def lock_gc(ctx: OpContext, args: LockGcArgs) -> LockGcResult:
+    """Delete every expired lock ref (whoever owned it)."""
+    removed = kept = 0
+    with LockStore(ctx.paths.git_dir) as store:
+        for lk in store.list():
+            if lk.record.expired(ctx.now_ms) and store.delete(lk):
+                removed += 1
+            else:
+                kept += 1
+    return LockGcResult(removed=removed, kept=kept)

@@ -1,0 +1,442 @@
+"""Maintenance operations: snapshots (create, list, gc, automatic), rebuild, doctor, db stats.
+
+The view is a cache of the WAL, so every repair here is local: rebuild drops the view and
+replays the WAL (or the latest snapshot plus the WAL after its `wal_head`, which gives the same
+projections because they do not depend on event order), and `doctor --fix` only ever rebuilds
+the view. Nothing here rewrites `refs/grite/wal`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from grite.model.depgraph import find_cycles
+from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
+from grite.model.events import Event
+from grite.model.projection import IssueProjection, apply_event, new_projection, summarize
+from grite.model.requests_maint import (
+    DbStatsArgs,
+    DbStatsResult,
+    DoctorArgs,
+    DoctorCheck,
+    DoctorResult,
+    RebuildArgs,
+    RebuildResult,
+    SnapshotCreateArgs,
+    SnapshotGcArgs,
+    SnapshotGcResult,
+    SnapshotListArgs,
+    SnapshotListResult,
+    SnapshotRow,
+)
+from grite.ops.actors import resolve_actor
+from grite.ops.context import OpContext
+from grite.storage.config import load_repo_config
+from grite.storage.signing import repo_public_keys, verify_event
+from grite.storage.snapshots import SnapshotInfo, SnapshotStore
+from grite.storage.view import VIEW_FORMAT, ViewMeta
+from grite.storage.wal import Wal, WalEntry, WalHistoryChanged
+
+__all__ = [
+    "DEFAULT_SNAPSHOT_EVENTS",
+    "HealthCheckFailed",
+    "db_stats",
+    "doctor",
+    "maybe_snapshot",
+    "rebuild",
+    "replay",
+    "snapshot_create",
+    "snapshot_gc",
+    "snapshot_list",
+]
+
+# `[snapshot] max_events` default: events since the last snapshot before one is taken.
+DEFAULT_SNAPSHOT_EVENTS = 10_000
+
+
+class HealthCheckFailed(GriteError):
+    """doctor found an error it did not (or could not) fix; details carry every check."""
+
+    code = "internal"
+
+
+def replay(events: list[Event]) -> dict[bytes, IssueProjection]:
+    """Projections of every issue touched by `events` (as the view stores them)."""
+    projections: dict[bytes, IssueProjection] = {}
+    for e in events:
+        p = projections.get(e.issue_id)
+        if p is None:
+            p = projections[e.issue_id] = new_projection(e.issue_id)
+        apply_event(p, e)
+    return projections
+
+
+def _row(info: SnapshotInfo, created: bool = False) -> SnapshotRow:
+    return SnapshotRow(
+        oid=info.oid,
+        ref_name=info.ref,
+        timestamp=info.timestamp,
+        wal_head=info.wal_head,
+        event_count=info.event_count,
+        created=created,
+    )
+
+
+def _events_up_to(wal: Wal, store: SnapshotStore, head: str) -> list[Event]:
+    """Every event of the WAL up to `head`: from the newest usable snapshot plus the WAL after
+    it, so an automatic snapshot does not reread the whole history."""
+    for info in store.list():
+        try:
+            described, events = store.read(info)
+            if described.wal_head is None:
+                continue
+            entries = wal.read_entries(since=described.wal_head, head=head)
+        except (CorruptData, WalHistoryChanged):
+            continue
+        return events + [e for entry in entries for e in entry.events]
+    return [e for entry in wal.read_entries(head=head) for e in entry.events]
+
+
+def _create_snapshot(ctx: OpContext, store: SnapshotStore) -> SnapshotRow:
+    wal = ctx.handle.wal
+    head = wal.head()
+    if head is None:
+        raise InvalidArgs(
+            "nothing to snapshot: the WAL is empty; create or sync some issues first",
+            {"wal_head": None},
+        )
+    snapshots = store.list()
+    if snapshots:
+        newest = store.describe(snapshots[0])
+        if newest.wal_head == head:
+            return _row(newest)  # already there (also makes a retried request a no-op)
+    events = _events_up_to(wal, store, head)
+    if not events:
+        raise InvalidArgs("nothing to snapshot: the WAL holds no events")
+    # Refs are named by millisecond; a same-millisecond snapshot takes the next free name.
+    for offset in range(50):
+        info = store.create(ctx.now_ms + offset, head, events)
+        if info is not None:
+            return _row(info, created=True)
+    raise Environment("could not find a free snapshot ref name; run 'grite snapshot gc'")
+
+
+def snapshot_create(ctx: OpContext, args: SnapshotCreateArgs) -> SnapshotRow:
+    """Snapshot every WAL event up to the current head.
+
+    Raises:
+        InvalidArgs: the WAL is empty (nothing is written).
+    """
+    with SnapshotStore(ctx.paths.git_dir) as store:
+        return _create_snapshot(ctx, store)
+
+
+def snapshot_list(ctx: OpContext, args: SnapshotListArgs) -> SnapshotListResult:
+    rows = []
+    with SnapshotStore(ctx.paths.git_dir) as store:
+        for info in store.list():
+            try:
+                info = store.describe(info)
+            except CorruptData:
+                pass  # listed without its facts; doctor reports it
+            rows.append(_row(info))
+    return SnapshotListResult(snapshots=rows, total=len(rows))
+
+
+def snapshot_gc(ctx: OpContext, args: SnapshotGcArgs) -> SnapshotGcResult:
+    """Delete all but the newest `keep` snapshots."""
+    if args.keep < 0:
+        raise InvalidArgs("--keep must be 0 or more", {"keep": args.keep})
+    deleted = 0
+    with SnapshotStore(ctx.paths.git_dir) as store:
+        snapshots = store.list()
+        for info in snapshots[args.keep :]:
+            if store.delete(info):
+                deleted += 1
+    return SnapshotGcResult(deleted=deleted, kept=min(args.keep, len(snapshots)))
+
+
+def maybe_snapshot(ctx: OpContext) -> None:
+    """After an append: snapshot when `[snapshot] max_events` events (default 10000) arrived
+    since the newest snapshot. Costs one view-meta read below the threshold; never fails the
+    write (a failure becomes a warning)."""
+    try:
+        cfg = load_repo_config(ctx.paths.grite_dir)
+        limit = DEFAULT_SNAPSHOT_EVENTS
+        if cfg.snapshot is not None and cfg.snapshot.max_events is not None:
+            limit = cfg.snapshot.max_events
+        if limit <= 0:
+            return
+        count = ctx.handle.view.meta().event_count
+        if count < limit:
+            return
+        with SnapshotStore(ctx.paths.git_dir) as store:
+            snapshots = store.list()
+            last = 0
+            if snapshots:
+                try:
+                    last = store.describe(snapshots[0]).event_count or 0
+                except CorruptData:
+                    last = 0
+            if count - last >= limit:
+                _create_snapshot(ctx, store)
+    except GriteError as exc:
+        ctx.warnings.append(f"automatic snapshot failed: {exc.message}")
+
+
+def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
+    """Drop the view and rebuild it from the WAL, or from the newest readable snapshot plus
+    the WAL after its wal_head."""
+    handle = ctx.handle
+    snap: SnapshotInfo | None = None
+    base: tuple[list[IssueProjection], ViewMeta] | None = None
+    if args.from_snapshot:
+        with SnapshotStore(ctx.paths.git_dir) as store:
+            for info in store.list():
+                try:
+                    snap, events = store.read(info)
+                except CorruptData as exc:
+                    ctx.warnings.append(f"skipping unreadable snapshot {info.ref}: {exc.message}")
+                    continue
+                break
+        if snap is None:
+            ctx.warnings.append("no snapshot found; rebuilt from the WAL")
+        else:
+            handle.verifier.check(
+                [WalEntry(commit=snap.oid, actor="", chunk_hash="", events=events)]
+            )
+            meta = ViewMeta(
+                wal_head=snap.wal_head,
+                event_count=len(events),
+                rebuilt_ms=int(time.time() * 1000),
+            )
+            base = (list(replay(events).values()), meta)
+    meta = handle.rebuild(base)
+    issues = len(handle.summaries())
+    snapshot_events = None if snap is None else snap.event_count
+    return RebuildResult(
+        wal_head=meta.wal_head,
+        event_count=meta.event_count,
+        issue_count=issues,
+        from_snapshot=None if snap is None else snap.ref,
+        snapshot_events=snapshot_events,
+        wal_events=meta.event_count - (snapshot_events or 0),
+    )
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+def _check(id_: str, status: str, message: str, *plan: str) -> DoctorCheck:
+    return DoctorCheck(id=id_, status=status, message=message, plan=list(plan))  # type: ignore[arg-type]
+
+
+_SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _view_file_check(ctx: OpContext) -> DoctorCheck | None:
+    """Look at the view database file before anything opens (and silently repairs) it."""
+    db = os.path.join(ctx.paths.grite_dir, "view", "cache.db")
+    try:
+        with open(db, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return _check("view", "warn", f"view database {db} is missing", "rebuild the view")
+    except OSError as exc:
+        return _check("view", "error", f"cannot read the view {db}: {exc}", "rebuild the view")
+    if head and head != _SQLITE_MAGIC:
+        return _check(
+            "view", "error", f"view database {db} is not an SQLite database", "rebuild the view"
+        )
+    return None
+
+
+def _view_checks(ctx: OpContext, entries: list[WalEntry], head: str | None) -> DoctorCheck:
+    view = ctx.handle.view
+    meta = view.meta()
+    if meta.format != VIEW_FORMAT:
+        return _check("view", "error", "view metadata is unreadable", "rebuild the view")
+    if meta.wal_head != head:
+        return _check(
+            "view",
+            "warn",
+            f"view reflects WAL commit {meta.wal_head} but the WAL head is {head} "
+            "(it catches up on the next read)",
+            "rebuild the view",
+        )
+    expected = replay([e for entry in entries for e in entry.events])
+    bad: list[str] = []
+    try:
+        for issue_id, p in expected.items():
+            if view.projection(issue_id) != p:
+                bad.append(issue_id.hex())
+        summaries = view.summaries()
+    except msgspec.DecodeError as exc:
+        return _check(
+            "view", "error", f"the view holds undecodable data ({exc})", "rebuild the view"
+        )
+    created = {i: summarize(p) for i, p in expected.items() if p.created}
+    bad += [i.hex() for i in set(summaries) ^ set(created)]
+    bad += [i.hex() for i in created if i in summaries and summaries[i] != created[i]]
+    if bad:
+        shown = ", ".join(sorted(set(bad))[:5])
+        return _check(
+            "view",
+            "error",
+            f"the view differs from the WAL for {len(set(bad))} issue(s) ({shown})",
+            "rebuild the view",
+        )
+    return _check(
+        "view", "ok", f"view is current: {meta.event_count} events, {len(created)} issues"
+    )
+
+
+def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
+    """Check the repository, WAL, signatures, actor, view and dependency graph.
+
+    Raises:
+        HealthCheckFailed: an error-level check failed and was not fixed (details hold all).
+    """
+    checks: list[DoctorCheck] = []
+    applied: list[str] = []
+    git_dir = ctx.paths.git_dir
+    if os.path.isfile(os.path.join(git_dir, "HEAD")):
+        checks.append(_check("git_repo", "ok", f"git repository at {git_dir}"))
+    else:
+        checks.append(_check("git_repo", "error", f"{git_dir} has no HEAD: not a git repository"))
+
+    entries: list[WalEntry] | None = None
+    head: str | None = None
+    wal = Wal(git_dir, check_meta=True)
+    try:
+        head = wal.head()
+        entries = wal.read_entries(head=head)
+        n_events = sum(len(e.events) for e in entries)
+        if head is None:
+            checks.append(_check("wal", "ok", "WAL not created yet (no events)"))
+        else:
+            checks.append(
+                _check(
+                    "wal",
+                    "ok",
+                    f"WAL readable: {len(entries)} commits, {n_events} events, every chunk "
+                    "hash and event id verified",
+                )
+            )
+    except CorruptData as exc:
+        checks.append(
+            _check(
+                "wal",
+                "error",
+                exc.message,
+                "the WAL is shared history and doctor never rewrites it: fetch the missing "
+                "objects from another clone ('git fetch <remote> refs/grite/wal') or restore "
+                "the repository from a backup",
+            )
+        )
+    finally:
+        wal.close()
+
+    policy = load_repo_config(ctx.paths.grite_dir).verify_signatures or "off"
+    if entries is not None and policy != "off":
+        keys = repo_public_keys(ctx.paths.grite_dir)
+        problems = [
+            f"{e.event_id.hex()[:12]} in {entry.commit[:12]}: {p}"
+            for entry in entries
+            for e in entry.events
+            if (p := verify_event(e, keys.get)) is not None
+        ]
+        if problems:
+            status = "error" if policy == "require" else "warn"
+            checks.append(
+                _check(
+                    "signatures",
+                    status,
+                    f"{len(problems)} event(s) fail signature checks: {'; '.join(problems[:5])}",
+                    "add the signing actors' public keys under .git/grite/actors/",
+                )
+            )
+        else:
+            checks.append(_check("signatures", "ok", "every event is validly signed"))
+
+    try:
+        cfg, _directory, source = resolve_actor(ctx, create=False)
+        checks.append(_check("actor_config", "ok", f"actor {cfg.actor_id} ({source})"))
+    except NotFound as exc:
+        checks.append(_check("actor_config", "warn", exc.message, "run 'grite init'"))
+    except GriteError as exc:
+        checks.append(_check("actor_config", "error", exc.message))
+
+    view_check = _view_file_check(ctx)
+    if view_check is None and entries is not None:
+        view_check = _view_checks(ctx, entries, head)
+    if view_check is not None:
+        if args.fix and view_check.status != "ok" and entries is not None:
+            ctx.handle.rebuild()
+            applied.append("rebuild")
+            view_check = msgspec.structs.replace(
+                view_check, fixed=True, message=view_check.message + "; rebuilt the view"
+            )
+        checks.append(view_check)
+
+    if entries is not None:
+        projections = replay([e for entry in entries for e in entry.events])
+        deps = {
+            i: [d for d in summarize(p).dependencies] for i, p in projections.items() if p.created
+        }
+        cycles = find_cycles(deps)
+        if cycles:
+            text = "; ".join(
+                f"{c.dep_type}: " + " -> ".join(i.hex()[:8] for i in [*c.issue_ids, c.issue_ids[0]])
+                for c in cycles[:5]
+            )
+            checks.append(
+                _check(
+                    "dependencies",
+                    "warn",
+                    f"{len(cycles)} dependency cycle(s): {text}",
+                    "break each cycle with 'grite issue dep remove'",
+                )
+            )
+        else:
+            checks.append(_check("dependencies", "ok", "no dependency cycles"))
+
+    ok = all(c.status != "error" or c.fixed for c in checks)
+    result = DoctorResult(checks=checks, applied=applied, ok=ok)
+    if not ok:
+        failed = [f"{c.id}: {c.message}" for c in checks if c.status == "error" and not c.fixed]
+        hint = "" if args.fix else "; 'grite doctor --fix' repairs the view"
+        raise HealthCheckFailed(
+            f"health checks failed: {' | '.join(failed)}{hint}",
+            {"checks": msgspec.to_builtins(checks), "applied": applied},
+        )
+    return result
+
+
+def db_stats(ctx: OpContext, args: DbStatsArgs) -> DbStatsResult:
+    handle = ctx.handle
+    head = handle.refresh()
+    issues = len(handle.summaries())
+    meta = handle.view.meta()
+    last_snapshot_events = 0
+    with SnapshotStore(ctx.paths.git_dir) as store:
+        snapshots = store.list()
+        if snapshots:
+            try:
+                last_snapshot_events = store.describe(snapshots[0]).event_count or 0
+            except CorruptData:
+                pass
+    return DbStatsResult(
+        path=handle.view.path,
+        size_bytes=handle.view.size_bytes(),
+        event_count=meta.event_count,
+        issue_count=issues,
+        wal_head=head,
+        view_head=meta.wal_head,
+        last_rebuild_ts=meta.rebuilt_ms,
+        snapshot_count=len(snapshots),
+        events_since_snapshot=max(0, meta.event_count - last_snapshot_events),
+    )

@@ -1,0 +1,153 @@
+"""Lock refs: `refs/grite/locks/<sha256(resource)[:8] hex>`, one commit per lease (reference 5.6).
+
+Each lock commit's tree holds `lock.json` (pretty JSON `{owner, nonce, expires_unix_ms,
+resource}`), author `grite <grit@localhost>`, message `Lock: <resource>`, parent = the previous
+lock commit of that ref. The primitives report whether they won: `create` is an atomic
+create-if-absent, `replace` and `delete` are compare-and-swap against the commit the caller
+read. The retry and conflict policy lives in grite.ops.locks.
+
+Only storage touches dulwich.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import msgspec
+from dulwich.errors import NotCommitError, ObjectFormatException
+from dulwich.file import FileLocked
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
+
+from grite.model.errors import Environment
+from grite.model.locks import LockRecord, lock_ref_name
+
+__all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]
+
+LOCKS_PREFIX = b"refs/grite/locks/"
+_IDENTITY = b"grite <grit@localhost>"
+_MODE_FILE = 0o100644
+
+
+class StoredLock(msgspec.Struct, frozen=True, kw_only=True):
+    """A lock as found on its ref: the record and the commit that holds it."""
+
+    ref: str
+    commit: str
+    record: LockRecord
+
+
+class LockStore:
+    """The lock refs of one repository."""
+
+    def __init__(self, git_dir: str) -> None:
+        try:
+            self._repo = Repo(git_dir)
+        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
+            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._git_dir = git_dir
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def __enter__(self) -> LockStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def list(self) -> list[StoredLock]:
+        """Every lock ref with a readable `lock.json`, sorted by resource."""
+        found = []
+        for name, oid in sorted(self._repo.refs.as_dict(LOCKS_PREFIX.rstrip(b"/")).items()):
+            lock = self._load(LOCKS_PREFIX + name, oid)
+            if lock is not None:
+                found.append(lock)
+        found.sort(key=lambda x: x.record.resource)
+        return found
+
+    def read(self, resource: str) -> StoredLock | None:
+        ref = lock_ref_name(resource).encode()
+        try:
+            oid = self._repo.refs[ref]
+        except KeyError:
+            return None
+        return self._load(ref, oid)
+
+    def _load(self, ref: bytes, oid: bytes) -> StoredLock | None:
+        store = self._repo.object_store
+        try:
+            commit = store[oid]
+            if not isinstance(commit, Commit):
+                return None
+            tree = store[commit.tree]
+            if not isinstance(tree, Tree):
+                return None
+            raw = store[tree[b"lock.json"][1]].as_raw_string()
+            record = msgspec.json.decode(raw, type=LockRecord)
+        except (KeyError, ValueError, NotCommitError, ObjectFormatException, msgspec.DecodeError):
+            # Not a lock we can read (foreign or damaged): invisible, as in the reference.
+            return None
+        return StoredLock(ref=ref.decode(), commit=oid.decode("ascii"), record=record)
+
+    def _commit(self, record: LockRecord, parent: str | None) -> bytes:
+        body = {
+            "owner": record.owner,
+            "nonce": record.nonce,
+            "expires_unix_ms": record.expires_unix_ms,
+            "resource": record.resource,
+        }
+        blob = Blob.from_string(json.dumps(body, indent=2).encode("utf-8"))
+        tree = Tree()
+        tree.add(b"lock.json", _MODE_FILE, blob.id)
+        commit = Commit()
+        commit.tree = tree.id
+        commit.parents = [parent.encode("ascii")] if parent else []
+        commit.author = commit.committer = _IDENTITY
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = f"Lock: {record.resource}".encode()
+        try:
+            for obj in (blob, tree, commit):
+                self._repo.object_store.add_object(obj)
+        except OSError as exc:
+            raise Environment(
+                f"cannot write a lock in {self._git_dir}: {exc.strerror or exc}; "
+                "check disk space and permissions"
+            ) from exc
+        return commit.id  # type: ignore[no-any-return]
+
+    def create(self, record: LockRecord) -> StoredLock | None:
+        """Create the lock ref if it does not exist. Returns the lock, or None if it exists."""
+        ref = lock_ref_name(record.resource).encode()
+        oid = self._commit(record, None)
+        try:
+            won = self._repo.refs.add_if_new(ref, oid)
+        except FileLocked:
+            return None
+        if not won:
+            return None
+        return StoredLock(ref=ref.decode(), commit=oid.decode("ascii"), record=record)
+
+    def replace(self, record: LockRecord, expected: str) -> StoredLock | None:
+        """Point the lock ref at a new lease if it still holds commit `expected`."""
+        ref = lock_ref_name(record.resource).encode()
+        oid = self._commit(record, expected)
+        try:
+            won = self._repo.refs.set_if_equals(ref, expected.encode("ascii"), oid)
+        except FileLocked:
+            return None
+        if not won:
+            return None
+        return StoredLock(ref=ref.decode(), commit=oid.decode("ascii"), record=record)
+
+    def delete(self, lock: StoredLock) -> bool:
+        """Delete the lock ref if it still holds `lock.commit`."""
+        try:
+            return bool(
+                self._repo.refs.remove_if_equals(lock.ref.encode(), lock.commit.encode("ascii"))
+            )
+        except FileLocked:
+            return False

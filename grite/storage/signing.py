@@ -1,0 +1,194 @@
+"""Ed25519 event signatures (reference section 5.13) and the `verify_signatures` policy.
+
+An actor's key is the hex of its 32-byte seed in `actors/<id>/signing_key` (mode 0600); its
+public key is `public_key` (hex) with `key_scheme = "ed25519"` in the actor's config. A
+signature is Ed25519 over the raw 32-byte event_id (the id already commits to every other
+field), stored in the event's `sig`. Ed25519 is deterministic, so a retried write produces the
+same signature and the same chunk.
+
+Public keys are looked up among the actor configs of this repository (`actors/<id>/
+config.toml`); an actor from another clone is known once its config (with `public_key`) is
+copied there.
+
+`EntryVerifier.check(entries)` is the hook grite.ops.repo_handle calls before events enter the
+view; `verify_event(event, lookup)` is the single-event check sync uses. Only storage imports
+`cryptography`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from grite.model.errors import CorruptData, Environment
+from grite.model.events import Event
+from grite.storage.config import (
+    actor_dir,
+    list_actor_ids,
+    load_actor_config,
+    load_repo_config,
+    write_atomic,
+)
+
+__all__ = [
+    "KEY_SCHEME",
+    "SIGNING_KEY_FILE",
+    "EntryVerifier",
+    "PublicKeyLookup",
+    "generate_seed",
+    "load_signing_seed",
+    "public_key_hex",
+    "repo_public_keys",
+    "save_signing_seed",
+    "sign_event_id",
+    "verify_event",
+]
+
+KEY_SCHEME = "ed25519"
+SIGNING_KEY_FILE = "signing_key"
+
+PublicKeyLookup = Callable[[bytes], "bytes | None"]
+
+
+def generate_seed() -> bytes:
+    """32 random bytes: a new Ed25519 private key seed."""
+    return os.urandom(32)
+
+
+def public_key_hex(seed: bytes) -> str:
+    key = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def save_signing_seed(directory: str, seed: bytes) -> str:
+    path = os.path.join(directory, SIGNING_KEY_FILE)
+    write_atomic(path, seed.hex().encode("ascii"), mode=0o600)
+    return path
+
+
+def load_signing_seed(directory: str) -> bytes | None:
+    """The actor's seed, or None when it has no key.
+
+    Raises:
+        Environment: the key file exists but is not 64 hex characters.
+    """
+    path = os.path.join(directory, SIGNING_KEY_FILE)
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Environment(f"cannot read signing key {path}: {exc}", {"path": path}) from exc
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        raise Environment(
+            f"signing key {path} is not 64 hex characters; restore it from a backup or "
+            "create a new actor with 'grite actor init --generate-key'",
+            {"path": path},
+        )
+    return seed
+
+
+def sign_event_id(seed: bytes, event_id: bytes) -> bytes:
+    """The 64-byte Ed25519 signature of `event_id`."""
+    return Ed25519PrivateKey.from_private_bytes(seed).sign(event_id)
+
+
+def verify_event(event: Event, lookup: PublicKeyLookup) -> str | None:
+    """Check one event's signature.
+
+    Args:
+        lookup: actor id -> 32-byte public key, or None when the actor's key is unknown.
+
+    Returns:
+        None when valid, else the problem: "signature missing", "public key not found",
+        "invalid signature", or a parse error text.
+    """
+    if event.sig is None:
+        return "signature missing"
+    key = lookup(event.actor)
+    if key is None:
+        return "public key not found"
+    if len(key) != 32:
+        return f"key parse error: public key must be 32 bytes, got {len(key)}"
+    if len(event.sig) != 64:
+        return f"signature parse error: Signature must be 64 bytes, got {len(event.sig)}"
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(event.sig, event.event_id)
+    except InvalidSignature:
+        return "invalid signature"
+    return None
+
+
+def repo_public_keys(grite_dir: str) -> dict[bytes, bytes]:
+    """Public keys of the actors configured in this repository, by actor id."""
+    keys: dict[bytes, bytes] = {}
+    for actor_hex in list_actor_ids(grite_dir):
+        cfg = load_actor_config(actor_dir(grite_dir, actor_hex))
+        if cfg.public_key and (cfg.key_scheme or KEY_SCHEME) == KEY_SCHEME:
+            try:
+                keys[bytes.fromhex(actor_hex)] = bytes.fromhex(cfg.public_key)
+            except ValueError:
+                continue
+    return keys
+
+
+class _Entry(Protocol):
+    """What the verifier needs of a WAL entry (grite.storage.wal.WalEntry fits)."""
+
+    @property
+    def commit(self) -> str: ...
+
+    @property
+    def events(self) -> list[Event]: ...
+
+
+class EntryVerifier:
+    """Applies `verify_signatures` to WAL entries before they reach the view."""
+
+    def __init__(self, grite_dir: str) -> None:
+        self._grite_dir = grite_dir
+
+    def policy(self) -> str:
+        return load_repo_config(self._grite_dir).verify_signatures or "off"
+
+    def check(self, entries: Iterable[_Entry]) -> None:
+        """Refuse entries with unsigned or badly signed events under policy `require`.
+
+        `warn` lets them through (doctor reports them); `off` checks nothing.
+
+        Raises:
+            CorruptData: policy `require` and an event fails, naming its commit.
+        """
+        entries = list(entries)
+        if not entries or self.policy() != "require":
+            return
+        keys = repo_public_keys(self._grite_dir)
+        for entry in entries:
+            for event in entry.events:
+                problem = verify_event(event, keys.get)
+                if problem is not None:
+                    raise CorruptData(
+                        f"WAL commit {entry.commit}: event {event.event_id.hex()} by actor "
+                        f"{event.actor.hex()}: {problem}, and verify_signatures = require; "
+                        "add the actor's public key under .git/grite/actors/ or change "
+                        "verify_signatures in .git/grite/config.toml",
+                        {
+                            "commit": entry.commit,
+                            "event_id": event.event_id.hex(),
+                            "actor": event.actor.hex(),
+                            "problem": problem,
+                        },
+                    )

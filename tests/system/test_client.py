@@ -1,0 +1,76 @@
+"""`grite.Client`: typed round trips through a real daemon and in-process, same results."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+import grite
+from grite.model.errors import NotFound
+from grite.model.notifications import IssueChanged, Subscribed, WalAdvanced
+from grite.model.requests import IssueView, IssueWriteResult
+from grite.model.requests_agents import IssueClaimResult
+from tests.conftest import make_repo
+from tests.system.conftest import DaemonEnv
+
+
+@pytest.mark.parametrize("daemon", [True, False], ids=["daemon", "local"])
+def test_client_round_trip(daemon_env: DaemonEnv, tmp_path: Path, daemon: bool) -> None:
+    repo = make_repo(tmp_path / "repo")
+    with grite.Client(str(repo), daemon=daemon, environ=daemon_env.env) as g:
+        assert g.via_daemon is daemon
+        a = g.issue_create("first", body="b", labels=["x"])
+        b = g.issue_create("second")
+        assert isinstance(a, IssueWriteResult)
+        g.dep_add(b.issue_id, a.issue_id)
+        assert [r.issue_id for r in g.issue_ready().issues] == [a.issue_id]
+        claimed = g.claim()
+        assert isinstance(claimed, IssueClaimResult) and claimed.issue.issue_id == a.issue_id
+        g.issue_comment(a.issue_id, "done")
+        g.issue_close(a.issue_id)
+        view = g.issue_show(a.issue_id[:8])
+        assert isinstance(view, IssueView)
+        assert view.state == "closed" and [c.body for c in view.comments] == ["done"]
+        assert view.assignees == [claimed.assignee]
+        assert g.issue_list(state="all").total == 2
+        with pytest.raises(NotFound) as info:
+            g.issue_show("abcdef")
+        assert info.value.code == "not_found" and info.value.exit_code == 3
+        assert g.via_daemon is daemon
+    assert bool(daemon_env.daemon_pids()) is daemon
+
+
+def test_client_falls_back_in_process_when_the_daemon_dies(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    with grite.Client(str(repo), environ=daemon_env.env) as g:
+        created = g.issue_create("one")
+        assert g.via_daemon
+        for pid in daemon_env.daemon_pids():
+            os.kill(pid, signal.SIGKILL)
+        # The socket is dead now: this call runs in-process, with the same result.
+        assert g.issue_show(created.issue_id).title == "one"
+
+
+def test_client_watch_yields_typed_notifications(daemon_env: DaemonEnv, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    with grite.Client(str(repo), environ=daemon_env.env) as g:
+        first = g.issue_create("one")
+        stream = g.watch(timeout=15)
+        assert next(stream) == Subscribed(wal_head=first.wal_head)
+        written = g.issue_comment(first.issue_id, "hello")
+        changed = next(stream)
+        assert isinstance(changed, IssueChanged) and changed.event_id == written.event_ids[0]
+        advanced = next(stream)
+        assert isinstance(advanced, WalAdvanced)
+        assert (advanced.wal_head, advanced.previous) == (written.wal_head, first.wal_head)
+        stream.close()
+    with (
+        grite.Client(str(repo), daemon=False) as local,
+        pytest.raises(grite.model.errors.Environment),
+    ):
+        next(local.watch())
