@@ -253,12 +253,7 @@ def _edge(ctx: OpContext, issue_id: bytes, dep_type: str) -> DepEdgeView:
 
 def dependents_of(ctx: OpContext, issue_id: bytes) -> list[tuple[bytes, str]]:
     """(source, dep_type) of every current edge that points at `issue_id`."""
-    found = []
-    for s in ctx.handle.summaries():
-        for dep in s.dependencies:
-            if dep.target == issue_id:
-                found.append((s.issue_id, dep.dep_type))
-    return sorted(found, key=lambda x: (x[1], x[0]))
+    return ctx.handle.dependents(issue_id)
 
 
 def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:

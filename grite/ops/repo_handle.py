@@ -40,6 +40,8 @@ __all__ = ["AppendResult", "RepoHandle"]
 # How long a reader waits for another process that is writing the view before it answers from
 # an in-memory overlay instead (never an error).
 _VIEW_LOCK_WAIT = 2.0
+# Decoded projections kept in memory (cleared wholesale when full: cheap and bounded).
+_PROJECTION_CACHE = 4096
 
 
 class AppendResult:
@@ -67,6 +69,10 @@ class RepoHandle:
         self._overlay: dict[bytes, IssueProjection] = {}
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
+        self._projections: dict[bytes, tuple[str | None, IssueProjection | None]] = {}
+        self._dependents_memo: (
+            tuple[tuple[str | None, int], dict[bytes, list[tuple[bytes, str]]]] | None
+        ) = None
         # The oldest damaged WAL commit found by the last refresh. Reads then answer from the
         # commits before it (with a warning, see grite.cli.app); writes refuse with it.
         self.wal_error: CorruptData | None = None
@@ -88,7 +94,9 @@ class RepoHandle:
         head = self.wal.head()
         with self._lock:
             self.last_used = time.monotonic()
-            if self._fresh and head == self._head:
+            # While the WAL is damaged every read looks again: a repair (a missing object
+            # fetched back) does not move the ref.
+            if self._fresh and head == self._head and self.wal_error is None:
                 return head
             for attempt in (1, 2):
                 fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
@@ -205,6 +213,7 @@ class RepoHandle:
                     summaries = {p.issue_id: summarize(p) for p in projections if p.created}
                     self.view.store(projections, dict(summaries), meta)
                 self._summaries = None
+                self._projections.clear()
                 self._overlay.clear()
                 self._catch_up_disk(meta, head)
                 self._head = head
@@ -216,6 +225,7 @@ class RepoHandle:
 
     def _forget_view(self) -> None:
         with self._lock:
+            self._projections.clear()
             self._fresh = False
             self._summaries = None
             self._summaries_head = None
@@ -247,6 +257,25 @@ class RepoHandle:
                         merged[issue_id] = summarize(p)
             return list(merged.values())
 
+    def dependents(self, issue_id: bytes) -> list[tuple[bytes, str]]:
+        """(source, dep_type) of every current edge pointing at `issue_id`, sorted by type
+        then source. The reverse index is built once per WAL head, not per call."""
+        summaries = self.summaries()
+        with self._lock:
+            key = (self._head, id(self._summaries))
+            memo = self._dependents_memo
+            if memo is None or memo[0] != key or self._overlay:
+                index: dict[bytes, list[tuple[bytes, str]]] = {}
+                for s in summaries:
+                    for dep in s.dependencies:
+                        index.setdefault(dep.target, []).append((s.issue_id, dep.dep_type))
+                for edges in index.values():
+                    edges.sort(key=lambda edge: (edge[1], edge[0]))
+                memo = (key, index)
+                if not self._overlay:
+                    self._dependents_memo = memo
+        return list(memo[1].get(issue_id, ()))
+
     def projection(self, issue_id: bytes) -> IssueProjection | None:
         """The projection of a created issue, or None."""
         try:
@@ -256,11 +285,21 @@ class RepoHandle:
             return self._projection_once(issue_id)
 
     def _projection_once(self, issue_id: bytes) -> IssueProjection | None:
-        self.refresh()
+        head = self.refresh()
         with self._lock:
             p = self._overlay.get(issue_id)
+            cached = self._projections.get(issue_id)
         if p is None:
-            p = self.view.projection(issue_id)
+            # Decoded projections are kept per WAL head: a warm daemon answers repeated shows
+            # from memory. Callers treat projections as read-only.
+            if cached is not None and cached[0] == head:
+                p = cached[1]
+            else:
+                p = self.view.projection(issue_id)
+                with self._lock:
+                    if len(self._projections) >= _PROJECTION_CACHE:
+                        self._projections.clear()
+                    self._projections[issue_id] = (head, p)
         return p if p is not None and p.created else None
 
     def resolve_issue(self, text: str) -> bytes:

@@ -9,7 +9,6 @@ on every command and must not pay for opening a repository object.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import msgspec
 
@@ -29,36 +28,33 @@ class RepoPaths(msgspec.Struct, frozen=True, kw_only=True):
         return os.path.join(self.git_dir, "grite")
 
 
-def _read_gitfile(dot_git: Path) -> Path | None:
+def _read_gitfile(dot_git: str) -> str | None:
     """Resolve a `.git` file (`gitdir: <path>`) as git does for worktrees and submodules."""
     try:
-        text = dot_git.read_text(encoding="utf-8").strip()
+        with open(dot_git, encoding="utf-8") as f:
+            text = f.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
     if not text.startswith("gitdir:"):
         return None
-    target = Path(text[len("gitdir:") :].strip())
-    if not target.is_absolute():
-        target = dot_git.parent / target
-    return target.resolve()
+    target = text[len("gitdir:") :].strip()
+    return os.path.realpath(os.path.join(os.path.dirname(dot_git), target))
 
 
-def _common_dir(git_dir: Path) -> Path:
-    commondir = git_dir / "commondir"
+def _common_dir(git_dir: str) -> str:
     try:
-        rel = commondir.read_text(encoding="utf-8").strip()
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as f:
+            rel = f.read().strip()
     except OSError:
         return git_dir
-    common = Path(rel)
-    if not common.is_absolute():
-        common = git_dir / common
-    return common.resolve()
+    return os.path.realpath(os.path.join(git_dir, rel))
 
 
-def _is_git_dir(path: Path) -> bool:
+def _is_git_dir(path: str) -> bool:
     # A linked worktree's git dir has no objects/, only a commondir link to the main one.
-    return (path / "HEAD").is_file() and (
-        (path / "objects").is_dir() or (path / "commondir").is_file()
+    return os.path.isfile(os.path.join(path, "HEAD")) and (
+        os.path.isdir(os.path.join(path, "objects"))
+        or os.path.isfile(os.path.join(path, "commondir"))
     )
 
 
@@ -74,20 +70,26 @@ def discover_repo(cwd: str) -> RepoPaths:
     Raises:
         NotFound: no repository contains `cwd`.
     """
-    start = Path(cwd).resolve()
-    for directory in (start, *start.parents):
-        dot_git = directory / ".git"
-        git_dir: Path | None = None
-        if dot_git.is_dir() and _is_git_dir(dot_git):
-            git_dir = dot_git.resolve()
-        elif dot_git.is_file():
+    # os.path rather than pathlib: the daemon runs this for every forwarded command.
+    directory = os.path.realpath(cwd)
+    while True:
+        dot_git = os.path.join(directory, ".git")
+        git_dir: str | None = None
+        if os.path.isdir(dot_git) and _is_git_dir(dot_git):
+            git_dir = dot_git
+        elif os.path.isfile(dot_git):
             git_dir = _read_gitfile(dot_git)
         elif _is_git_dir(directory):  # a bare repository, or a cwd inside .git itself
             git_dir = directory
         if git_dir is not None and _is_git_dir(git_dir):
             common = _common_dir(git_dir)
-            root = common.parent if common.name == ".git" else common
-            return RepoPaths(git_dir=str(common), repo_root=str(root))
+            name = os.path.basename(common)
+            root = os.path.dirname(common) if name == ".git" else common
+            return RepoPaths(git_dir=common, repo_root=root)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
     raise NotFound(
         f"not a git repository (or any parent up to /): {cwd}; "
         "run grite inside a git repository, or create one with 'git init'",

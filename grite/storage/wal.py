@@ -70,6 +70,11 @@ class Wal:
             raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
         self._git_dir = git_dir
         self._objects_dir = os.path.join(git_dir, "objects")
+        self._ref_paths = (
+            os.path.join(git_dir, "refs", "grite", "wal"),
+            os.path.join(git_dir, "packed-refs"),
+        )
+        self._head_memo: tuple[tuple[tuple[int, int, int] | None, ...], str | None] | None = None
         self._write_lock = threading.Lock()
 
     @property
@@ -81,11 +86,29 @@ class Wal:
 
     def head(self) -> str | None:
         """The WAL head commit as hex, or None when nothing was ever appended."""
+        # Every read asks this first, so an unchanged ref is answered from a stat of the ref
+        # files: git replaces a ref file by rename, so its inode changes on every update.
+        stamp = self._ref_stamp()
+        memo = self._head_memo
+        if memo is not None and memo[0] == stamp:
+            return memo[1]
         try:
-            value = self._repo.refs[WAL_REF]
+            value: str | None = self._repo.refs[WAL_REF].decode("ascii")
         except KeyError:
-            return None
-        return value.decode("ascii")
+            value = None
+        self._head_memo = (stamp, value)
+        return value
+
+    def _ref_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        stamps = []
+        for path in self._ref_paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(stamps)
 
     def try_append(self, actor: bytes, events: list[Event], parent: str | None) -> str | None:
         """Write one WAL commit on top of `parent` and move the ref if it still points there.
