@@ -18,10 +18,10 @@ import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree
-from dulwich.repo import Repo
 
 from grite.model.errors import Environment
 from grite.model.locks import LockRecord, lock_ref_name
+from grite.storage.gitrepo import open_git_repo
 
 __all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]
 
@@ -42,10 +42,7 @@ class LockStore:
     """The lock refs of one repository."""
 
     def __init__(self, git_dir: str) -> None:
-        try:
-            self._repo = Repo(git_dir)
-        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
-            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
 
     def close(self) -> None:

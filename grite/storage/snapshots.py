@@ -18,11 +18,11 @@ import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree
-from dulwich.repo import Repo
 
 from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
 from grite.model.errors import CorruptData, Environment
 from grite.model.events import Event
+from grite.storage.gitrepo import open_git_repo
 
 __all__ = ["CHUNK_EVENTS", "SNAPSHOTS_PREFIX", "SnapshotInfo", "SnapshotStore"]
 
@@ -61,10 +61,7 @@ class SnapshotStore:
     """The snapshot refs of one repository."""
 
     def __init__(self, git_dir: str) -> None:
-        try:
-            self._repo = Repo(git_dir)
-        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
-            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
 
     def close(self) -> None:

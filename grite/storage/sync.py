@@ -27,10 +27,10 @@ from dulwich.config import ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA
-from dulwich.repo import Repo
 
 from grite.model.errors import Environment, GriteError, NotFound
 from grite.model.events import Event
+from grite.storage.gitrepo import open_git_repo
 from grite.storage.wal import Wal
 
 __all__ = [
@@ -99,10 +99,7 @@ class SyncRepo:
     """One repository's git objects and refs, for syncing. Not shared between threads."""
 
     def __init__(self, git_dir: str, repo_root: str) -> None:
-        try:
-            self._repo = Repo(git_dir)
-        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
-            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
         self._repo_root = repo_root
         self._wal = Wal(git_dir)

@@ -24,11 +24,11 @@ import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree, parse_tree
-from dulwich.repo import Repo
 
 from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
 from grite.model.errors import CorruptData, Environment, GriteError
 from grite.model.events import Event
+from grite.storage.gitrepo import open_git_repo
 from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock
 
 __all__ = ["WAL_REF", "Wal", "WalEntry", "WalHistoryChanged", "append_with_retry"]
@@ -64,10 +64,7 @@ class Wal:
             (doctor does; catch-up relies on the chunk's content-addressed name instead).
         """
         self._check_meta = check_meta
-        try:
-            self._repo = Repo(git_dir)
-        except Exception as exc:  # dulwich raises NotGitRepository and OSErrors
-            raise Environment(f"cannot open git repository {git_dir}: {exc}") from exc
+        self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
         self._objects_dir = os.path.join(git_dir, "objects")
         self._ref_paths = (
