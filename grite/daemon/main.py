@@ -141,6 +141,7 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
             mode=mode,
             notifier=notifier,
             registry=Registry(socket_path, worker_idle_seconds=args.worker_idle_seconds),
+            idle_timeout_fixed=args.idle_timeout is not None,
         )
     else:
         paths = (
@@ -165,6 +166,7 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
             binding=binding,
             registry=Registry(paths.socket, worker_idle_seconds=args.worker_idle_seconds),
             on_ready=lambda: _report(ready_fd, f"ok {os.getpid()}"),
+            idle_timeout_fixed=args.idle_timeout is not None,
         )
     _log.info(
         "grite daemon %s serving %s (%s, idle timeout %ss)",

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from grite.model.errors import GriteError
+from grite.storage.config import load_repo_config
+
 if TYPE_CHECKING:
     from grite.storage.repo import RepoPaths
 
@@ -114,6 +117,9 @@ class Registry:
         self._host_id = socket.gethostname()
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        # `[daemon] idle_timeout_seconds` of every repository opened since start (kept after
+        # its handle closes, so the daemon's idle timeout does not shrink when it does).
+        self._idle_config: dict[str, int] = {}
 
     def scope(self, actor: str = "") -> RequestHandles:
         """A HandleProvider for one request; handles it took are released when it exits."""
@@ -154,8 +160,24 @@ class Registry:
             entry.ready.set()
             raise
         _log.info("opened repository %s", entry.paths.repo_root)
+        self._remember_idle_config(key, entry.paths)
         entry.lock_owned = self._claim_lock(entry)
         entry.ready.set()
+
+    def _remember_idle_config(self, key: str, paths: RepoPaths) -> None:
+        try:
+            daemon = load_repo_config(paths.grite_dir).daemon
+        except GriteError as exc:  # a broken config must not stop the repository being served
+            _log.warning("ignoring the daemon settings of %s: %s", paths.repo_root, exc.message)
+            return
+        if daemon is not None and daemon.idle_timeout_seconds is not None:
+            with self._lock:
+                self._idle_config[key] = max(0, daemon.idle_timeout_seconds)
+
+    def configured_idle_timeouts(self) -> list[int]:
+        """The idle timeouts configured by repositories opened since start."""
+        with self._lock:
+            return list(self._idle_config.values())
 
     def release(self, paths: RepoPaths) -> None:
         """Mark one use of `paths` finished."""

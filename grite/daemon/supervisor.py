@@ -247,9 +247,11 @@ class Supervisor:
         connection_idle: float = 60.0,
         drain_timeout: float = 30.0,
         tick: float = 1.0,
+        idle_timeout_fixed: bool = True,
     ) -> None:
         self.socket_path = socket_path
         self.idle_timeout = idle_timeout or 0
+        self._idle_fixed = idle_timeout_fixed
         self.mode = mode
         self.state = State.STARTING
         self._listener = listener
@@ -420,6 +422,20 @@ class Supervisor:
         self.state = State.STOPPED
         _log.info("grite daemon stopped (%s)", self._stop_reason.value)
 
+    def effective_idle_timeout(self) -> float:
+        """Seconds of idleness before exiting (0: never).
+
+        Unless --idle-timeout fixed it, a repository served since start can lengthen it with
+        `[daemon] idle_timeout_seconds` in its .git/grite/config.toml (0 there means never):
+        one daemon serves every repository, so the most patient one wins.
+        """
+        if self._idle_fixed or not self.idle_timeout:
+            return self.idle_timeout
+        configured = self._registry.configured_idle_timeouts()
+        if 0 in configured:
+            return 0
+        return max([self.idle_timeout, *configured])
+
     async def _housekeeping(self) -> None:
         assert self._stop is not None
         loop = asyncio.get_running_loop()
@@ -435,12 +451,13 @@ class Supervisor:
                 continue
             ticks += 1
             now = time.monotonic()
+            idle_timeout = self.effective_idle_timeout()
             if (
-                self.idle_timeout
+                idle_timeout
                 and not self._connections
                 and not self._accepted
                 and not self._in_flight
-                and now - self._last_activity >= self.idle_timeout
+                and now - self._last_activity >= idle_timeout
             ):
                 self.request_stop(StopReason.IDLE)
                 return
@@ -779,8 +796,9 @@ class Supervisor:
 
     async def cmd_daemon_status(self, request: protocol.Request) -> protocol.ResultData:
         now = time.monotonic()
-        if self.idle_timeout:
-            left = max(0.0, self.idle_timeout - (now - self._last_activity))
+        idle_timeout = self.effective_idle_timeout()
+        if idle_timeout:
+            left = max(0.0, idle_timeout - (now - self._last_activity))
             idle_left_ms = int(left * 1000)
         else:
             idle_left_ms = -1
@@ -796,7 +814,7 @@ class Supervisor:
             requests_served=self._requests_served,
             in_flight=self._in_flight,
             connections=len(self._connections),
-            idle_timeout_s=int(self.idle_timeout),
+            idle_timeout_s=int(idle_timeout),
             idle_left_ms=idle_left_ms,
         )
 

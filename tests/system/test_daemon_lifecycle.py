@@ -236,3 +236,31 @@ def test_no_daemon_never_starts_one(daemon_env: DaemonEnv, flag: str) -> None:
         r = daemon_env.run(flag, "issue", "list", cwd=repo)
     assert r.returncode == 0
     assert daemon_env.daemon_pids() == []
+
+
+def test_repository_config_lengthens_the_idle_timeout(daemon_env: DaemonEnv) -> None:
+    """`[daemon] idle_timeout_seconds` in .git/grite/config.toml keeps the daemon up longer
+    than the user's default; an explicit --idle-timeout still wins."""
+    repo = os.path.join(daemon_env.base, "patient")
+    subprocess.run(["git", "init", "-q", repo], check=True)
+    os.makedirs(os.path.join(repo, ".git", "grite"), exist_ok=True)
+    with open(os.path.join(repo, ".git", "grite", "config.toml"), "w") as f:
+        f.write("[daemon]\nidle_timeout_seconds = 3600\n")
+    env = dict(daemon_env.env, GRITE_DAEMON_IDLE_TIMEOUT="1")
+    listed = subprocess.run(
+        [sys.executable, "-m", "grite.cli.entry", "issue", "list", "--json"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    status = json.loads(daemon_env.run("daemon", "status", "--json").stdout)["data"]
+    # The spawn passed --idle-timeout 1 explicitly: that wins over the repository's 3600.
+    assert status["idle_timeout_s"] == 1
+    daemon_env.run("daemon", "stop")
+    started = daemon_env.run("daemon", "start")
+    assert started.returncode == 0, started.stderr
+    subprocess.run(
+        [sys.executable, "-m", "grite.cli.entry", "issue", "list"],
+        cwd=repo, env=daemon_env.env, capture_output=True, timeout=30, check=True,
+    )  # fmt: skip
+    status = json.loads(daemon_env.run("daemon", "status", "--json").stdout)["data"]
+    assert status["idle_timeout_s"] == 3600
