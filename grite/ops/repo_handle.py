@@ -98,10 +98,18 @@ class RepoHandle:
             # fetched back) does not move the ref.
             if self._fresh and head == self._head and self.wal_error is None:
                 return head
+            if self.wal_error is not None:
+                self._projections.clear()  # keyed by the ref head, which a repair keeps
             for attempt in (1, 2):
                 fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
                 try:
                     meta = self.view.meta()
+                    # Read the ref again, after the view's meta (and under view.lock when we
+                    # hold it): the head read above may be older than what another thread or
+                    # process has since put in the view, and catching up "from" a newer view
+                    # head to an older ref looks like rewritten history and reset the view,
+                    # which lock-free readers elsewhere could see half-way (issue not found).
+                    head = self.wal.head()
                     if fd is not None:
                         self._catch_up_disk(meta, head)
                         self._overlay.clear()
