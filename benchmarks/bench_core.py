@@ -6,6 +6,7 @@ Measures, each on a fresh real git repository in a temp dir:
 - `issue create`: one WAL commit through the real operation (median of 200);
 - catching the view up from an empty view: events/s, for a WAL of one event per commit (what
   agents write) and of 100 events per commit (what a sync or a batch writes);
+- `grite rebuild --from-snapshot` with a snapshot at the head of a one-event-per-commit WAL;
 - `issue list` over N issues once the view is current: warm handle (the daemon's case) and a
   fresh handle per command (the --no-daemon case), median of 20.
 Prints a Markdown table; timings are wall clock on this machine.
@@ -92,6 +93,19 @@ def bench_catchup(root: Path, events: int, per_commit: int) -> float:
     return events / dt
 
 
+def bench_snapshot_rebuild(root: Path, events: int) -> float:
+    """`grite rebuild --from-snapshot` on a one-event-per-commit WAL with a snapshot at its head."""
+    repo = _repo(root, "snapshot")
+    _fill(repo, events, 1)
+    out = run_invocation(_inv(repo, "snapshot", "create", "--json"))
+    assert out.exit_code == 0, out
+    t = time.perf_counter()
+    out = run_invocation(_inv(repo, "rebuild", "--from-snapshot", "--json"))
+    dt = time.perf_counter() - t
+    assert out.exit_code == 0 and '"from_snapshot": "refs/grite/snapshots/' in out.stdout, out
+    return events / dt
+
+
 def bench_list(root: Path, issues: int) -> tuple[float, float]:
     repo = _repo(root, "list")
     _fill(repo, issues, 500)
@@ -126,6 +140,7 @@ def main() -> None:
         create_ms = bench_create(root)
         rate1 = bench_catchup(root, args.catchup_events // 4, 1)
         rate100 = bench_catchup(root, args.catchup_events, 100)
+        rate_snap = bench_snapshot_rebuild(root, args.catchup_events // 4)
         warm_ms, cold_ms = bench_list(root, args.issues)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -141,6 +156,10 @@ def main() -> None:
     )
     print(
         f"| view catch-up from empty, 100 events per commit | {rate100:,.0f} events/s | >= 20,000 events/s |"
+    )
+    print(
+        f"| `rebuild --from-snapshot`, 1 event per commit | {rate_snap:,.0f} events/s "
+        "| >= 20,000 events/s |"
     )
     print(
         f"| `issue list --json` over {args.issues:,} issues, warm handle | {warm_ms:.1f} ms | < 50 ms |"
