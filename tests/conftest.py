@@ -65,17 +65,23 @@ def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        _kill_daemons(runtime)
+        kill_daemons(runtime)
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def _kill_daemons(runtime: Path) -> None:
+def daemon_pids(under: str | Path) -> list[int]:
+    """Live grite-daemon processes whose command line names `under` (a socket or runtime dir)."""
     out = subprocess.run(
-        ["pgrep", "-f", f"grite.daemon.*{runtime}"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", f"grite.daemon.*{under}"], capture_output=True, text=True, check=False
     )
-    for pid in out.stdout.split():
+    return [int(p) for p in out.stdout.split()]
+
+
+def kill_daemons(under: str | Path) -> None:
+    """SIGKILL the test's own daemons (only those naming `under`), for teardown."""
+    for pid in daemon_pids(under):
         try:
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 

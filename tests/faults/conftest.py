@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from grite.daemon.binding import read_pid_record
 from grite.ipc.paths import RuntimePaths, runtime_paths
 from grite.model.invocation import Invocation
 from grite.storage.wal import Wal
+from tests.conftest import daemon_pids, kill_daemons
 
 # The real entry point, as the console script runs it.
 GRITE = [sys.executable, "-m", "grite"]
@@ -92,13 +92,7 @@ class FaultEnv:
         return json.loads(proc.stdout)["data"]
 
     def daemon_pids(self) -> list[int]:
-        out = subprocess.run(
-            ["pgrep", "-f", f"grite.daemon.*{self.paths.socket}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return [int(p) for p in out.stdout.split()]
+        return daemon_pids(self.paths.socket)
 
     def daemon_pid(self) -> int | None:
         record = read_pid_record(self.paths.pid_file)
@@ -160,11 +154,7 @@ def fault_env() -> Iterator[FaultEnv]:
     try:
         yield fenv
     finally:
-        for pid in fenv.daemon_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_daemons(fenv.paths.socket)
         shutil.rmtree(base, ignore_errors=True)
 
 

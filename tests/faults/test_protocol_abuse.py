@@ -16,6 +16,8 @@ import random
 import resource
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,6 +130,36 @@ def _send_abuse(path: str, frames: list[tuple[bool, bytes]]) -> None:
             sock.close()
 
 
+def _start_daemon(
+    fault_env: FaultEnv, *, idle_timeout: int, soft_nofile: int, hard_nofile: int = 4096
+) -> subprocess.Popen[bytes]:
+    """A real grite-daemon in its own session, started with a low open-files limit."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft_nofile, hard_nofile))
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "grite.daemon",
+            "--socket-path",
+            fault_env.paths.socket,
+            "--idle-timeout",
+            str(idle_timeout),
+            "--log-file",
+            str(fault_env.base / "daemon.log"),
+        ],
+        env=fault_env.env,
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=limit,
+        start_new_session=True,
+    )
+
+
 def test_daemon_survives_abuse_and_keeps_serving(fault_env: FaultEnv) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < IDLE_CONNECTIONS + 100:
@@ -149,32 +181,7 @@ def test_daemon_survives_abuse_and_keeps_serving(fault_env: FaultEnv) -> None:
     assert proc.returncode == 0, proc.stderr
     big = json.loads(proc.stdout)["data"]
 
-    def low_nofile() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_NOFILE, 4096))
-
-    import subprocess
-    import sys
-
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "grite.daemon",
-            "--socket-path",
-            fault_env.paths.socket,
-            "--idle-timeout",
-            "3",
-            "--log-file",
-            str(fault_env.base / "daemon.log"),
-        ],
-        env=fault_env.env,
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=low_nofile,
-        start_new_session=True,
-    )
+    daemon = _start_daemon(fault_env, idle_timeout=3, soft_nofile=DAEMON_NOFILE)
     wait_for(lambda: fault_env.daemon_pid() == daemon.pid, what="daemon ready")
     assert _soft_nofile(daemon.pid) == 4096, "the daemon did not raise its open-files limit"
     good = _GoodClient(fault_env.paths.socket, repo)
@@ -255,32 +262,7 @@ def test_daemon_survives_running_out_of_descriptors(fault_env: FaultEnv) -> None
     repo = init_repo(fault_env)
     fault_env.local(repo, "issue", "create", "--title", "known")
 
-    def tiny_nofile() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-    import subprocess
-    import sys
-
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "grite.daemon",
-            "--socket-path",
-            fault_env.paths.socket,
-            "--idle-timeout",
-            "0",
-            "--log-file",
-            str(fault_env.base / "daemon.log"),
-        ],
-        env=fault_env.env,
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=tiny_nofile,
-        start_new_session=True,
-    )
+    daemon = _start_daemon(fault_env, idle_timeout=0, soft_nofile=64, hard_nofile=64)
     wait_for(lambda: fault_env.daemon_pid() == daemon.pid, what="daemon ready")
     held = []
     for _ in range(150):

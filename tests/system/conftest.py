@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from grite.ipc.paths import RuntimePaths, runtime_paths
+from tests.conftest import daemon_pids, kill_daemons
 
 
 @dataclass
@@ -29,13 +29,7 @@ class DaemonEnv:
 
     def daemon_pids(self) -> list[int]:
         """Live grite-daemon processes serving this test's socket (via pgrep -f)."""
-        out = subprocess.run(
-            ["pgrep", "-f", f"grite.daemon.*{self.paths.socket}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return [int(p) for p in out.stdout.split()]
+        return daemon_pids(self.paths.socket)
 
     def run(
         self, *argv: str, cwd: str | None = None, timeout: float = 30
@@ -75,9 +69,5 @@ def daemon_env() -> Iterator[DaemonEnv]:
     try:
         yield denv
     finally:
-        for pid in denv.daemon_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_daemons(denv.paths.socket)
         shutil.rmtree(base, ignore_errors=True)
