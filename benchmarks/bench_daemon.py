@@ -258,7 +258,7 @@ def measure(args: argparse.Namespace, workdir: Path, runtime: Path) -> list[tupl
     for name, value in warm_by_entry.items():
         rows.append((f"warm `issue list` via {name}", ms(value)))
     rows += [
-        (f"reported entry: {chosen}", ""),
+        ("entry used for the targets below", chosen),
         ("baseline: bare `python3 -c 'import msgspec'` (median of 20)", ms(bare_one)),
         ("baseline: 50 bare starts together (wall)", ms(bare_50)),
         (f"first `issue list`, {args.issues} issues (daemon cold: spawn)", ms(first_d)),

@@ -237,6 +237,10 @@ def _check(id_: str, status: str, message: str, *plan: str) -> DoctorCheck:
 _SQLITE_MAGIC = b"SQLite format 3\0"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _view_file_check(ctx: OpContext) -> DoctorCheck | None:
     """Look at the view database file before anything opens (and silently repairs) it."""
     db = os.path.join(ctx.paths.grite_dir, "view", "cache.db")
@@ -322,8 +326,8 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
                 _check(
                     "wal",
                     "ok",
-                    f"WAL readable: {len(entries)} commits, {n_events} events, every chunk "
-                    "hash and event id verified",
+                    f"WAL readable: {_plural(len(entries), 'commit')}, "
+                    f"{_plural(n_events, 'event')}, every chunk hash and event id verified",
                 )
             )
     except CorruptData as exc:
