@@ -6,6 +6,7 @@ Measures, each on a fresh real git repository in a temp dir:
 - `issue create`: one WAL commit through the real operation (median of 200);
 - catching the view up from an empty view: events/s, for a WAL of one event per commit (what
   agents write) and of 100 events per commit (what a sync or a batch writes);
+- catch-up of an empty view when a snapshot sits 100 commits below the head (a fresh clone);
 - `grite rebuild --from-snapshot` with a snapshot at the head of a one-event-per-commit WAL;
 - `issue list` over N issues once the view is current: warm handle (the daemon's case) and a
   fresh handle per command (the --no-daemon case), median of 20.
@@ -93,6 +94,24 @@ def bench_catchup(root: Path, events: int, per_commit: int) -> float:
     return events / dt
 
 
+def bench_catchup_with_snapshot(root: Path, events: int) -> float:
+    """Catch-up of an empty view (a fresh clone) when a snapshot sits near the WAL head: the
+    view is seeded from the snapshot, then reads only the commits after it."""
+    repo = _repo(root, "seeded")
+    _fill(repo, events, 1)
+    out = run_invocation(_inv(repo, "snapshot", "create", "--json"))
+    assert out.exit_code == 0, out
+    _fill(repo, 100, 1)  # a little WAL after the snapshot, as in real use
+    shutil.rmtree(repo / ".git" / "grite" / "view")
+    handle = RepoHandle.open(discover_repo(str(repo)))
+    t = time.perf_counter()
+    handle.refresh()
+    dt = time.perf_counter() - t
+    assert len(handle.summaries()) == events + 100
+    handle.close()
+    return (events + 100) / dt
+
+
 def bench_snapshot_rebuild(root: Path, events: int) -> float:
     """`grite rebuild --from-snapshot` on a one-event-per-commit WAL with a snapshot at its head."""
     repo = _repo(root, "snapshot")
@@ -141,6 +160,7 @@ def main() -> None:
         rate1 = bench_catchup(root, args.catchup_events // 4, 1)
         rate100 = bench_catchup(root, args.catchup_events, 100)
         rate_snap = bench_snapshot_rebuild(root, args.catchup_events // 4)
+        rate_seeded = bench_catchup_with_snapshot(root, args.catchup_events // 4)
         warm_ms, cold_ms = bench_list(root, args.issues)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -156,6 +176,10 @@ def main() -> None:
     )
     print(
         f"| view catch-up from empty, 100 events per commit | {rate100:,.0f} events/s | >= 20,000 events/s |"
+    )
+    print(
+        "| view catch-up from empty with a snapshot near the head (fresh clone), 1 event per "
+        f"commit | {rate_seeded:,.0f} events/s | >= 20,000 events/s |"
     )
     print(
         f"| `rebuild --from-snapshot`, 1 event per commit | {rate_snap:,.0f} events/s "

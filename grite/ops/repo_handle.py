@@ -32,6 +32,7 @@ from grite.model.projection import (
 from grite.storage.filelock import try_lock
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
+from grite.storage.snapshots import SnapshotStore
 from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
 
@@ -128,7 +129,7 @@ class RepoHandle:
             self._fresh = True
             return head
 
-    def _catch_up_disk(self, meta: ViewMeta, head: str | None) -> None:
+    def _catch_up_disk(self, meta: ViewMeta, head: str | None, use_snapshot: bool = True) -> None:
         if meta.format != VIEW_FORMAT:
             self.view.reset()
             meta = ViewMeta()
@@ -137,20 +138,26 @@ class RepoHandle:
             if self._summaries_head != head:
                 self._summaries = None
             return
-        try:
-            entries, self.wal_error = self.wal.read_good_entries(since=meta.wal_head, head=head)
-        except WalHistoryChanged:
-            self.view.reset()
-            meta = ViewMeta()
-            entries, self.wal_error = self.wal.read_good_entries(head=head)
+        seeded = self._seed_from_snapshot(head) if meta.wal_head is None and use_snapshot else None
+        if seeded is not None:
+            base_head, seed, entries, base_count = seeded
+        else:
+            try:
+                entries, self.wal_error = self.wal.read_good_entries(since=meta.wal_head, head=head)
+            except WalHistoryChanged:
+                self.view.reset()
+                meta = ViewMeta()
+                entries, self.wal_error = self.wal.read_good_entries(head=head)
+            base_head, seed, base_count = meta.wal_head, {}, meta.event_count
         before = meta.wal_head
         # Up to the last good commit: the view never moves past a damaged one.
-        head = entries[-1].commit if entries else before
+        head = entries[-1].commit if entries else base_head
         # An empty view has nothing to load: skip one database read per issue.
-        changed = self._apply(entries, self.view.projection if before else lambda _i: None)
+        load = self.view.projection if before else seed.get
+        changed = {**seed, **self._apply(entries, load)}
         new_meta = ViewMeta(
             wal_head=head,
-            event_count=meta.event_count + sum(len(e.events) for e in entries),
+            event_count=base_count + sum(len(e.events) for e in entries),
             rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
@@ -164,6 +171,34 @@ class RepoHandle:
             self._summaries_head = head
         else:
             self._summaries = None
+
+    def _seed_from_snapshot(
+        self, head: str | None
+    ) -> tuple[str, dict[bytes, IssueProjection], list[WalEntry], int] | None:
+        """For an empty view: the newest readable snapshot on the WAL's chain, as projections,
+        plus the WAL entries after it. Reading one snapshot (chunks of 1,000 events) instead of
+        every WAL commit is what makes a fresh clone's first command fast. Snapshots are
+        events like the WAL's (ids and signatures checked the same way); doctor compares the
+        view with a replay of the WAL, so a snapshot that disagrees with it is found.
+        """
+        if head is None:
+            return None
+        with SnapshotStore(self.paths.git_dir) as store:
+            for info in store.list():
+                try:
+                    snap, events = store.read(info)
+                    if snap.wal_head is None:
+                        continue
+                    entries, wal_error = self.wal.read_good_entries(since=snap.wal_head, head=head)
+                except (CorruptData, WalHistoryChanged):
+                    continue  # unreadable, or not on this WAL's chain: try an older one
+                seed = self._apply(
+                    [WalEntry(commit=snap.oid, actor="", chunk_hash="", events=events)],
+                    lambda _i: None,
+                )
+                self.wal_error = wal_error
+                return snap.wal_head, seed, entries, len(events)
+        return None
 
     def _build_overlay(self, meta: ViewMeta, head: str | None) -> None:
         base = meta.wal_head if meta.format == VIEW_FORMAT else None
@@ -223,7 +258,9 @@ class RepoHandle:
                 self._summaries = None
                 self._projections.clear()
                 self._overlay.clear()
-                self._catch_up_disk(meta, head)
+                # `base` None means a rebuild from the WAL alone, the reference every other
+                # path is compared with: no snapshot seeds it.
+                self._catch_up_disk(meta, head, use_snapshot=False)
                 self._head = head
                 self._fresh = True
                 self._summaries = None

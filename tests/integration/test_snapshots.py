@@ -5,6 +5,7 @@ snapshot, and the automatic snapshot past `[snapshot] max_events`."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,32 @@ def test_automatic_snapshot_past_max_events(grite: Grite, git_repo: Path) -> Non
     assert meta["event_count"] == 3 and meta["wal_head"] == wal_head(git_repo)
     grite.json(git_repo, "issue", "comment", issue, "--body", "three")
     assert len(_snapshot_refs(git_repo)) == 1
+
+
+def test_an_empty_view_starts_from_the_newest_snapshot_and_equals_a_full_rebuild(
+    grite: Grite, git_repo: Path
+) -> None:
+    """A fresh clone's (or a deleted) view is seeded from the newest snapshot on the WAL's
+    chain plus the WAL after it; what it shows equals a rebuild from the WAL alone."""
+    ids = [
+        grite.json(git_repo, "issue", "create", "--title", f"n{i}")["issue_id"] for i in range(4)
+    ]
+    grite.json(git_repo, "issue", "comment", ids[0], "--body", "before the snapshot")
+    grite.json(git_repo, "snapshot", "create")
+    grite.json(git_repo, "issue", "close", ids[1])
+    grite.json(git_repo, "issue", "label", "add", ids[2], "--label", "after")
+    late = grite.json(git_repo, "issue", "create", "--title", "after the snapshot")["issue_id"]
+
+    def everything() -> list[dict[str, object]]:
+        listed = grite.json(git_repo, "issue", "list", "--state", "all")["issues"]
+        return [grite.json(git_repo, "issue", "show", i["issue_id"]) for i in listed]
+
+    shutil.rmtree(git_repo / ".git" / "grite" / "view")
+    seeded = everything()
+    assert {v["issue_id"] for v in seeded} == {*ids, late}
+    stats = grite.json(git_repo, "db", "stats")
+    grite.json(git_repo, "rebuild")  # from the WAL alone
+    assert everything() == seeded
+    assert grite.json(git_repo, "db", "stats")["event_count"] == stats["event_count"]
+    doctor = grite.run(git_repo, "doctor", "--json")
+    assert doctor.returncode == 0, doctor.stdout
