@@ -22,12 +22,10 @@ from grite.ipc.client import Connection, DaemonUnavailable
 from grite.ipc.framing import ConnectionClosed, IpcError
 from grite.ipc.paths import ensure_runtime_dir, runtime_paths
 from grite.model.errors import GriteError
-from grite.model.invocation import Invocation, Outcome
+from grite.model.invocation import Invocation, Outcome, command_word
 
 __all__ = ["build_invocation", "console_main", "route", "runs_in_process"]
 
-# Global options that take a value: their value is never the command word.
-_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
 _IN_PROCESS_FLAGS = frozenset({"--no-daemon", "--help", "-h", "--version"})
 _IN_PROCESS_COMMANDS = frozenset({"daemon"})
 # Commands run by their own client module whichever way they reach the daemon.
@@ -42,25 +40,13 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
-def _command_word(argv: list[str]) -> str | None:
-    skip = False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word in _GLOBAL_WITH_VALUE:
-            skip = True
-        elif not word.startswith("-"):
-            return word
-    return None
-
-
 def runs_in_process(argv: list[str], environ: Mapping[str, str]) -> bool:
     """True when this command must not (or need not) go through the daemon."""
     if not argv or _truthy(environ.get("GRITE_NO_DAEMON")):
         return True
     if any(word in _IN_PROCESS_FLAGS for word in argv):
         return True
-    return _command_word(argv) in _IN_PROCESS_COMMANDS
+    return command_word(argv) in _IN_PROCESS_COMMANDS
 
 
 def _columns(environ: Mapping[str, str]) -> int:
@@ -177,7 +163,7 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         The exit status.
     """
     env = os.environ if environ is None else environ
-    word = _command_word(argv)
+    word = command_word(argv)
     if word in _STREAMING_COMMANDS and not _HELP_FLAGS.intersection(argv):
         # Deliberately lazy: watch and batch stream over their own daemon connection (batch
         # also runs in-process), so they never go through RunArgv or app.main.

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from grite.daemon.binding import Binding
+from grite.daemon.execution import default_executor, discover, op_runner, run_op
 from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
 from grite.ipc import framing, protocol
@@ -41,6 +42,7 @@ from grite.ipc.framing import ConnectionClosed, FrameTooLarge
 from grite.ipc.paths import paths_for_socket
 from grite.model import notifications
 from grite.model.errors import GriteError, exit_code_for
+from grite.model.invocation import command_word
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
@@ -100,78 +102,6 @@ class _Conn:
         self.served = 0  # requests answered; a fresh connection gets one even while draining
         self.mismatched = False  # the client is another build: only control requests
         self.reader: asyncio.StreamReader | None = None  # set once greeted (watch needs EOF)
-
-
-def _default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
-    # Deliberately lazy, and only ever in the daemon: the CLI app pulls argh, dulwich and
-    # diskcache, which the daemon loads in a worker thread after it has reported ready.
-    from grite.cli import app
-
-    return app.run_invocation(inv, handles)
-
-
-def _command_word(argv: list[str]) -> str:
-    skip = False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word in ("--actor", "--data-dir"):
-            skip = True
-        elif not word.startswith("-"):
-            return word
-    return ""
-
-
-def _op_runner() -> OpRunner:
-    # Deliberately lazy, like _default_executor: the operations table pulls in the whole CLI.
-    from grite.cli import app
-    from grite.ops.agents import OpRunner
-
-    return OpRunner(app.OPERATIONS)
-
-
-def _encode_details(details: dict[str, object]) -> msgspec.Raw:
-    try:
-        return msgspec.Raw(protocol.encode(details))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return msgspec.Raw(protocol.encode({k: str(v) for k, v in details.items()}))  # type: ignore[arg-type]
-
-
-def run_op(
-    runner: OpRunner, op: protocol.Op, request_id: bytes, actor: str, handles: RequestHandles
-) -> tuple[protocol.OpResult, str]:
-    """Decode and run one Op; grite errors become an OpResult error (they are answers)."""
-    warnings: list[str] = []
-    source = "local_write"
-    try:
-        args = runner.decode(bytes(op.args))
-        tag = type(args).__struct_config__.tag
-        if isinstance(tag, str) and tag.startswith("sync"):
-            source = "sync"
-        result = runner.run(
-            args,
-            cwd=op.cwd,
-            opener=handles.get,  # type: ignore[arg-type]
-            request_id=request_id,
-            now_ms=op.now_ms,
-            actor=actor or None,
-            data_dir=op.data_dir,
-            warnings=warnings,
-        )
-    except GriteError as err:
-        error = protocol.OpError(
-            code=err.code, message=err.message, details=_encode_details(err.details)
-        )
-        return protocol.OpResult(error=error, warnings=warnings), source
-    data = msgspec.Raw(protocol.encode(result))
-    return protocol.OpResult(data=data, warnings=warnings), source
-
-
-def _discover(cwd: str) -> Any:
-    # Deliberately lazy: storage pulls in dulwich, loaded in a worker thread after ready.
-    from grite.storage.repo import discover_repo
-
-    return discover_repo(cwd)
 
 
 def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notification:
@@ -256,7 +186,7 @@ class Supervisor:
         self.state = State.STARTING
         self._listener = listener
         self._binding = binding
-        self._executor: Executor = executor or _default_executor
+        self._executor: Executor = executor or default_executor
         self._registry = registry or Registry(socket_path)
         self._op_executor = op_executor
         self._runner: OpRunner | None = None
@@ -713,7 +643,7 @@ class Supervisor:
         with self._registry.scope(actor) as handles:
             outcome = self._executor(invocation, handles)
             used = handles.used()
-        source = "sync" if _command_word(invocation.argv) == "sync" else "local_write"
+        source = "sync" if command_word(invocation.argv) == "sync" else "local_write"
         self._publish(used, source)
         return outcome
 
@@ -735,7 +665,7 @@ class Supervisor:
                 result, source = self._op_executor(op, request.request_id, request.actor, handles)
             else:
                 if self._runner is None:
-                    self._runner = _op_runner()
+                    self._runner = op_runner()
                 result, source = run_op(
                     self._runner, op, request.request_id, request.actor, handles
                 )
@@ -754,7 +684,7 @@ class Supervisor:
             loop.call_soon_threadsafe(queue.put_nowait, note)
 
         try:
-            paths = await loop.run_in_executor(self._pool, _discover, body.cwd)
+            paths = await loop.run_in_executor(self._pool, discover, body.cwd)
             sub = await loop.run_in_executor(
                 self._pool, self._hub.subscribe, str(paths.git_dir), deliver
             )

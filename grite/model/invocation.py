@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Invocation", "Outcome"]
+__all__ = ["Invocation", "Outcome", "command_word"]
+
+# Global options that take a value: their value is never the command word.
+_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
 
 
 class Invocation(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,3 +31,17 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     exit_code: int
     stdout: str
     stderr: str
+
+
+def command_word(argv: list[str]) -> str:
+    """The first word of `argv` that is neither an option nor a global option's value
+    (`issue` in `--actor X issue list`); "" when there is none."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return ""
