@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 
-def _import_systemd_daemon() -> ModuleType | None:
+def import_systemd_daemon() -> ModuleType | None:
     """`systemd.daemon` from the optional C extension (extra "systemd"), or None."""
     try:
         return importlib.import_module("systemd.daemon")
@@ -34,12 +34,13 @@ def _import_systemd_daemon() -> ModuleType | None:
 
 
 # Loaded once; the pure-Python implementation below covers its absence.
-_sd_daemon = _import_systemd_daemon()
+_sd_daemon = import_systemd_daemon()
 
 __all__ = [
     "SD_LISTEN_FDS_START",
     "ActivationMode",
     "LAUNCHD_SOCKET_NAME",
+    "import_systemd_daemon",
     "inherited_listener",
     "systemd_python_available",
 ]

@@ -22,6 +22,7 @@ from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
 from grite.daemon.supervisor import Supervisor, shutdown_signal
 from grite.ipc.paths import paths_for_socket, runtime_paths, user_config_file
 from grite.model.errors import GriteError
+from grite.storage.config import load_user_config
 
 if TYPE_CHECKING:
     from grite.daemon.supervisor import Notifier
@@ -59,25 +60,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def configured_idle_timeout(path: str) -> int | None:
-    """`[daemon] idle_timeout_seconds` from a TOML config file, if set and valid."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    """`[daemon] idle_timeout_seconds` from the user config file, if set and valid; a broken
+    file is logged and ignored (the daemon still serves, with the default)."""
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
+        daemon = load_user_config(path).daemon
+    except GriteError as exc:
+        _log.warning("ignoring %s", exc.message)
         return None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        _log.warning("ignoring %s: %s", path, exc)
-        return None
-    value = data.get("daemon", {}).get("idle_timeout_seconds")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if value is not None:
+    value = None if daemon is None else daemon.idle_timeout_seconds
+    if value is not None and value < 0:
         _log.warning("ignoring %s: idle_timeout_seconds must be a whole number >= 0", path)
-    return None
+        return None
+    return value
 
 
 def _setup_logging(level: str, log_file: str | None) -> None:

@@ -7,33 +7,25 @@ environment's, else through a datagram sent in pure Python. When there is no add
 call is a cheap no-op, so the daemon calls these unconditionally in every activation mode.
 
 Sending never blocks and never raises: systemd's own advice is to ignore the result. This
-module is allowed to read `os.environ` (only `NOTIFY_SOCKET`). It must not import any other
-grite module.
+module is allowed to read `os.environ` (only `NOTIFY_SOCKET`). Of grite it imports only
+activation's loader for systemd-python, so both paths see the same module.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
-from types import ModuleType
+
+from grite.daemon.activation import import_systemd_daemon
 
 __all__ = ["Notifier"]
 
 _log = logging.getLogger(__name__)
 
 
-def _import_systemd_daemon() -> ModuleType | None:
-    """`systemd.daemon` from the optional C extension (extra "systemd"), or None."""
-    try:
-        return importlib.import_module("systemd.daemon")
-    except ImportError:
-        return None
-
-
 # Loaded once; the pure-Python sender below covers its absence.
-_sd_daemon = _import_systemd_daemon()
+_sd_daemon = import_systemd_daemon()
 
 
 class Notifier:

@@ -34,7 +34,6 @@ __all__ = [
     "load_user_config",
     "save_actor_config",
     "save_repo_config",
-    "user_config_path",
     "write_atomic",
 ]
 
@@ -186,14 +185,12 @@ def list_actor_ids(grite_dir: str) -> list[str]:
     return sorted(found)
 
 
-def user_config_path(env: dict[str, str]) -> str:
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(
-        env.get("HOME") or os.path.expanduser("~"), ".config"
-    )
-    return os.path.join(base, "grite", "config.toml")
+def load_user_config(path: str) -> UserConfig:
+    """The per-user config at `path` (grite.ipc.paths.user_config_file() finds it), or
+    defaults when the file does not exist.
 
-
-def load_user_config(env: dict[str, str] | None = None) -> UserConfig:
-    """The per-user config; `env` defaults to this process's environment."""
-    cfg = _load_toml(user_config_path(dict(os.environ) if env is None else env), UserConfig)
+    Raises:
+        Environment: the file is not valid TOML or holds an invalid value.
+    """
+    cfg = _load_toml(path, UserConfig)
     return cfg if cfg is not None else UserConfig()
