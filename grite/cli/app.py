@@ -28,6 +28,7 @@ from grite.cli import agent_commands, lock_commands, maint_commands, sync_comman
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, human_error, json_error, json_success
 from grite.model import requests as rq
+from grite.model.display import printable
 from grite.model.errors import GriteError, InvalidArgs
 from grite.model.invocation import Invocation, Outcome
 from grite.ops import actors, deps, issues
@@ -225,7 +226,7 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
             out = custom(renderer, result) if custom is not None else renderer.render(result)
         err_text = streams.err.getvalue()
         if not quiet:
-            err_text += "".join(f"warning: {w}\n" for w in warnings)
+            err_text += "".join(f"warning: {printable(w)}\n" for w in warnings)
         return Outcome(exit_code=0, stdout=out, stderr=err_text)
     except GriteError as err:
         if want_json:
@@ -242,6 +243,26 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
         return Outcome(exit_code=1, stdout="", stderr=human_error(err) + detail)
     finally:
         _streams.reset(token)
+
+
+# Ignored WAL commits named one by one in the warnings; more are counted.
+_SKIPPED_SHOWN = 3
+
+
+def _skipped_warnings(skipped: dict[str, str]) -> list[str]:
+    """One warning per WAL commit the view leaves out (their events are ignored, everything
+    else works), so a poisoned history is never silent and never bricks anything."""
+    reasons = [skipped[commit] for commit in sorted(skipped)]
+    lines = [
+        f"{reason}; its events are ignored ('grite doctor' lists every ignored commit, "
+        "docs/security.md says why)"
+        for reason in reasons[:_SKIPPED_SHOWN]
+    ]
+    if len(reasons) > _SKIPPED_SHOWN:
+        lines.append(
+            f"{len(reasons) - _SKIPPED_SHOWN} more WAL commits are ignored; run 'grite doctor'"
+        )
+    return lines
 
 
 def _execute(
@@ -291,6 +312,7 @@ def _execute(
                 warnings.append(
                     f"{handle.wal_error.message}; showing what was recorded before that commit"
                 )
+            warnings.extend(_skipped_warnings(handle.wal_skipped))
         return result
     finally:
         for handle in opened:

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from grite.model.display import printable
 from grite.model.errors import GriteError
 from grite.model.requests import (
     ActorInfo,
@@ -65,7 +66,8 @@ def json_error(err: GriteError) -> str:
 
 
 def human_error(err: GriteError) -> str:
-    return f"error: {err.message}\n"
+    # Messages may quote what came from the WAL or a remote (a lock owner, a bad value).
+    return f"error: {printable(err.message)}\n"
 
 
 class Renderer:

@@ -12,6 +12,13 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from grite.model.errors import CorruptData
+from grite.model.limits import (
+    MAX_LABELS,
+    MAX_LINE_NUMBER,
+    MAX_NAME_CHARS,
+    MAX_SYMBOLS,
+    MAX_TEXT_CHARS,
+)
 
 __all__ = [
     "DEP_TYPES",
@@ -227,10 +234,16 @@ def _expect(payload: list[Any], n: int, name: str) -> None:
         raise CorruptData(f"{name} expects {n} fields")
 
 
-def _str(value: Any, name: str) -> str:
+def _str(value: Any, name: str, limit: int = MAX_TEXT_CHARS) -> str:
     if not isinstance(value, str):
         raise CorruptData(f"{name}: expected a text string")
+    if len(value) > limit:
+        raise CorruptData(f"{name}: {len(value)} characters, more than the {limit} allowed")
     return value
+
+
+def _name(value: Any, name: str) -> str:
+    return _str(value, name, MAX_NAME_CHARS)
 
 
 def _opt_str(value: Any, name: str) -> str | None:
@@ -243,6 +256,20 @@ def _bytes(value: Any, n: int, name: str) -> bytes:
     return value
 
 
+def _line(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_LINE_NUMBER:
+        raise CorruptData(f"Symbol: {name} must be an integer from 0 to {MAX_LINE_NUMBER}")
+    return value
+
+
+def _array(value: Any, limit: int, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise CorruptData(f"{name} must be an array")
+    if len(value) > limit:
+        raise CorruptData(f"{name}: {len(value)} entries, more than the {limit} allowed")
+    return value
+
+
 def _dep_type(value: Any) -> DepType:
     if value not in DEP_TYPES:
         raise CorruptData(f"invalid dependency type: {value!r}")
@@ -250,19 +277,20 @@ def _dep_type(value: Any) -> DepType:
 
 
 def kind_from_payload(tag: int, p: Any) -> EventKind:
-    """Decode a kind from its numeric tag and CBOR payload.
+    """Decode a kind from its numeric tag and CBOR payload, every field type- and range-checked
+    (grite.model.limits: text at most MAX_TEXT_CHARS, names MAX_NAME_CHARS, MAX_LABELS labels,
+    MAX_SYMBOLS symbols).
 
     Raises:
-        CorruptData: unknown tag, wrong arity or wrong field types.
+        CorruptData: unknown tag, wrong arity, wrong field types or a field out of bounds.
     """
     if tag == 1:
         _expect(p, 3, "IssueCreated")
-        if not isinstance(p[2], list):
-            raise CorruptData("IssueCreated: labels must be an array")
+        labels = _array(p[2], MAX_LABELS, "IssueCreated: labels")
         return IssueCreated(
             title=_str(p[0], "title"),
             body=_str(p[1], "body"),
-            labels=[_str(x, "label") for x in p[2]],
+            labels=[_name(x, "label") for x in labels],
         )
     if tag == 2:
         _expect(p, 2, "IssueUpdated")
@@ -272,10 +300,10 @@ def kind_from_payload(tag: int, p: Any) -> EventKind:
         return CommentAdded(body=_str(p[0], "body"))
     if tag == 4:
         _expect(p, 1, "LabelAdded")
-        return LabelAdded(label=_str(p[0], "label"))
+        return LabelAdded(label=_name(p[0], "label"))
     if tag == 5:
         _expect(p, 1, "LabelRemoved")
-        return LabelRemoved(label=_str(p[0], "label"))
+        return LabelRemoved(label=_name(p[0], "label"))
     if tag == 6:
         _expect(p, 1, "StateChanged")
         if p[0] not in ("open", "closed"):
@@ -286,14 +314,14 @@ def kind_from_payload(tag: int, p: Any) -> EventKind:
         return LinkAdded(url=_str(p[0], "url"), note=_opt_str(p[1], "note"))
     if tag == 8:
         _expect(p, 1, "AssigneeAdded")
-        return AssigneeAdded(user=_str(p[0], "user"))
+        return AssigneeAdded(user=_name(p[0], "user"))
     if tag == 9:
         _expect(p, 1, "AssigneeRemoved")
-        return AssigneeRemoved(user=_str(p[0], "user"))
+        return AssigneeRemoved(user=_name(p[0], "user"))
     if tag == 10:
         _expect(p, 3, "AttachmentAdded")
         return AttachmentAdded(
-            name=_str(p[0], "name"), sha256=_bytes(p[1], 32, "sha256"), mime=_str(p[2], "mime")
+            name=_name(p[0], "name"), sha256=_bytes(p[1], 32, "sha256"), mime=_name(p[2], "mime")
         )
     if tag in (11, 12):
         cls = DependencyAdded if tag == 11 else DependencyRemoved
@@ -301,26 +329,25 @@ def kind_from_payload(tag: int, p: Any) -> EventKind:
         return cls(target=_bytes(p[0], 16, "target"), dep_type=_dep_type(p[1]))
     if tag == 13:
         _expect(p, 5, "ContextUpdated")
-        if not isinstance(p[2], list):
-            raise CorruptData("ContextUpdated: symbols must be an array")
         symbols = []
-        for s in p[2]:
+        for s in _array(p[2], MAX_SYMBOLS, "ContextUpdated: symbols"):
             _expect(s, 4, "Symbol")
-            if not isinstance(s[2], int) or not isinstance(s[3], int):
-                raise CorruptData("Symbol: line numbers must be integers")
             symbols.append(
                 Symbol(
-                    name=_str(s[0], "name"), kind=_str(s[1], "kind"), line_start=s[2], line_end=s[3]
+                    name=_name(s[0], "name"),
+                    kind=_name(s[1], "kind"),
+                    line_start=_line(s[2], "line_start"),
+                    line_end=_line(s[3], "line_end"),
                 )
             )
         return ContextUpdated(
             path=_str(p[0], "path"),
-            language=_str(p[1], "language"),
+            language=_name(p[1], "language"),
             symbols=symbols,
             summary=_str(p[3], "summary"),
             content_hash=_bytes(p[4], 32, "content_hash"),
         )
     if tag == 14:
         _expect(p, 2, "ProjectContextUpdated")
-        return ProjectContextUpdated(key=_str(p[0], "key"), value=_str(p[1], "value"))
+        return ProjectContextUpdated(key=_name(p[0], "key"), value=_str(p[1], "value"))
     raise CorruptData(f"unknown kind tag: {tag}")

@@ -38,7 +38,7 @@ from grite.storage.config import load_repo_config
 from grite.storage.signing import repo_public_keys, verify_event
 from grite.storage.snapshots import SnapshotInfo, SnapshotStore
 from grite.storage.view import VIEW_FORMAT, ViewMeta
-from grite.storage.wal import Wal, WalEntry, WalHistoryChanged
+from grite.storage.wal import InvalidWalCommit, Wal, WalEntry, WalHistoryChanged
 
 __all__ = [
     "DEFAULT_SNAPSHOT_EVENTS",
@@ -298,6 +298,31 @@ def _view_checks(ctx: OpContext, entries: list[WalEntry], head: str | None) -> D
     )
 
 
+def _wal_check(
+    head: str | None, entries: list[WalEntry], skipped: list[InvalidWalCommit]
+) -> DoctorCheck:
+    n_events = sum(len(e.events) for e in entries)
+    if head is None:
+        return _check("wal", "ok", "WAL not created yet (no events)")
+    if not skipped:
+        return _check(
+            "wal",
+            "ok",
+            f"WAL readable: {_plural(len(entries), 'commit')}, {_plural(n_events, 'event')}, "
+            "every chunk hash and event id verified",
+        )
+    shown = "; ".join(exc.message for exc in reversed(skipped[-5:]))
+    more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+    return _check(
+        "wal",
+        "warn",
+        f"{_plural(len(skipped), 'invalid WAL commit')} ignored by every read: {shown}{more}; "
+        f"{_plural(len(entries), 'commit')} and {_plural(n_events, 'event')} verified",
+        "nothing to repair: an invalid commit's events are ignored on every clone, and "
+        "'grite sync' refuses such commits from remotes; see docs/security.md",
+    )
+
+
 def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     """Check the repository, WAL, signatures, actor, view and dependency graph.
 
@@ -314,22 +339,14 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
 
     entries: list[WalEntry] | None = None
     head: str | None = None
-    wal = Wal(git_dir, check_meta=True)
+    wal = Wal(git_dir)
     try:
         head = wal.head()
-        entries = wal.read_entries(head=head)
-        n_events = sum(len(e.events) for e in entries)
-        if head is None:
-            checks.append(_check("wal", "ok", "WAL not created yet (no events)"))
-        else:
-            checks.append(
-                _check(
-                    "wal",
-                    "ok",
-                    f"WAL readable: {_plural(len(entries), 'commit')}, "
-                    f"{_plural(n_events, 'event')}, every chunk hash and event id verified",
-                )
-            )
+        read = wal.read_good_entries(head=head)
+        if read.error is not None:
+            raise read.error
+        entries = read.entries
+        checks.append(_wal_check(head, entries, read.skipped))
     except CorruptData as exc:
         checks.append(
             _check(
@@ -354,17 +371,21 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
             if (p := verify_event(e, keys.get)) is not None
         ]
         if problems:
-            status = "error" if policy == "require" else "warn"
+            ignored = "; their commits are ignored" if policy == "require" else ""
             checks.append(
                 _check(
                     "signatures",
-                    status,
-                    f"{len(problems)} event(s) fail signature checks: {'; '.join(problems[:5])}",
-                    "add the signing actors' public keys under .git/grite/actors/",
+                    "warn",
+                    f"{len(problems)} event(s) fail signature checks: "
+                    f"{'; '.join(problems[:5])}{ignored}",
+                    "add the signing actors' public keys under .git/grite/actors/, then run "
+                    "'grite rebuild'",
                 )
             )
         else:
             checks.append(_check("signatures", "ok", "every event is validly signed"))
+        # The view leaves out what `require` refuses: compare it with what it should hold.
+        entries, _refused = ctx.handle.verifier.split(entries)
 
     try:
         cfg, _directory, source = resolve_actor(ctx, create=False)

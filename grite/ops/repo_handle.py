@@ -34,7 +34,7 @@ from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore
 from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta
-from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
+from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, WalRead, append_with_retry
 
 __all__ = ["AppendResult", "RepoHandle"]
 
@@ -43,6 +43,9 @@ __all__ = ["AppendResult", "RepoHandle"]
 _VIEW_LOCK_WAIT = 2.0
 # Decoded projections kept in memory (cleared wholesale when full: cheap and bounded).
 _PROJECTION_CACHE = 4096
+# Left-out WAL commits remembered in the view's meta (each is named in a warning; past this
+# many, doctor still lists them all).
+_MAX_SKIPPED_REMEMBERED = 100
 
 
 class AppendResult:
@@ -77,6 +80,9 @@ class RepoHandle:
         # The oldest damaged WAL commit found by the last refresh. Reads then answer from the
         # commits before it (with a warning, see grite.cli.app); writes refuse with it.
         self.wal_error: CorruptData | None = None
+        # WAL commits the view leaves out (invalid, or refused by verify_signatures), by id,
+        # with the reason: reads and writes carry on without their events (with a warning).
+        self.wal_skipped: dict[str, str] = {}
         self.last_used = time.monotonic()
 
     @classmethod
@@ -135,23 +141,26 @@ class RepoHandle:
             meta = ViewMeta()
         if meta.wal_head == head:
             self.wal_error = None
+            self.wal_skipped = meta.skipped
             if self._summaries_head != head:
                 self._summaries = None
             return
         seeded = self._seed_from_snapshot(head) if meta.wal_head is None and use_snapshot else None
         if seeded is not None:
-            base_head, seed, entries, base_count = seeded
+            base_head, seed, read, base_count = seeded
         else:
             try:
-                entries, self.wal_error = self.wal.read_good_entries(since=meta.wal_head, head=head)
+                read = self.wal.read_good_entries(since=meta.wal_head, head=head)
             except WalHistoryChanged:
                 self.view.reset()
                 meta = ViewMeta()
-                entries, self.wal_error = self.wal.read_good_entries(head=head)
+                read = self.wal.read_good_entries(head=head)
             base_head, seed, base_count = meta.wal_head, {}, meta.event_count
+        entries, skipped = self._usable(read, meta.skipped)
         before = meta.wal_head
-        # Up to the last good commit: the view never moves past a damaged one.
-        head = entries[-1].commit if entries else base_head
+        # Up to the last good commit: the view never moves past a damaged one (skipped commits
+        # are passed, so the newest one read counts when no damage stopped the read).
+        head = head if read.error is None else (entries[-1].commit if entries else base_head)
         # An empty view has nothing to load: skip one database read per issue.
         load = self.view.projection if before else seed.get
         changed = {**seed, **self._apply(entries, load)}
@@ -159,6 +168,7 @@ class RepoHandle:
             wal_head=head,
             event_count=base_count + sum(len(e.events) for e in entries),
             rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
+            skipped=skipped,
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
         self.view.store(changed.values(), summaries, new_meta)
@@ -172,9 +182,24 @@ class RepoHandle:
         else:
             self._summaries = None
 
+    def _usable(
+        self, read: WalRead, known: dict[str, str]
+    ) -> tuple[list[WalEntry], dict[str, str]]:
+        """The entries of `read` to apply, and every commit left out so far (`known` plus the
+        invalid commits of `read` plus those verify_signatures refuses); sets wal_error and
+        wal_skipped to match."""
+        entries, refused = self.verifier.split(read.entries)
+        skipped = dict(known)
+        for exc in [*reversed(read.skipped), *refused]:
+            if len(skipped) < _MAX_SKIPPED_REMEMBERED:
+                skipped[str(exc.details.get("commit", "?"))] = exc.message
+        self.wal_error = read.error
+        self.wal_skipped = skipped
+        return entries, skipped
+
     def _seed_from_snapshot(
         self, head: str | None
-    ) -> tuple[str, dict[bytes, IssueProjection], list[WalEntry], int] | None:
+    ) -> tuple[str, dict[bytes, IssueProjection], WalRead, int] | None:
         """For an empty view: the newest readable snapshot on the WAL's chain, as projections,
         plus the WAL entries after it. Reading one snapshot (chunks of 1,000 events) instead of
         every WAL commit is what makes a fresh clone's first command fast. Snapshots are
@@ -189,24 +214,25 @@ class RepoHandle:
                     snap, events = store.read(info)
                     if snap.wal_head is None:
                         continue
-                    entries, wal_error = self.wal.read_good_entries(since=snap.wal_head, head=head)
+                    read = self.wal.read_good_entries(since=snap.wal_head, head=head)
                 except (CorruptData, WalHistoryChanged):
                     continue  # unreadable, or not on this WAL's chain: try an older one
-                seed = self._apply(
-                    [WalEntry(commit=snap.oid, actor="", chunk_hash="", events=events)],
-                    lambda _i: None,
-                )
-                self.wal_error = wal_error
-                return snap.wal_head, seed, entries, len(events)
+                snapshot_entry = WalEntry(commit=snap.oid, actor="", chunk_hash="", events=events)
+                kept, refused = self.verifier.split([snapshot_entry])
+                if refused:
+                    continue  # holds an event verify_signatures refuses: replay the WAL instead
+                seed = self._apply(kept, lambda _i: None)
+                return snap.wal_head, seed, read, len(events)
         return None
 
     def _build_overlay(self, meta: ViewMeta, head: str | None) -> None:
         base = meta.wal_head if meta.format == VIEW_FORMAT else None
         try:
-            entries, self.wal_error = self.wal.read_good_entries(since=base, head=head)
+            read = self.wal.read_good_entries(since=base, head=head)
         except WalHistoryChanged:
             base = None
-            entries, self.wal_error = self.wal.read_good_entries(head=head)
+            read = self.wal.read_good_entries(head=head)
+        entries, _skipped = self._usable(read, meta.skipped if base is not None else {})
         if base is None:
             self._overlay = self._apply(entries, lambda _i: None)
             self._summaries = {}
@@ -217,7 +243,6 @@ class RepoHandle:
         self._summaries_head = None if base is None else base
 
     def _apply(self, entries: list[WalEntry], load: object) -> dict[bytes, IssueProjection]:
-        self.verifier.check(entries)
         changed: dict[bytes, IssueProjection] = {}
         for entry in entries:
             for event in entry.events:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -155,6 +155,9 @@ class _Entry(Protocol):
     def events(self) -> list[Event]: ...
 
 
+_EntryT = TypeVar("_EntryT", bound=_Entry)
+
+
 class EntryVerifier:
     """Applies `verify_signatures` to WAL entries before they reach the view."""
 
@@ -163,6 +166,23 @@ class EntryVerifier:
 
     def policy(self) -> str:
         return load_repo_config(self._grite_dir).verify_signatures or "off"
+
+    def split(self, entries: list[_EntryT]) -> tuple[list[_EntryT], list[CorruptData]]:
+        """Under policy `require`, set aside every entry holding an unsigned or badly signed
+        event: (entries to use, one error per refused entry, naming its commit). Other
+        policies keep everything."""
+        if not entries or self.policy() != "require":
+            return entries, []
+        keys = repo_public_keys(self._grite_dir)
+        kept: list[_EntryT] = []
+        refused: list[CorruptData] = []
+        for entry in entries:
+            problem = _entry_problem(entry, keys)
+            if problem is None:
+                kept.append(entry)
+            else:
+                refused.append(problem)
+        return kept, refused
 
     def check(self, entries: Iterable[_Entry]) -> None:
         """Refuse entries with unsigned or badly signed events under policy `require`.
@@ -177,18 +197,26 @@ class EntryVerifier:
             return
         keys = repo_public_keys(self._grite_dir)
         for entry in entries:
-            for event in entry.events:
-                problem = verify_event(event, keys.get)
-                if problem is not None:
-                    raise CorruptData(
-                        f"WAL commit {entry.commit}: event {event.event_id.hex()} by actor "
-                        f"{event.actor.hex()}: {problem}, and verify_signatures = require; "
-                        "add the actor's public key under .git/grite/actors/ or change "
-                        "verify_signatures in .git/grite/config.toml",
-                        {
-                            "commit": entry.commit,
-                            "event_id": event.event_id.hex(),
-                            "actor": event.actor.hex(),
-                            "problem": problem,
-                        },
-                    )
+            problem = _entry_problem(entry, keys)
+            if problem is not None:
+                raise problem
+
+
+def _entry_problem(entry: _Entry, keys: dict[bytes, bytes]) -> CorruptData | None:
+    """The first event of `entry` failing its signature check, as an error naming the commit."""
+    for event in entry.events:
+        problem = verify_event(event, keys.get)
+        if problem is not None:
+            return CorruptData(
+                f"WAL commit {entry.commit}: event {event.event_id.hex()} by actor "
+                f"{event.actor.hex()}: {problem}, and verify_signatures = require; "
+                "add the actor's public key under .git/grite/actors/ (then 'grite rebuild') or "
+                "change verify_signatures in .git/grite/config.toml",
+                {
+                    "commit": entry.commit,
+                    "event_id": event.event_id.hex(),
+                    "actor": event.actor.hex(),
+                    "problem": problem,
+                },
+            )
+    return None

@@ -32,10 +32,14 @@ VIEW_FORMAT = 1
 
 
 class ViewMeta(msgspec.Struct, kw_only=True):
+    """`skipped` maps each WAL commit the view left out (invalid, or refused by
+    verify_signatures) to the reason, so that every later command can still say so."""
+
     format: int = VIEW_FORMAT
     wal_head: str | None = None
     event_count: int = 0
     rebuilt_ms: int | None = None
+    skipped: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 _meta_enc = msgspec.msgpack.Encoder()

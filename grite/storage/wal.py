@@ -3,17 +3,31 @@
 Each commit's tree holds `meta.json` and one `GRITECNK` chunk at `events/YYYY/MM/DD/<hash>.bin`;
 `meta.prev_wal` links to the previous WAL commit (also its git parent, so `git log` and
 `git fsck` see an ordinary history). The ref moves only by compare-and-swap: `try_append`
-reports whether it won, and `append_with_retry` is the one retry policy. Reads verify the
-chunk hash and every event id, and refuse bad data naming the commit.
+reports whether it won, and `append_with_retry` is the one retry policy.
+
+WAL commits come from other clones, so reading one is a trust boundary. Every commit is
+checked: its shape (one git parent at most, which meta.json's `prev_wal` must name: the chain is
+followed through git parents only, never through meta.json), meta.json (typed, size-capped),
+one chunk whose BLAKE2b name and meta hash match, every event (grite.model.chunk) and every
+timestamp (at most FUTURE_SKEW_MS after the commit, and after this machine's clock). What fails
+is one of two things:
+- damage (`CorruptData`): an object is missing or does not match its git id. It may come back
+  (a fetch), so readers stop short of it and writes wait;
+- an invalid commit (`InvalidWalCommit`): its own bytes break the format. That verdict is the
+  same on every clone and never changes, so readers skip the commit (its events are ignored)
+  and carry on with its parent; `grite sync` refuses it before it arrives
+  (grite.ops.sync.check_remote_wal), `grite doctor` lists it.
 
 Only this module (with the rest of storage) touches dulwich.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import json as _json
 import os
 import random
+import re
 import threading
 import time
 import zlib
@@ -26,18 +40,35 @@ from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree, parse_tree
 
 from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
-from grite.model.errors import CorruptData, Environment, GriteError
+from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs
 from grite.model.events import Event
+from grite.model.limits import FUTURE_SKEW_MS, MAX_CHUNK_BYTES, MAX_META_BYTES
 from grite.storage.gitrepo import open_git_repo
 from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock
 
-__all__ = ["WAL_REF", "Wal", "WalEntry", "WalHistoryChanged", "append_with_retry"]
+__all__ = [
+    "WAL_REF",
+    "InvalidWalCommit",
+    "Wal",
+    "WalEntry",
+    "WalHistoryChanged",
+    "WalRead",
+    "append_with_retry",
+]
 
 WAL_REF = b"refs/grite/wal"
 _IDENTITY = b"grite <grit@local>"
 _MODE_FILE = 0o100644
 _MODE_DIR = 0o040000
 _TYPE_NUMS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+_TYPE_NAMES = {num: name for name, num in _TYPE_NUMS.items()}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_CHUNK_NAME = re.compile(r"[0-9a-f]{64}\.bin")
+# Commits and trees grite writes are a few hundred bytes; a larger one is not a WAL object.
+_MAX_COMMIT_OR_TREE_BYTES = 1024 * 1024
+# The events tree is events/YYYY/MM/DD/<chunk>.bin: four levels below the root, one entry each.
+_EVENTS_DEPTH = 4
 
 
 class WalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,15 +86,61 @@ class WalHistoryChanged(GriteError):
     code = "internal"
 
 
+class InvalidWalCommit(CorruptData):
+    """A WAL commit whose own bytes break the format: every reader skips it, `grite sync`
+    refuses it. `parent` is its first git parent (where reading carries on)."""
+
+    def __init__(self, message: str, details: dict[str, object], parent: str | None) -> None:
+        super().__init__(message, details)
+        self.parent = parent
+
+
+class _WalMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """meta.json exactly as grite and grite 0.5.3 write it. Unknown fields are refused rather
+    than skipped: skipping a deeply nested value recurses without bound."""
+
+    schema_version: int
+    actor_id: str
+    chunk_hash: str
+    prev_wal: str | None = None
+
+
+_meta_decoder = msgspec.json.Decoder(_WalMeta)
+
+
+class _CommitHeader(msgspec.Struct, frozen=True):
+    tree: bytes
+    parents: list[str]
+    commit_time: int | None
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class WalRead:
+    """What a tolerant read found: the good entries (oldest first), the damage it stopped at,
+    and the invalid commits it skipped (newest first)."""
+
+    __slots__ = ("entries", "error", "skipped")
+
+    def __init__(
+        self,
+        entries: list[WalEntry],
+        error: CorruptData | None,
+        skipped: list[InvalidWalCommit],
+    ) -> None:
+        self.entries = entries
+        self.error = error
+        self.skipped = skipped
+
+
 class Wal:
     """The WAL of one repository. Safe to share between threads of one process."""
 
-    def __init__(self, git_dir: str, *, check_meta: bool = False) -> None:
-        """Args:
-        check_meta: also read every commit's meta.json and check its chunk hash and prev_wal
-            (doctor does; catch-up relies on the chunk's content-addressed name instead).
-        """
-        self._check_meta = check_meta
+    def __init__(self, git_dir: str) -> None:
         self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
         self._objects_dir = os.path.join(git_dir, "objects")
@@ -134,6 +211,8 @@ class Wal:
         if not events:
             raise ValueError("cannot append an empty list of events")
         data = encode_chunk(events)
+        now = int(time.time())
+        _check_outgoing(data, now)
         digest = chunk_hash(data)
         meta = {
             "schema_version": 1,
@@ -143,7 +222,7 @@ class Wal:
         }
         day = datetime.fromtimestamp(events[0].ts_unix_ms / 1000, tz=timezone.utc)
         chunk_blob = Blob.from_string(data)
-        meta_blob = Blob.from_string(json.dumps(meta, indent=2).encode("utf-8"))
+        meta_blob = Blob.from_string(_json.dumps(meta, indent=2).encode("utf-8"))
         day_tree = Tree()
         day_tree.add(f"{digest}.bin".encode(), _MODE_FILE, chunk_blob.id)
         month_tree = Tree()
@@ -159,7 +238,6 @@ class Wal:
         commit.tree = root.id
         commit.parents = [parent.encode("ascii")] if parent else []
         commit.author = commit.committer = _IDENTITY
-        now = int(time.time())
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
@@ -236,55 +314,61 @@ class Wal:
                 "check disk space and permissions (nothing was recorded)"
             ) from exc
 
-    def read_entries(self, since: str | None = None, head: str | None = None) -> list[WalEntry]:
-        """Read WAL commits after `since` (exclusive) up to `head`, oldest first.
+    def read_entries(
+        self, since: str | None = None, head: str | None = None, *, now_ms: int | None = None
+    ) -> list[WalEntry]:
+        """Read the valid WAL commits after `since` (exclusive) up to `head`, oldest first;
+        invalid commits are skipped (every reader skips the same ones).
 
         Args:
             since: the last commit already seen, or None to read everything.
             head: where to start walking back (default: the current ref).
+            now_ms: this machine's clock (default: now); events further ahead are invalid.
 
         Raises:
-            CorruptData: a commit, its meta.json or its chunk is missing or fails its hash.
+            CorruptData: a commit or one of its objects is missing or damaged.
             WalHistoryChanged: `since` is not an ancestor in the chain.
         """
-        oid = head if head is not None else self.head()
-        entries: list[WalEntry] = []
-        while oid is not None and oid != since:
-            entry, prev = self._read_commit(oid)
-            entries.append(entry)
-            oid = prev
-        if since is not None and oid != since:
-            raise WalHistoryChanged(f"WAL commit {since} is no longer in refs/grite/wal")
-        entries.reverse()
-        return entries
+        read = self.read_good_entries(since, head, now_ms=now_ms)
+        if read.error is not None:
+            raise read.error
+        return read.entries
 
     def read_good_entries(
-        self, since: str | None = None, head: str | None = None
-    ) -> tuple[list[WalEntry], CorruptData | None]:
+        self, since: str | None = None, head: str | None = None, *, now_ms: int | None = None
+    ) -> WalRead:
         """Like read_entries, but stop short of damage instead of failing.
 
-        Returns the commits after `since` that are older than the oldest bad commit (all of
-        them when none is bad), oldest first, and the error of that oldest bad commit. Commits
-        newer than a bad one are held back, not skipped: the caller's view then stays at the
-        last good commit, and a repaired commit (e.g. a missing blob fetched again) is picked
-        up by the next catch-up like any other. A bad commit whose own object is unreadable
-        hides everything before it too (its parent is unknown), so nothing after `since`.
+        Returns the valid commits after `since` that are older than the oldest damaged commit
+        (all of them when none is damaged), oldest first, the error of that oldest damaged
+        commit, and the invalid commits skipped on the way. Commits newer than a damaged one
+        are held back, not skipped: the caller's view then stays at the last good commit, and
+        a repaired commit (e.g. a missing blob fetched again) is picked up by the next
+        catch-up like any other. A damaged commit whose own object is unreadable hides
+        everything before it too (its parent is unknown), so nothing after `since`.
 
         Raises:
             WalHistoryChanged: `since` is not an ancestor in the chain.
         """
+        now = _now_ms() if now_ms is None else now_ms
         oid = head if head is not None else self.head()
         entries: list[WalEntry] = []
+        skipped: list[InvalidWalCommit] = []
         error: CorruptData | None = None
         while oid is not None and oid != since:
             try:
-                entry, prev = self._read_commit(oid)
+                entry, prev = self._read_commit(oid, now)
+            except InvalidWalCommit as exc:
+                skipped.append(exc)
+                oid = exc.parent
+                continue
             except CorruptData as exc:
                 error = exc
                 entries.clear()
+                skipped.clear()
                 prev = self._parent_of(oid)
                 if prev is None:
-                    return [], error
+                    return WalRead([], error, [])
                 oid = prev
                 continue
             entries.append(entry)
@@ -292,129 +376,289 @@ class Wal:
         if since is not None and oid != since:
             raise WalHistoryChanged(f"WAL commit {since} is no longer in refs/grite/wal")
         entries.reverse()
-        return entries, error
+        return WalRead(entries, error, skipped)
+
+    def read_commit(self, oid: str, *, now_ms: int | None = None) -> WalEntry:
+        """One WAL commit, fully checked (meta.json included): what `grite sync` and
+        `grite doctor` ask of every commit they look at.
+
+        Raises:
+            InvalidWalCommit: the commit breaks the format (the message says how).
+            CorruptData: it or one of its objects is missing or damaged.
+        """
+        return self._read_commit(oid, _now_ms() if now_ms is None else now_ms)[0]
+
+    def parents(self, oid: str) -> list[str]:
+        """The git parents of a commit, first parent first.
+
+        Raises:
+            CorruptData: it is missing or not a commit.
+        """
+        return self._header(oid).parents
 
     def _parent_of(self, oid: str) -> str | None:
         """The first git parent of a commit whose content is damaged; None if unknowable."""
         try:
-            type_num, raw = self._get_raw(oid.encode("ascii"))
+            parents = self._header(oid).parents
         except (GriteError, KeyError, ValueError, OSError):
             return None
-        if type_num != Commit.type_num:
-            return None
-        for line in raw.split(b"\n", 3)[:3]:
-            if line.startswith(b"parent "):
-                return line[7:].decode("ascii")
-        return None
+        return parents[0] if parents else None
 
-    def _read_commit(self, oid: str) -> tuple[WalEntry, str | None]:
-        # Raw object reads and dulwich's C tree parser instead of full object construction:
-        # catch-up reads 7 objects per commit, and building Commit/Tree objects for each was
-        # most of the cost (2.3x slower, measured with benchmarks/bench_core.py).
+    def _header(self, oid: str) -> _CommitHeader:
         try:
-            type_num, raw = self._get_raw(oid.encode("ascii"))
-            if type_num != Commit.type_num:
-                raise CorruptData(
-                    f"WAL object {oid} is not a commit (git type {type_num}); run 'grite doctor'",
-                    {"commit": oid},
-                )
-            tree_oid: bytes | None = None
-            parent: bytes | None = None
-            for line in raw.split(b"\n", 3)[:3]:
-                if line.startswith(b"tree "):
-                    tree_oid = line[5:]
-                elif line.startswith(b"parent ") and parent is None:
-                    parent = line[7:]
-            if tree_oid is None:
-                raise CorruptData(f"WAL commit {oid} has no tree", {"commit": oid})
-            root = self._tree(tree_oid)
-            meta = None
-            if self._check_meta or parent is None:
-                meta = json.loads(self._get_raw(root[b"meta.json"][1])[1])
-            chunks = self._chunk_blobs(root[b"events"][1], "events/")
-        except CorruptData as exc:
-            if "commit" in exc.details:
-                raise
-            raise _naming(exc, oid) from exc
-        except GriteError:
-            raise
+            type_num, raw = self._get_raw(oid.encode("ascii"), _MAX_COMMIT_OR_TREE_BYTES)
+        except _TooLarge as exc:
+            raise CorruptData(
+                f"WAL commit {oid} is {exc.size} bytes, too large to be a WAL commit; "
+                "run 'grite doctor'",
+                {"commit": oid},
+            ) from exc
         except (KeyError, ValueError, NotCommitError, ObjectFormatException) as exc:
             raise CorruptData(
                 f"WAL commit {oid} is unreadable ({exc.__class__.__name__}: {exc}); "
                 "run 'grite doctor' to see what is damaged",
                 {"commit": oid},
             ) from exc
-        events: list[Event] = []
-        declared = None if meta is None else meta.get("chunk_hash")
-        digest = ""
-        for name, data in chunks:
-            digest = chunk_hash(data)
-            if name != f"{digest}.bin" or (declared is not None and declared != digest):
-                raise CorruptData(
-                    f"WAL commit {oid}: chunk {name} fails its hash (computed {digest}); "
-                    "the chunk was altered; run 'grite doctor'",
-                    {"commit": oid, "chunk": name},
-                )
-            try:
-                events.extend(decode_chunk(data))
-            except CorruptData as exc:
-                raise CorruptData(
-                    f"WAL commit {oid}: {exc.message}; run 'grite doctor'",
-                    {"commit": oid, **exc.details},
-                ) from exc
-        # meta.prev_wal and the first git parent are written equal (by grite 0.5.3 too); the
-        # chain is followed through the parent, and meta is read where it decides something.
-        prev = parent.decode("ascii") if parent is not None else None
-        if meta is not None and meta.get("prev_wal") is not None:
-            prev = str(meta["prev_wal"])
-        entry = WalEntry(
-            commit=oid,
-            actor="" if meta is None else str(meta.get("actor_id", "")),
-            chunk_hash=digest,
-            events=events,
-        )
-        return entry, prev
+        if type_num != Commit.type_num:
+            raise CorruptData(
+                f"WAL object {oid} is not a commit (git type {type_num}); run 'grite doctor'",
+                {"commit": oid},
+            )
+        return _parse_header(oid, raw)
 
-    def _get_raw(self, oid: bytes) -> tuple[int, bytes]:
-        """(git type number, body) of an object.
+    def _read_commit(self, oid: str, now_ms: int) -> tuple[WalEntry, str | None]:
+        # Raw object reads and dulwich's C tree parser instead of full object construction:
+        # catch-up reads 8 objects per commit, and building Commit/Tree objects for each was
+        # most of the cost (2.3x slower, measured with benchmarks/bench_core.py).
+        header = self._header(oid)
+        parent = header.parents[0] if header.parents else None
+
+        def invalid(reason: str, **details: object) -> InvalidWalCommit:
+            return InvalidWalCommit(
+                f"WAL commit {oid} is invalid: {reason}", {"commit": oid, **details}, parent
+            )
+
+        if len(header.parents) > 1:
+            raise invalid(f"it has {len(header.parents)} parents (WAL commits have one)")
+        if header.commit_time is None:
+            raise invalid("its committer line has no time")
+        try:
+            root = self._tree(header.tree)
+            meta_entry = root.get(b"meta.json")
+            events_entry = root.get(b"events")
+            if meta_entry is None or meta_entry[0] != _MODE_FILE:
+                raise invalid("it has no meta.json file")
+            if events_entry is None or events_entry[0] != _MODE_DIR:
+                raise invalid("it has no events directory")
+            meta = self._meta(meta_entry[1], invalid)
+            if meta.prev_wal != parent:
+                raise invalid(
+                    f"meta.json names prev_wal {meta.prev_wal} but its git parent is {parent} "
+                    "(the chain is followed through git parents only)",
+                    field="prev_wal",
+                )
+            name, blob = self._chunk_path(events_entry[1], invalid)
+            data = self._blob(blob, MAX_CHUNK_BYTES, invalid, "chunk")
+        except CorruptData as exc:
+            if "commit" in exc.details:
+                raise
+            raise _naming(exc, oid) from exc
+        except _TooLarge as exc:
+            raise invalid(f"a tree is {exc.size} bytes, too large for a WAL commit") from exc
+        except (KeyError, ValueError, NotCommitError, ObjectFormatException) as exc:
+            raise CorruptData(
+                f"WAL commit {oid} is unreadable ({exc.__class__.__name__}: {exc}); "
+                "run 'grite doctor' to see what is damaged",
+                {"commit": oid},
+            ) from exc
+        digest = chunk_hash(data)
+        if name != f"{digest}.bin" or meta.chunk_hash != digest:
+            if not _matches_git_id(blob, data):
+                raise CorruptData(
+                    f"WAL commit {oid}: git object {blob.decode()} is damaged (its content "
+                    "does not match its id); run 'git fsck' and fetch it again",
+                    {"commit": oid},
+                )
+            raise invalid(
+                f"chunk {name} fails its hash (computed {digest}, meta.json says "
+                f"{meta.chunk_hash})",
+                chunk=name,
+            )
+        try:
+            events = decode_chunk(data)
+        except CorruptData as exc:
+            raise InvalidWalCommit(
+                f"WAL commit {oid} is invalid: {exc.message}",
+                {**exc.details, "commit": oid},
+                parent,
+            ) from exc
+        self._check_times(events, header.commit_time, now_ms, invalid)
+        return WalEntry(commit=oid, actor=meta.actor_id, chunk_hash=digest, events=events), parent
+
+    def _meta(self, oid: bytes, invalid: Callable[..., InvalidWalCommit]) -> _WalMeta:
+        raw = self._blob(oid, MAX_META_BYTES, invalid, "meta.json")
+        try:
+            meta = _meta_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise invalid(f"meta.json does not decode ({exc})", field="meta.json") from exc
+        if meta.schema_version != 1:
+            raise invalid(f"meta.json has schema_version {meta.schema_version}, not 1")
+        if _HEX32.fullmatch(meta.actor_id) is None:
+            raise invalid("meta.json's actor_id is not 32 lowercase hex characters")
+        if _HEX64.fullmatch(meta.chunk_hash) is None:
+            raise invalid("meta.json's chunk_hash is not 64 lowercase hex characters")
+        return meta
+
+    def _chunk_path(
+        self, events_tree: bytes, invalid: Callable[..., InvalidWalCommit]
+    ) -> tuple[str, bytes]:
+        """(name, blob id) of the one chunk at events/YYYY/MM/DD/<hash>.bin. Every level holds
+        exactly one entry, as grite and grite 0.5.3 write it; anything else is refused
+        rather than walked (a tree can nest or fan out without bound)."""
+        oid = events_tree
+        path = "events"
+        for depth in range(_EVENTS_DEPTH):
+            entries = self._tree(oid)
+            if len(entries) != 1:
+                raise invalid(f"{path}/ holds {len(entries)} entries, not one")
+            ((name, (mode, oid)),) = entries.items()
+            text = name.decode("utf-8", "replace")
+            path = f"{path}/{text}"
+            leaf = depth == _EVENTS_DEPTH - 1
+            if leaf:
+                misplaced = mode != _MODE_FILE or _CHUNK_NAME.fullmatch(text) is None
+            else:
+                misplaced = mode != _MODE_DIR
+            if misplaced:
+                raise invalid(f"{path!r} is not where a chunk belongs (events/YYYY/MM/DD/*.bin)")
+        return path.rsplit("/", 1)[1], oid
+
+    def _blob(
+        self, oid: bytes, limit: int, invalid: Callable[..., InvalidWalCommit], what: str
+    ) -> bytes:
+        try:
+            type_num, data = self._get_raw(oid, limit)
+        except _TooLarge as exc:
+            raise invalid(f"{what} is {exc.size} bytes, more than the {limit} allowed") from exc
+        if type_num != Blob.type_num:
+            raise invalid(f"{what} is not a file")
+        return data
+
+    @staticmethod
+    def _check_times(
+        events: list[Event], commit_time: int, now_ms: int, invalid: Callable[..., InvalidWalCommit]
+    ) -> None:
+        after_commit = commit_time * 1000 + FUTURE_SKEW_MS
+        after_clock = now_ms + FUTURE_SKEW_MS
+        for e in events:
+            if e.ts_unix_ms > after_commit or e.ts_unix_ms > after_clock:
+                whose = "its commit" if e.ts_unix_ms > after_commit else "this machine's clock"
+                raise invalid(
+                    f"event {e.event_id.hex()} has ts_unix_ms {e.ts_unix_ms} "
+                    f"({_iso(e.ts_unix_ms)}), more than 24 hours after {whose}",
+                    event_id=e.event_id.hex(),
+                    field="ts_unix_ms",
+                )
+
+    def _get_raw(self, oid: bytes, limit: int | None = None) -> tuple[int, bytes]:
+        """(git type number, body) of an object; `_TooLarge` when it is over `limit` bytes.
 
         Loose objects are read here directly: git's loose format is just zlib of
         `<type> <size>\\x00<body>`, while dulwich's lookup first searches every pack and then
         builds an object, which made catch-up three times slower (measured with
-        benchmarks/bench_core.py). Packed and alternate objects still go through dulwich.
+        benchmarks/bench_core.py). The size in the header is checked before the body is
+        inflated, so a small hostile object cannot inflate without bound. Packed and alternate
+        objects still go through dulwich (which inflates them whole; the limit is checked
+        after).
         """
         path = os.path.join(self._objects_dir, oid[:2].decode("ascii"), oid[2:].decode("ascii"))
         try:
             with open(path, "rb") as f:
-                data = zlib.decompress(f.read())
+                compressed = f.read()
         except FileNotFoundError:
-            return self._repo.object_store.get_raw(oid)
+            type_num, body = self._repo.object_store.get_raw(oid)
+            if limit is not None and len(body) > limit:
+                raise _TooLarge(len(body)) from None
+            return type_num, body
+        try:
+            inflater = zlib.decompressobj()
+            head = inflater.decompress(compressed, 64)
+            end = head.find(b"\0")
+            kind, _, size_text = head[:end].partition(b" ")
+            type_num = _TYPE_NUMS.get(kind)
+            if end < 0 or type_num is None or not size_text.isdigit():
+                raise CorruptData(f"git object {oid.decode()} has a bad header; run 'git fsck'")
+            size = int(size_text)
+            if limit is not None and size > limit:
+                raise _TooLarge(size)
+            body = head[end + 1 :] + inflater.decompress(inflater.unconsumed_tail, size + 1)
         except zlib.error as exc:
             raise CorruptData(
                 f"git object {oid.decode()} is damaged ({exc}); run 'git fsck'"
             ) from exc
-        end = data.find(b"\0")
-        kind = data[: data.find(b" ")]
-        type_num = _TYPE_NUMS.get(kind)
-        if end < 0 or type_num is None:
-            raise CorruptData(f"git object {oid.decode()} has a bad header; run 'git fsck'")
-        return type_num, data[end + 1 :]
+        if len(body) != size:
+            raise CorruptData(
+                f"git object {oid.decode()} is damaged (its size is not {size}); run 'git fsck'"
+            )
+        return type_num, body
 
     def _tree(self, oid: bytes) -> dict[bytes, tuple[int, bytes]]:
-        type_num, raw = self._get_raw(oid)
+        type_num, raw = self._get_raw(oid, _MAX_COMMIT_OR_TREE_BYTES)
         if type_num != Tree.type_num:
             raise CorruptData(f"WAL object {oid.decode()} should be a tree")
         return {name: (mode, sha) for name, mode, sha in parse_tree(raw, 20)}
 
-    def _chunk_blobs(self, tree_oid: bytes, prefix: str) -> list[tuple[str, bytes]]:
-        found = []
-        for name, (mode, sha) in sorted(self._tree(tree_oid).items()):
-            text = name.decode("utf-8", "replace")
-            if mode == _MODE_DIR:
-                found.extend(self._chunk_blobs(sha, f"{prefix}{text}/"))
-            elif text.endswith(".bin"):
-                found.append((text, self._get_raw(sha)[1]))
-        return found
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_header(oid: str, raw: bytes) -> _CommitHeader:
+    """Tree, parents and committer time from a raw commit (headers end at the first blank
+    line; continuation lines of a signature start with a space and are ignored)."""
+    tree: bytes | None = None
+    parents: list[str] = []
+    commit_time: int | None = None
+    for line in raw.split(b"\n\n", 1)[0].split(b"\n"):
+        if line.startswith(b"tree "):
+            tree = line[5:]
+        elif line.startswith(b"parent "):
+            parents.append(line[7:].decode("ascii", "replace"))
+        elif line.startswith(b"committer "):
+            fields = line.rsplit(b" ", 2)
+            if len(fields) == 3 and fields[1].lstrip(b"-").isdigit():
+                commit_time = int(fields[1])
+    if tree is None or len(tree) != 40:
+        raise CorruptData(f"WAL commit {oid} has no tree", {"commit": oid})
+    return _CommitHeader(tree=tree, parents=parents, commit_time=commit_time)
+
+
+def _matches_git_id(oid: bytes, data: bytes) -> bool:
+    """Whether a blob's bytes hash to its git id (SHA-1): else the local copy is damaged."""
+    actual = hashlib.sha1(b"blob %d\x00" % len(data) + data, usedforsecurity=False)
+    return actual.hexdigest().encode("ascii") == oid
+
+
+def _check_outgoing(data: bytes, commit_time: int) -> None:
+    """Refuse to write a chunk that readers would refuse (a bad field or a clock too far
+    ahead): a write is either readable by every clone or not made at all."""
+    try:
+        events = decode_chunk(data)
+        Wal._check_times(events, commit_time, commit_time * 1000, _refuse_write)
+    except CorruptData as exc:
+        raise InvalidArgs(
+            f"cannot record this: {exc.message.removeprefix('WAL commit new is invalid: ')}; "
+            "nothing was recorded",
+            dict(exc.details),
+        ) from exc
+
+
+def _refuse_write(reason: str, **details: object) -> InvalidWalCommit:
+    return InvalidWalCommit(f"WAL commit new is invalid: {reason}", dict(details), None)
 
 
 def _naming(exc: CorruptData, oid: str) -> CorruptData:

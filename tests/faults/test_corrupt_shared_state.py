@@ -1,6 +1,10 @@
 """Scenario 4: damaged WAL data (shared through git, so it can arrive from anywhere).
 
 What the user gets, decided here and implemented in Wal.read_good_entries / RepoHandle:
+- damage is what may still be repaired: a missing object, an object that no longer matches its
+  git id (a local disk fault); a commit whose own bytes break the format (a wrong event id, a
+  field out of range) is not damage but an invalid commit, skipped by every reader
+  (test_an_invalid_commit_is_skipped_by_every_reader_and_bricks_nothing);
 - the strict reader (doctor, sync, export) refuses the damage with CorruptData naming the commit;
 - `grite doctor` reports the commit (exit 0 as a report; its `wal` check is not ok);
 - reads keep answering from the history BEFORE the oldest damaged commit (commits after it are
@@ -25,8 +29,9 @@ import pytest
 from grite.model.errors import CorruptData
 from grite.model.events import Event, IssueCreated
 from grite.model.hashing import make_event
-from grite.storage.wal import Wal
+from grite.storage.wal import InvalidWalCommit, Wal
 from tests.faults.conftest import FALLBACK_MARK, FaultEnv, git, init_repo
+from tests.wal_forge import forge_commit, set_ref
 
 ACTOR = b"\x07" * 16
 
@@ -87,7 +92,9 @@ def _tampered(repo: Path) -> str:
 def _wrong_event_id(repo: Path) -> str:
     # Re-encoded with another event id: chunk name and meta hash match, only the id check fails.
     event = msgspec.structs.replace(_new_issue("forged", 2), event_id=b"\x11" * 32)
-    return _append(repo, [event])
+    bad = forge_commit(repo, events=[event])
+    set_ref(repo, bad)
+    return bad
 
 
 def _missing_blob(repo: Path) -> str:
@@ -104,7 +111,6 @@ def _ref_to_blob(repo: Path) -> str:
 
 CASES: dict[str, Damage] = {
     "tampered-chunk": _tampered,
-    "wrong-event-id": _wrong_event_id,
     "missing-blob": _missing_blob,
     "ref-to-blob": _ref_to_blob,
 }
@@ -182,6 +188,56 @@ def test_damaged_wal_is_refused_reported_and_good_data_stays_readable(
         assert titles == ["after the damage", "good", "lost"], titles
         code, shown, _ = _run(fault_env, repo, mode, "issue", "show", (bytes([2]) * 16).hex())
         assert code == 0 and shown["data"]["title"] == "lost", shown
+
+
+@pytest.mark.parametrize("mode", ["local", "daemon"])
+def test_an_invalid_commit_is_skipped_by_every_reader_and_bricks_nothing(
+    fault_env: FaultEnv, tmp_path: Path, mode: str
+) -> None:
+    """A commit whose own bytes break the format (here an event whose id does not match its
+    content, the chunk and meta hashes being right) reads the same on every clone forever: it
+    is skipped, everything before and after it is used, writes go on, and every command and
+    doctor name it."""
+    repo = init_repo(fault_env)
+    good = fault_env.local(repo, "issue", "create", "--title", "good")["issue_id"]
+    bad = _wrong_event_id(repo)
+    _append(repo, [_new_issue("after the bad commit", 3)])
+
+    wal = Wal(str(repo / ".git"))
+    try:
+        with pytest.raises(InvalidWalCommit) as caught:
+            wal.read_commit(bad)
+        titles = [e.kind.title for entry in wal.read_entries() for e in entry.events]  # type: ignore[union-attr]
+    finally:
+        wal.close()
+    assert caught.value.details["commit"] == bad and "event_id mismatch" in caught.value.message
+    assert titles == ["good", "after the bad commit"]
+
+    code, doc, _ = _run(fault_env, repo, mode, "issue", "create", "--title", "new")
+    assert code == 0, doc
+    code, doc, err = _run(fault_env, repo, mode, "issue", "list", "--state", "all")
+    assert code == 0, doc
+    assert sorted(i["title"] for i in doc["data"]["issues"]) == [
+        "after the bad commit",
+        "good",
+        "new",
+    ]
+    assert "warning:" in err and bad in err and "ignored" in err, err
+    code, shown, _ = _run(fault_env, repo, mode, "issue", "show", good)
+    assert code == 0 and shown["data"]["title"] == "good"
+
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy)
+    shutil.rmtree(copy / ".git" / "grite" / "view")
+    code, doc, err = _run(fault_env, copy, "local", "issue", "list", "--state", "all")
+    assert code == 0 and len(doc["data"]["issues"]) == 3 and bad in err
+
+    proc = fault_env.run(repo, "--no-daemon", "doctor", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report
+    checks = {c["id"]: c for c in report["data"]["checks"]}
+    assert checks["wal"]["status"] == "warn" and bad in checks["wal"]["message"], checks
+    assert checks["view"]["status"] == "ok", checks
 
 
 def _chunk_oid_from_backup(repo: Path) -> str:

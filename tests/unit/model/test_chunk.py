@@ -32,6 +32,7 @@ from grite.model.events import (
     Symbol,
 )
 from grite.model.hashing import make_event
+from grite.model.limits import MAX_TS_MS
 
 HEADER = b"GRITECNK\x01\x00\x07cbor-v1"
 ISSUE = bytes(range(16))
@@ -120,10 +121,10 @@ _events = st.builds(
     make_event,
     issue_id=_id16,
     actor=_id16,
-    ts_unix_ms=st.integers(0, 2**64 - 1),
+    ts_unix_ms=st.integers(0, MAX_TS_MS),
     kind=_kinds,
     parent=st.none() | _id32,
-    sig=st.none() | st.binary(max_size=64),
+    sig=st.none() | st.binary(min_size=64, max_size=64),
 )
 
 
@@ -270,10 +271,15 @@ def test_record_that_is_not_an_array_is_corrupt() -> None:
         ("issue_id", b"\x00" * 17, "issue_id must be 16 bytes"),
         ("actor", "not bytes", "actor must be 16 bytes"),
         ("parent", b"\x00" * 16, "parent must be 32 bytes"),
-        ("ts", -1, "ts must be an unsigned integer"),
-        ("ts", "now", "ts must be an unsigned integer"),
+        ("ts", -1, "ts_unix_ms -1 is not a time from 1970 to 9999"),
+        ("ts", "now", "ts_unix_ms 'now' is not a time"),
+        ("ts", MAX_TS_MS + 1, "is not a time from 1970 to 9999"),
+        ("ts", 2**64 - 1, "is not a time from 1970 to 9999"),
+        ("ts", 2**70, "CBOR tag 2 is not part of the chunk format"),  # a bignum
+        ("ts", True, "is not a time"),
         ("tag", "3", "kind tag must be an integer"),
-        ("sig", "text", "sig must be bytes or null"),
+        ("sig", "text", "sig must be null or 64 bytes"),
+        ("sig", b"s" * 63, "sig must be null or 64 bytes"),
     ],
 )
 def test_record_with_bad_field_is_corrupt(field: str, value: object, expected: str) -> None:
@@ -337,3 +343,108 @@ def test_a_valid_record_after_a_tampered_one_does_not_rescue_the_chunk() -> None
     good = _record()
     bad = _record(payload=["tampered"])
     assert "event_id mismatch" in _corrupt_message(_chunk_of([good, bad]))
+
+
+# --- bounds: what a chunk from another clone may hold ------------------------------------------
+
+
+def _shared_labels_chunk(copies: int, size: int) -> bytes:
+    """The shape of a shared-reference bomb: one text string marked shareable (tag 28) and
+    `copies` references to it (tag 29) as the labels of one IssueCreated."""
+    labels = (
+        b"\x99"
+        + copies.to_bytes(2, "big")
+        + cbor2.dumps(cbor2.CBORTag(28, "x" * size))
+        + cbor2.dumps(cbor2.CBORTag(29, 0)) * (copies - 1)
+    )
+    e = _event(CommentAdded(body="hi"))
+    # An 8-element record whose first six fields cbor2 writes; payload and sig by hand.
+    head = b"\x88" + cbor2.dumps([e.event_id, e.issue_id, e.actor, TS, None, 1])[1:]
+    payload = b"\x83" + cbor2.dumps("t") + cbor2.dumps("b") + labels
+    return HEADER + b"\x81" + head + payload + b"\xf6"
+
+
+def test_shared_references_are_refused_before_any_hashing() -> None:
+    # 1,000 references to one 100 kB label would hash a 100 MB preimage; refused at the tag.
+    message = _corrupt_message(_shared_labels_chunk(1000, 100_000))
+    assert "CBOR tag 28 is not part of the chunk format" in message
+
+
+@pytest.mark.parametrize("tag", [0, 1, 2, 3, 25, 29, 30, 37, 256, 258, 55799, 4242])
+def test_every_cbor_tag_is_refused(tag: int) -> None:
+    payload = cbor2.dumps(cbor2.CBORTag(tag, "hi"))
+    data = HEADER + b"\x81" + cbor2.dumps(_record())[:-5] + b"\x81" + payload + b"\xf6"
+    assert f"CBOR tag {tag} is not part" in _corrupt_message(data)
+
+
+def test_indefinite_lengths_are_refused() -> None:
+    rec = cbor2.dumps(_record())
+    assert "indefinite" in _corrupt_message(HEADER + b"\x9f" + rec + b"\xff")
+
+
+def test_nesting_deeper_than_the_format_is_refused() -> None:
+    deep = [[[[[[["x"]]]]]]]
+    assert "depth" in _corrupt_message(_chunk_of([_record(payload=deep)]))
+
+
+def test_an_oversized_chunk_is_refused_before_it_is_decoded() -> None:
+    from grite.model.limits import MAX_CHUNK_BYTES
+
+    data = HEADER + b"\x00" * MAX_CHUNK_BYTES
+    assert f"more than the {MAX_CHUNK_BYTES} allowed" in _corrupt_message(data)
+
+
+@pytest.mark.parametrize(
+    ("tag", "payload", "expected"),
+    [
+        (3, ["x" * (1024 * 1024 + 1)], "body: 1048577 characters, more than the 1048576"),
+        (4, ["l" * 4097], "label: 4097 characters, more than the 4096"),
+        (1, ["t", "b", ["l"] * 1025], "labels: 1025 entries, more than the 1024"),
+        (13, ["p", "l", [["n", "k", 1, 2]] * 65537, "s", b"\x00" * 32], "65537 entries"),
+        (13, ["p", "l", [["n", "k", -1, 2]], "s", b"\x00" * 32], "line_start must be"),
+        (13, ["p", "l", [["n", "k", 1, 2**32]], "s", b"\x00" * 32], "line_end must be"),
+        (13, ["p", "l", [["n", "k", True, 2]], "s", b"\x00" * 32], "line_start must be"),
+        (3, [{"a": 1}], "expected a text string"),
+        (3, [1.5], "expected a text string"),
+        (3, [b"bytes"], "expected a text string"),
+    ],
+)
+def test_fields_out_of_bounds_are_refused(tag: int, payload: object, expected: str) -> None:
+    assert expected in _corrupt_message(_chunk_of([_record(tag=tag, payload=payload)]))
+
+
+def test_an_error_names_the_event_it_was_found_in() -> None:
+    with pytest.raises(CorruptData) as info:
+        decode_chunk(_chunk_of([_record(ts=MAX_TS_MS + 1)]))
+    event_id = _record()[0]
+    assert isinstance(event_id, bytes)
+    assert info.value.details["event_id"] == event_id.hex()
+    assert info.value.details["field"] == "ts_unix_ms"
+    assert info.value.message.startswith(f"event {event_id.hex()}: ts_unix_ms")
+
+
+def test_invalid_utf8_text_is_refused() -> None:
+    data = _chunk_of([_record()]).replace(b"bhi", b"b\xff\xfe")
+    assert "CBOR does not decode" in _corrupt_message(data)
+
+
+def test_values_at_every_bound_are_accepted() -> None:
+    """Everything grite 0.5.3 writes stays readable: the largest values of each field."""
+    events = [
+        _event(IssueCreated(title="t" * 1024 * 1024, body="b" * 1024 * 1024, labels=[]), ts=0),
+        _event(IssueCreated(title="", body="", labels=[f"{i:04d}" * 1024 for i in range(1024)])),
+        _event(CommentAdded(body="ü" * 1024 * 1024), ts=MAX_TS_MS, sig=b"\xff" * 64),
+        _event(
+            ContextUpdated(
+                path="p",
+                language="l" * 4096,
+                symbols=[
+                    Symbol(name=str(i), kind="fn", line_start=0, line_end=2**32 - 1)
+                    for i in range(65_536)
+                ],
+                summary="",
+                content_hash=bytes(32),
+            )
+        ),  # fmt: skip
+    ]
+    assert decode_chunk(encode_chunk(events)) == events
