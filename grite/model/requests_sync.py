@@ -57,6 +57,9 @@ class SyncResult(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     rejected_refs: list[RefRejection]
     message: str
+    # Invalid WAL commits of this clone that the push left out (their events were already
+    # ignored by every read); the clone's valid events were re-applied on the remote's head.
+    left_out: list[str] = []
 
 
 class ExportArgs(msgspec.Struct, frozen=True, kw_only=True, tag="export"):

@@ -25,7 +25,8 @@ from grite.model.events import Event
 from grite.model.requests_sync import RefRejection, SyncArgs, SyncResult
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.storage.sync import SyncRepo
+from grite.ops.ingest import check_remote_wal, outgoing_invalid
+from grite.storage.sync import SyncRepo, tracking_prefix
 from grite.storage.wal import WAL_REF, Wal
 
 __all__ = ["MAX_PUSH_ATTEMPTS", "merge_remote_wal", "sync"]
@@ -49,14 +50,19 @@ def _ids(entries_events: list[Event]) -> set[bytes]:
     return {e.event_id for e in entries_events}
 
 
-def merge_remote_wal(repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | None) -> _Merge:
-    """Merge the remote WAL head (already fetched) into the local `refs/grite/wal`.
+def merge_remote_wal(
+    repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | None, *, rebase: bool = False
+) -> _Merge:
+    """Merge the remote WAL head (already fetched and checked) into the local `refs/grite/wal`.
 
     Args:
         repo: the repository's refs and objects.
         wal: the repository's WAL, used to read (and verify) events.
         actor: who is recorded on the commit that re-applies local-only events.
         remote_head: the fetched remote WAL head, or None if the remote has no WAL.
+        rebase: re-apply local-only events on top of the remote head even when the remote is
+            behind us: how a clone leaves invalid commits of its own out of a push (reads skip
+            their events, so re-applying drops them).
 
     Returns:
         How many events arrived, and how many local-only events were re-applied on top of
@@ -66,11 +72,16 @@ def merge_remote_wal(repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | 
         CorruptData: the remote's events fail their hashes (nothing is changed).
         Environment: the local WAL kept moving under us (a runaway writer).
     """
-    if remote_head is None:
+    if remote_head is None and not rebase:
         return _Merge(0, 0)
     for _ in range(_MAX_MERGE_TRIES):
         local = repo.ref(WAL_REF)
-        if local == remote_head or (local is not None and repo.is_ancestor(remote_head, local)):
+        if local == remote_head or (
+            not rebase
+            and local is not None
+            and remote_head is not None
+            and repo.is_ancestor(remote_head, local)
+        ):
             return _Merge(0, 0)
         if local is None or repo.is_ancestor(local, remote_head):
             # Reading verifies every chunk and event id before the ref moves onto them.
@@ -81,9 +92,11 @@ def merge_remote_wal(repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | 
         remote_chain = set(repo.chain(remote_head))
         fork = next((c for c in repo.chain(local) if c in remote_chain), None)
         ours = [e for entry in wal.read_entries(since=fork, head=local) for e in entry.events]
-        theirs = [
-            e for entry in wal.read_entries(since=fork, head=remote_head) for e in entry.events
-        ]
+        theirs = []
+        if remote_head is not None:
+            theirs = [
+                e for entry in wal.read_entries(since=fork, head=remote_head) for e in entry.events
+            ]
         their_ids = _ids(theirs)
         our_ids = _ids(ours)
         local_only: list[Event] = []
@@ -96,6 +109,8 @@ def merge_remote_wal(repo: SyncRepo, wal: Wal, actor: bytes, remote_head: str | 
         new = remote_head
         if local_only:
             new = repo.write_wal_commit(actor, local_only, remote_head)
+        if new is None:
+            return _Merge(0, 0)  # nothing valid of ours and no remote WAL: nothing to push
         if repo.set_wal_head(local, new):
             return _Merge(incoming_count, len(local_only))
     raise Environment(
@@ -138,6 +153,17 @@ def _message(
     return "\n".join(lines)
 
 
+def _leave_out_invalid(repo: SyncRepo, wal: Wal, actor: bytes, remote: str) -> list[str]:
+    """Before a push: when what it would send holds invalid commits (stored before pulls were
+    checked, or fetched with plain git), re-apply this clone's valid events on top of the
+    remote's WAL instead, so that poison is never pushed onward. Returns the commits left out."""
+    remote_head = repo.ref(tracking_prefix(remote) + b"wal")
+    bad = outgoing_invalid(wal, remote_head, repo.ref(WAL_REF))
+    if bad:
+        merge_remote_wal(repo, wal, actor, remote_head, rebase=True)
+    return bad
+
+
 def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
     """Pull and/or push grite refs with a git remote (neither flag: both).
 
@@ -146,7 +172,7 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         Environment: the remote cannot be reached.
         Conflict: the remote kept moving and the push was still rejected after
             MAX_PUSH_ATTEMPTS rounds of pull, merge and push.
-        CorruptData: the remote's events fail verification.
+        RemoteRefused: the remote's WAL holds a commit grite does not accept (nothing changed).
     """
     do_pull = args.pull or not args.push
     do_push = args.push or not args.pull
@@ -159,12 +185,22 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
     attempts = 0
     remote_had_wal = False
     rejected: list[RefRejection] = []
+    left_out: list[str] = []
 
     def pull(repo: SyncRepo, url: str) -> None:
         nonlocal pulled_events, rebased, rebased_count, remote_had_wal
         remote_refs = repo.fetch(args.remote, url)
         remote_head = remote_refs.get(_WAL_NAME)
         remote_had_wal = remote_head is not None
+        # The gate: nothing the remote sent moves the WAL or the view before it is checked.
+        check_remote_wal(
+            wal,
+            args.remote,
+            repo.ref(WAL_REF),
+            remote_head,
+            now_ms=ctx.now_ms,
+            verifier=ctx.handle.verifier,
+        )
         merged = merge_remote_wal(repo, wal, actor, remote_head)
         pulled_events += merged.pulled
         if merged.reapplied:
@@ -178,6 +214,7 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         if do_push:
             while True:
                 attempts += 1
+                left_out += _leave_out_invalid(repo, wal, actor, args.remote)
                 report = repo.push(args.remote, url, release_owner=actor.hex())
                 reason = report.rejected.pop(_WAL_NAME, None)
                 if reason is None:
@@ -208,6 +245,12 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         remote_had_wal,
         rejected,
     )
+    if left_out:
+        message += (
+            f"\nLeft out {len(left_out)} invalid WAL commit"
+            f"{'s' if len(left_out) != 1 else ''} ({', '.join(c[:12] for c in left_out[:5])}): "
+            f"this clone's valid events were re-applied on top of {args.remote} instead"
+        )
     return SyncResult(
         remote=args.remote,
         url=url,
@@ -220,4 +263,5 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         attempts=attempts,
         rejected_refs=rejected,
         message=message,
+        left_out=left_out,
     )

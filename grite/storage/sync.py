@@ -337,7 +337,7 @@ class SyncRepo:
         """Move `refs/grite/wal` from `expected` to `new`; False if it had moved (or is locked)."""
         return self._wal.compare_and_set(expected, new)
 
-    def write_wal_commit(self, actor: bytes, events: list[Event], parent: str) -> str:
+    def write_wal_commit(self, actor: bytes, events: list[Event], parent: str | None) -> str:
         """Store one WAL commit on top of `parent` without moving any ref."""
         return self._wal.write_commit(actor, events, parent)
 

@@ -396,6 +396,41 @@ class Wal:
         """
         return self._header(oid).parents
 
+    def commits_between(self, base: str | None, head: str | None) -> list[str]:
+        """The commits on `head`'s chain that are not on `base`'s, newest first: what fetching
+        `head` brings to a clone at `base` (or pushing `head` to a remote at `base`).
+
+        Both chains are walked in turn, one commit at a time, until one reaches a commit the
+        other has seen (their fork point), so the cost is the distance to the fork, not the
+        length of the history.
+
+        Raises:
+            CorruptData: a commit on the way is missing or not a commit.
+        """
+        ahead: list[str] = []
+        seen_head: set[str] = set()
+        seen_base: set[str] = set()
+        walkers = [head, base]
+        while walkers[0] is not None or walkers[1] is not None:
+            if walkers[0] is not None:
+                oid = walkers[0]
+                if oid in seen_base:
+                    return ahead
+                ahead.append(oid)
+                seen_head.add(oid)
+                walkers[0] = self._first_parent(oid)
+            if walkers[1] is not None:
+                oid = walkers[1]
+                if oid in seen_head:
+                    return ahead[: ahead.index(oid)]
+                seen_base.add(oid)
+                walkers[1] = self._first_parent(oid)
+        return ahead
+
+    def _first_parent(self, oid: str) -> str | None:
+        parents = self._header(oid).parents
+        return parents[0] if parents else None
+
     def _parent_of(self, oid: str) -> str | None:
         """The first git parent of a commit whose content is damaged; None if unknowable."""
         try:
