@@ -18,6 +18,7 @@ from typing import Any
 import argh
 
 from grite.cli.commands import leaves
+from grite.model.display import printable
 from grite.model.errors import InvalidArgs
 from grite.model.requests import IssueRow
 from grite.model.requests_agents import (
@@ -39,8 +40,9 @@ OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
 def _rows(renderer: Any, rows: list[IssueRow]) -> str:
     lines = []
     for r in rows:
-        labels = f"  [{','.join(r.labels)}]" if r.labels else ""
-        lines.append(f"{r.issue_id[:12]}  {renderer.when(r.created_ts)}  {r.title}{labels}")
+        labels = f"  [{','.join(printable(x) for x in r.labels)}]" if r.labels else ""
+        title = printable(r.title)
+        lines.append(f"{r.issue_id[:12]}  {renderer.when(r.created_ts)}  {title}{labels}")
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -52,9 +54,9 @@ def _render_ready(renderer: Any, result: IssueReadyResult) -> str:
 
 def _render_claim(renderer: Any, result: IssueClaimResult) -> str:
     return (
-        f"Claimed issue {result.issue.issue_id}: {result.issue.title}\n"
-        f"Assigned to {result.assignee}; lease {result.lease_resource} until "
-        f"{renderer.when(result.lease_expires_unix_ms)}\n"
+        f"Claimed issue {result.issue.issue_id}: {printable(result.issue.title)}\n"
+        f"Assigned to {printable(result.assignee)}; lease {printable(result.lease_resource)} "
+        f"until {renderer.when(result.lease_expires_unix_ms)}\n"
     )
 
 

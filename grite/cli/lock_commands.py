@@ -15,6 +15,7 @@ import argh
 
 from grite.cli.commands import group, leaves
 from grite.cli.render import Renderer
+from grite.model.display import printable
 from grite.model.requests_locks import (
     LockAcquireArgs,
     LockGcArgs,
@@ -71,13 +72,16 @@ def lock_gc() -> LockGcArgs:
 
 def _lock(r: Renderer, x: LockResult) -> str:
     verb = {"acquired": "Acquired", "refreshed": "Refreshed", "renewed": "Renewed"}[x.action]
-    return f"{verb} lock on {x.resource} until {r.when(x.expires_unix_ms)} ({x.ttl_seconds}s)\n"
+    return (
+        f"{verb} lock on {printable(x.resource)} until {r.when(x.expires_unix_ms)} "
+        f"({x.ttl_seconds}s)\n"
+    )
 
 
 def _release(_r: Renderer, x: LockReleaseResult) -> str:
     if x.released:
-        return f"Released lock on {x.resource}\n"
-    return f"No lock on {x.resource}\n"
+        return f"Released lock on {printable(x.resource)}\n"
+    return f"No lock on {printable(x.resource)}\n"
 
 
 def _status(r: Renderer, x: LockStatusResult) -> str:
@@ -86,9 +90,12 @@ def _status(r: Renderer, x: LockStatusResult) -> str:
     lines = []
     for lk in x.locks:
         state = "expired" if lk.expired else f"{lk.time_remaining_seconds}s left"
-        who = "you" if lk.mine else lk.owner[:8]
-        lines.append(f"{lk.resource}  {who}  until {r.when(lk.expires_unix_ms)}  ({state})")
-    return "\n".join(lines) + f"\n{x.total} lock(s) (policy: {x.policy})\n"
+        # Resources and owners come from lock refs, which other clones push.
+        who = "you" if lk.mine else printable(lk.owner[:8])
+        lines.append(
+            f"{printable(lk.resource)}  {who}  until {r.when(lk.expires_unix_ms)}  ({state})"
+        )
+    return "\n".join(lines) + f"\n{x.total} lock(s) (policy: {printable(x.policy)})\n"
 
 
 def _gc(_r: Renderer, x: LockGcResult) -> str:

@@ -16,6 +16,7 @@ import argh
 
 from grite.cli.commands import group, leaves
 from grite.cli.render import Renderer
+from grite.model.display import printable
 from grite.model.requests_maint import (
     DbStatsArgs,
     DbStatsResult,
@@ -76,15 +77,18 @@ def db_stats() -> DbStatsArgs:
 
 def _snapshot(r: Renderer, x: SnapshotRow) -> str:
     verb = "Created" if x.created else "Up to date:"
-    return f"{verb} snapshot {x.ref_name} ({x.event_count} events, WAL {x.wal_head})\n"
+    return f"{verb} snapshot {printable(x.ref_name)} ({x.event_count} events, WAL {x.wal_head})\n"
 
 
 def _snapshots(r: Renderer, x: SnapshotListResult) -> str:
     if not x.snapshots:
         return "No snapshots\n"
+    # Snapshot refs may come from elsewhere (a mirror clone): names shown escaped, and those
+    # this clone never made or verified marked, since grite does not use them.
     return "".join(
-        f"{s.ref_name}  {r.when(s.timestamp)}  {s.event_count if s.event_count is not None else '?'}"
-        f" events  {s.oid[:12]}\n"
+        f"{printable(s.ref_name)}  {r.when(s.timestamp)}  "
+        f"{s.event_count if s.event_count is not None else '?'} events  {printable(s.oid[:12])}"
+        f"{'' if s.trusted else '  (not verified: unused)'}\n"
         for s in x.snapshots
     )
 
@@ -110,9 +114,10 @@ _MARK = {"ok": "[ok]", "warn": "[!!]", "error": "[ERR]"}
 def _doctor(_r: Renderer, x: DoctorResult) -> str:
     lines = []
     for c in x.checks:
-        lines.append(f"{_MARK[c.status]} {c.id}: {c.message}")
+        # Messages quote WAL commits and snapshots, which may hold anything.
+        lines.append(f"{_MARK[c.status]} {c.id}: {printable(c.message)}")
         if not c.fixed and c.status != "ok":
-            lines += [f"     -> {p}" for p in c.plan]
+            lines += [f"     -> {printable(p)}" for p in c.plan]
     if x.applied:
         lines.append(f"\nApplied fixes: {', '.join(x.applied)}")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,9 @@
 it returns strings, and whichever side executes the command sends them to the terminal.
 
 Times are shown in the client's time zone (its TZ, forwarded with the invocation), so the output
-is the same whether the daemon or the client process renders it.
+is the same whether the daemon or the client process renders it. Every string that came from
+the WAL, a ref or another clone goes through grite.model.display.printable (`_p`) before it is
+shown: human output can never act on the terminal. JSON output is exact.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ _ACTION_TEXT = {
 }
 
 
+def _p(text: str | None) -> str:
+    """A one-line field, safe to print."""
+    return printable(text or "")
+
+
+def _pm(text: str) -> str:
+    """A multi-line field (body, comment), safe to print; its lines are kept."""
+    return printable(text, multiline=True)
+
+
 def _pretty(value: Any) -> str:
     return msgspec.json.format(msgspec.json.encode(value), indent=2).decode("utf-8") + "\n"
 
@@ -78,7 +90,12 @@ class Renderer:
         self._columns = columns if isatty else 0
 
     def when(self, ts_ms: int) -> str:
-        dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(self._tz)
+        try:
+            dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).astimezone(self._tz)
+        except (OverflowError, ValueError, OSError):
+            # Out of what a date can show (the WAL's bounds keep events inside it; a lock or
+            # a request may not be): the raw milliseconds, never a failure.
+            return f"{ts_ms} ms"
         return dt.strftime("%Y-%m-%d %H:%M")
 
     def render(self, result: Any) -> str:
@@ -99,7 +116,7 @@ class Renderer:
                 what = "depends on" if result.direction == "dependencies" else "is needed by"
                 return f"Issue {result.issue_id[:12]} {what} nothing\n"
             return "".join(
-                f"{d.dep_type:<10}  {d.issue_id[:12]}  {d.state or '?':<6}  {d.title or '?'}\n"
+                f"{d.dep_type:<10}  {d.issue_id[:12]}  {d.state or '?':<6}  {_p(d.title) or '?'}\n"
                 for d in result.deps
             )
         if isinstance(result, DepTopoResult):
@@ -117,21 +134,21 @@ class Renderer:
             if not result.actors:
                 return "No actors; run 'grite actor init' to create one\n"
             return "".join(
-                f"{a.actor_id}  {a.label or '-'}{'  (default)' if a.is_default else ''}\n"
+                f"{_p(a.actor_id)}  {_p(a.label) or '-'}{'  (default)' if a.is_default else ''}\n"
                 for a in result.actors
             )
         if isinstance(result, ActorInfo):
-            lines = [f"Actor {result.actor_id}"]
+            lines = [f"Actor {_p(result.actor_id)}"]
             if result.label:
-                lines.append(f"  label: {result.label}")
+                lines.append(f"  label: {_p(result.label)}")
             if result.created_ts:
                 lines.append(f"  created: {self.when(result.created_ts)}")
             if result.data_dir:
-                lines.append(f"  data dir: {result.data_dir}")
+                lines.append(f"  data dir: {_p(result.data_dir)}")
             if result.source:
-                lines.append(f"  source: {result.source}")
+                lines.append(f"  source: {_p(result.source)}")
             if result.public_key:
-                lines.append(f"  public key: {result.public_key} ({result.key_scheme})")
+                lines.append(f"  public key: {_p(result.public_key)} ({_p(result.key_scheme)})")
             return "\n".join(lines) + "\n"
         if isinstance(result, ActorUseResult):
             return f"Default actor is now {result.default_actor}\n"
@@ -141,7 +158,13 @@ class Renderer:
         if not rows:
             return ""
         cells = [
-            (r.issue_id[:12], r.state, self.when(r.updated_ts), ",".join(r.labels), r.title)
+            (
+                r.issue_id[:12],
+                r.state,
+                self.when(r.updated_ts),
+                ",".join(_p(label) for label in r.labels),
+                _p(r.title),
+            )
             for r in rows
         ]
         header = ("ID", "STATE", "UPDATED", "LABELS", "TITLE")
@@ -162,37 +185,37 @@ class Renderer:
 
     def _show(self, v: IssueView) -> str:
         out = [
-            f"{v.title}",
+            f"{_p(v.title)}",
             f"{v.issue_id} · {v.state} · opened {self.when(v.created_ts)} by {v.author[:8]}"
             f" · updated {self.when(v.updated_ts)}",
         ]
         if v.labels:
-            out.append(f"Labels: {', '.join(v.labels)}")
+            out.append(f"Labels: {', '.join(_p(x) for x in v.labels)}")
         if v.assignees:
-            out.append(f"Assignees: {', '.join(v.assignees)}")
+            out.append(f"Assignees: {', '.join(_p(x) for x in v.assignees)}")
         out.append("")
-        out.append(v.body if v.body else "(no description)")
+        out.append(_pm(v.body) if v.body else "(no description)")
         if v.comments:
             out += ["", f"Comments ({len(v.comments)}):"]
             for c in v.comments:
                 out.append(f"  {c.actor[:8]} at {self.when(c.ts_unix_ms)}:")
-                out += [f"    {line}" for line in c.body.splitlines() or [""]]
+                out += [f"    {line}" for line in _pm(c.body).split("\n")]
         if v.links:
             out += ["", "Links:"]
-            out += [f"  {x.url}" + (f"  ({x.note})" if x.note else "") for x in v.links]
+            out += [f"  {_p(x.url)}" + (f"  ({_p(x.note)})" if x.note else "") for x in v.links]
         if v.attachments:
             out += ["", "Attachments:"]
-            out += [f"  {a.name}  {a.mime}  sha256:{a.sha256}" for a in v.attachments]
+            out += [f"  {_p(a.name)}  {_p(a.mime)}  sha256:{a.sha256}" for a in v.attachments]
         if v.dependencies:
             out += ["", "Dependencies:"]
             out += [
-                f"  {d.dep_type} {d.issue_id[:12]} [{d.state or '?'}] {d.title or '?'}"
+                f"  {d.dep_type} {d.issue_id[:12]} [{d.state or '?'}] {_p(d.title) or '?'}"
                 for d in v.dependencies
             ]
         if v.dependents:
             out += ["", "Dependents:"]
             out += [
-                f"  {d.issue_id[:12]} {d.dep_type} this [{d.state or '?'}] {d.title or '?'}"
+                f"  {d.issue_id[:12]} {d.dep_type} this [{d.state or '?'}] {_p(d.title) or '?'}"
                 for d in v.dependents
             ]
         return "\n".join(out) + "\n"

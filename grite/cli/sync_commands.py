@@ -19,6 +19,7 @@ from typing import Any
 import argh
 
 from grite.cli.commands import leaves
+from grite.model.display import printable
 from grite.model.requests_sync import ExportArgs, ExportResult, SyncArgs, SyncResult
 from grite.ops.export import export as export_op
 from grite.ops.sync import sync as sync_op
@@ -45,7 +46,7 @@ def export(*, fmt: str, since: str | None = None, output: str | None = None) -> 
 
 
 def _render_sync(_renderer: Any, result: SyncResult) -> str:
-    return result.message + "\n"
+    return printable(result.message, multiline=True) + "\n"
 
 
 def _render_export(_renderer: Any, result: ExportResult) -> str:

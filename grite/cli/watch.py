@@ -19,6 +19,7 @@ import msgspec
 
 from grite.client import Client
 from grite.model import notifications
+from grite.model.display import printable
 from grite.model.errors import Environment, GriteError, InvalidArgs
 from grite.model.notifications import (
     IssueChanged,
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def format_line(note: Notification) -> str:
     """The human line for one notification (no newline)."""
+    return printable(_line(note))
+
+
+def _line(note: Notification) -> str:
+    # Lock resources and owners, snapshot refs: from refs other clones push (escaped above).
     if isinstance(note, IssueChanged):
         return f"issue {note.issue_id[:12]} {note.kind} (event {note.event_id[:12]})"
     if isinstance(note, WalAdvanced):
@@ -68,7 +74,7 @@ def _fail(err: GriteError, json: bool) -> int:
         }
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
     else:
-        sys.stderr.write(f"error: {err.message}\n")
+        sys.stderr.write(f"error: {printable(err.message)}\n")
     return err.exit_code
 
 

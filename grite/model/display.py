@@ -46,8 +46,9 @@ def printable(text: str, *, multiline: bool = False) -> str:
 
     Args:
         text: any string that came from the WAL, a ref or another clone.
-        multiline: keep newlines and tabs (bodies, comments); otherwise they are escaped too,
-            so a one-line field (title, label, owner) can never start a line of its own.
+        multiline: keep newlines and tabs (bodies, comments; a CRLF counts as a newline);
+            otherwise they are escaped too, so a one-line field (title, label, owner) can
+            never start a line of its own.
 
     Returns:
         The text unchanged when it holds nothing to escape (the usual case, checked first).
@@ -55,4 +56,6 @@ def printable(text: str, *, multiline: bool = False) -> str:
     pattern = _UNSAFE_MULTI_LINE if multiline else _UNSAFE_ONE_LINE
     if pattern.search(text) is None:
         return text
+    if multiline:
+        text = text.replace("\r\n", "\n")  # a line ending, not an overwrite
     return pattern.sub(_escape, text)

@@ -60,6 +60,9 @@ class SnapshotRow(msgspec.Struct, frozen=True, kw_only=True):
     wal_head: str | None = None
     event_count: int | None = None
     created: bool = False
+    # Made by this clone or verified against the WAL by `grite doctor --fix`: only such
+    # snapshots are ever used (a snapshot fetched from elsewhere may be forged).
+    trusted: bool = False
 
 
 class SnapshotListResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,9 @@
 
 Events come from the WAL (verified on read), issue summaries from the view. JSON is
 `{meta, issues, events}` with hex ids and events sorted by (issue_id, ts, actor, event_id);
-Markdown lists the issues with their comments. `--since` is an integer millisecond timestamp
+Markdown lists the issues with their comments; text from the WAL is escaped there (control
+characters shown as `\\x1b` and the like, bodies and comments block-quoted, Markdown markup in
+titles and labels escaped), JSON stays exact. `--since` is an integer millisecond timestamp
 (events with a later ts) or a 64-hex event id (events after that event in WAL order); with it,
 only the issues those events touch are listed. The document is returned as text, or written
 atomically to `-o FILE`.
@@ -17,6 +19,7 @@ import re
 
 import msgspec
 
+from grite.model.display import printable
 from grite.model.errors import Environment, InvalidArgs, NotFound
 from grite.model.events import Event, EventKind
 from grite.model.projection import IssueSummary
@@ -114,7 +117,19 @@ def render_json(meta: ExportMeta, issues: list[IssueSummary], events: list[Event
 
 
 def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+    """Multi-line text from the WAL as a block quote: whatever it holds (headings, `---`, a
+    fake `### issue`) stays inside the quote, and nothing in it can act on a terminal."""
+    safe = printable(text, multiline=True)
+    return "\n".join(f"> {line}" if line else ">" for line in safe.split("\n"))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def _inline(text: str) -> str:
+    """One-line text from the WAL (title, label, assignee) on one line, with the characters
+    that start Markdown links, HTML, code or tables escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", printable(text))
 
 
 def render_markdown(ctx: OpContext, generated_ts: int, issues: list[IssueSummary]) -> str:
@@ -125,15 +140,15 @@ def render_markdown(ctx: OpContext, generated_ts: int, issues: list[IssueSummary
     parts.append("## Issues\n\n")
     for s in issues:
         p = ctx.handle.projection(s.issue_id)
-        parts.append(f"### {s.title} [{s.state}]\n\n")
+        parts.append(f"### {_inline(s.title)} [{s.state}]\n\n")
         parts.append(f"**ID:** `{s.issue_id.hex()}`\n\n")
         if s.labels:
-            parts.append(f"**Labels:** {', '.join(s.labels)}\n\n")
+            parts.append(f"**Labels:** {', '.join(_inline(x) for x in s.labels)}\n\n")
         if s.assignees:
-            parts.append(f"**Assignees:** {', '.join(s.assignees)}\n\n")
+            parts.append(f"**Assignees:** {', '.join(_inline(x) for x in s.assignees)}\n\n")
         parts.append(f"**Comments:** {s.comment_count}\n\n")
         if p is not None and p.body:
-            parts.append(f"{p.body}\n\n")
+            parts.append(f"{_quote(p.body)}\n\n")
         if p is not None and p.comments:
             parts.append("#### Comments\n\n")
             for c in p.comments:

@@ -82,13 +82,14 @@ def _row(info: SnapshotInfo, created: bool = False) -> SnapshotRow:
         wal_head=info.wal_head,
         event_count=info.event_count,
         created=created,
+        trusted=info.trusted,
     )
 
 
 def _events_up_to(wal: Wal, store: SnapshotStore, head: str) -> list[Event]:
     """Every event of the WAL up to `head`: from the newest usable snapshot plus the WAL after
     it, so an automatic snapshot does not reread the whole history."""
-    for info in store.list():
+    for info in store.list(trusted_only=True):
         try:
             described, events = store.read(info)
             if described.wal_head is None:
@@ -108,7 +109,7 @@ def _create_snapshot(ctx: OpContext, store: SnapshotStore) -> SnapshotRow:
             "nothing to snapshot: the WAL is empty; create or sync some issues first",
             {"wal_head": None},
         )
-    snapshots = store.list()
+    snapshots = store.list(trusted_only=True)
     if snapshots:
         newest = store.describe(snapshots[0])
         if newest.wal_head == head:
@@ -174,7 +175,7 @@ def maybe_snapshot(ctx: OpContext) -> None:
         if count < limit:
             return
         with SnapshotStore(ctx.paths.git_dir) as store:
-            snapshots = store.list()
+            snapshots = store.list(trusted_only=True)
             last = 0
             if snapshots:
                 try:
@@ -196,6 +197,12 @@ def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
     if args.from_snapshot:
         with SnapshotStore(ctx.paths.git_dir) as store:
             for info in store.list():
+                if not info.trusted:
+                    ctx.warnings.append(
+                        f"skipping snapshot {info.ref}: this clone did not make it and has not "
+                        "compared it with the WAL ('grite doctor --fix' does)"
+                    )
+                    continue
                 try:
                     snap, events = store.read(info)
                 except CorruptData as exc:
@@ -323,6 +330,62 @@ def _wal_check(
     )
 
 
+def _matches_wal(wal: Wal, store: SnapshotStore, info: SnapshotInfo) -> str | None:
+    """Why a snapshot is not exactly the WAL's valid events up to its wal_head (None: it is)."""
+    try:
+        described, events = store.read(info)
+        if described.wal_head is None:
+            return "it names no WAL head"
+        entries = wal.read_entries(head=described.wal_head)
+    except (CorruptData, WalHistoryChanged) as exc:
+        return exc.message
+    expected = sorted(e.event_id for entry in entries for e in entry.events)
+    if sorted(e.event_id for e in events) != expected:
+        return (
+            f"its {len(events)} events are not the {len(expected)} events of the WAL up to "
+            f"{described.wal_head}"
+        )
+    return None
+
+
+def _snapshot_check(ctx: OpContext, fix: bool) -> DoctorCheck | None:
+    """Snapshots fetched from elsewhere are never used until compared with the WAL: report
+    them, and with --fix trust those that match."""
+    with SnapshotStore(ctx.paths.git_dir) as store:
+        untrusted = [info for info in store.list() if not info.trusted]
+        if not untrusted:
+            return None
+        wal = Wal(ctx.paths.git_dir)
+        try:
+            verdicts = {info.ref: _matches_wal(wal, store, info) for info in untrusted}
+        finally:
+            wal.close()
+        matching = [info for info in untrusted if verdicts[info.ref] is None]
+        if fix:
+            for info in matching:
+                store.trust(info)
+    wrong = {ref: why for ref, why in verdicts.items() if why is not None}
+    parts = []
+    if matching:
+        verb = "were compared with the WAL and are now used" if fix else "match the WAL"
+        parts.append(f"{_plural(len(matching), 'snapshot')} made elsewhere {verb}")
+    if wrong:
+        listed = "; ".join(f"{ref}: {why}" for ref, why in sorted(wrong.items())[:5])
+        parts.append(
+            f"{_plural(len(wrong), 'snapshot')} do not match the WAL and are never used ({listed})"
+        )
+    plan = []
+    if matching and not fix:
+        plan.append("'grite doctor --fix' lets grite use the matching ones")
+    if wrong:
+        plan.append("delete them with 'git update-ref -d <ref>' (they may have been forged)")
+    status = "ok" if fix and not wrong else "warn"
+    check = _check("snapshots", status, "; ".join(parts), *plan)
+    if fix and matching:
+        check = msgspec.structs.replace(check, fixed=True)
+    return check
+
+
 def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     """Check the repository, WAL, signatures, actor, view and dependency graph.
 
@@ -406,6 +469,12 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
                 view_check, fixed=True, message=view_check.message + "; rebuilt the view"
             )
         checks.append(view_check)
+
+    snapshot_check = _snapshot_check(ctx, args.fix)
+    if snapshot_check is not None:
+        checks.append(snapshot_check)
+        if snapshot_check.fixed:
+            applied.append("trust-snapshots")
 
     if entries is not None:
         projections = replay([e for entry in entries for e in entry.events])

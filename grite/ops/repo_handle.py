@@ -202,14 +202,14 @@ class RepoHandle:
     ) -> tuple[str, dict[bytes, IssueProjection], WalRead, int] | None:
         """For an empty view: the newest readable snapshot on the WAL's chain, as projections,
         plus the WAL entries after it. Reading one snapshot (chunks of 1,000 events) instead of
-        every WAL commit is what makes a fresh clone's first command fast. Snapshots are
-        events like the WAL's (ids and signatures checked the same way); doctor compares the
-        view with a replay of the WAL, so a snapshot that disagrees with it is found.
+        every WAL commit is what makes a fresh clone's first command fast. Only snapshots this
+        clone trusts (made, or compared with the WAL by doctor --fix) are used: a snapshot ref
+        fetched from elsewhere may hold anything.
         """
         if head is None:
             return None
         with SnapshotStore(self.paths.git_dir) as store:
-            for info in store.list():
+            for info in store.list(trusted_only=True):
                 try:
                     snap, events = store.read(info)
                     if snap.wal_head is None:

@@ -6,12 +6,21 @@ Tree: `events/NNNN.bin` (GRITECNK chunks of at most 1000 events, in order) and `
 event_count}]}`); author `grite <grit@local>`, message `Snapshot: <n> events at <ms>`. Refs are
 created only if absent; reads verify every chunk hash and event id.
 
+Snapshot refs travel like any other ref (`git clone --mirror`, `git fetch` of `refs/grite/*`),
+and nothing ties a snapshot's events to the WAL it names: a forged one could seed a view with
+issues the WAL never held. So a snapshot is only used (to seed an empty view, for `rebuild
+--from-snapshot`, as the base of the next snapshot) once this clone trusts it: it made it, or
+`grite doctor --fix` compared it with the WAL. The trusted commit ids are listed, one per line,
+in `<git_dir>/grite/trusted-snapshots`, a file of this clone that no fetch or clone copies.
+
 Only storage touches dulwich.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 
 import msgspec
@@ -22,6 +31,8 @@ from dulwich.objects import Blob, Commit, Tree
 from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
 from grite.model.errors import CorruptData, Environment
 from grite.model.events import Event
+from grite.model.limits import MAX_SNAPSHOT_META_BYTES
+from grite.storage.config import write_atomic
 from grite.storage.gitrepo import open_git_repo
 
 __all__ = ["CHUNK_EVENTS", "SNAPSHOTS_PREFIX", "SnapshotInfo", "SnapshotStore"]
@@ -31,15 +42,19 @@ CHUNK_EVENTS = 1000
 _IDENTITY = b"grite <grit@local>"
 _MODE_FILE = 0o100644
 _MODE_DIR = 0o040000
+_TRUST_FILE = "trusted-snapshots"
+_OID = re.compile(r"[0-9a-f]{40}")
 
 
-class _ChunkMeta(msgspec.Struct, frozen=True, kw_only=True):
+class _ChunkMeta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     path: str
     chunk_hash: str
     event_count: int
 
 
-class _SnapshotMeta(msgspec.Struct, frozen=True, kw_only=True):
+# Unknown fields are refused rather than skipped: skipping a deeply nested value recurses
+# without bound.
+class _SnapshotMeta(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     schema_version: int = 1
     created_ts: int
     wal_head: str | None = None
@@ -55,6 +70,7 @@ class SnapshotInfo(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: int
     wal_head: str | None = None
     event_count: int | None = None
+    trusted: bool = False
 
 
 class SnapshotStore:
@@ -63,6 +79,7 @@ class SnapshotStore:
     def __init__(self, git_dir: str) -> None:
         self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
+        self._trust_path = os.path.join(git_dir, "grite", _TRUST_FILE)
 
     def close(self) -> None:
         self._repo.close()
@@ -73,21 +90,55 @@ class SnapshotStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def list(self) -> list[SnapshotInfo]:
-        """Snapshot refs, newest first (by the timestamp in the name, then name)."""
+    def list(self, *, trusted_only: bool = False) -> list[SnapshotInfo]:
+        """Snapshot refs, newest first (by the timestamp in the name, then name).
+
+        Args:
+            trusted_only: only the snapshots this clone made or verified (the only ones any
+                reader may use).
+        """
+        trusted = self._trusted()
         found = []
         for name, oid in self._repo.refs.as_dict(SNAPSHOTS_PREFIX.rstrip(b"/")).items():
             text = name.decode("utf-8", "replace")
-            stamp = int(text) if text.isdigit() else 0
+            stamp = int(text) if text.isdigit() and len(text) < 16 else 0
+            oid_text = oid.decode("ascii", "replace")
+            if trusted_only and oid_text not in trusted:
+                continue
             found.append(
                 SnapshotInfo(
                     ref=(SNAPSHOTS_PREFIX + name).decode("utf-8", "replace"),
-                    oid=oid.decode("ascii"),
+                    oid=oid_text,
                     timestamp=stamp,
+                    trusted=oid_text in trusted,
                 )
             )
         found.sort(key=lambda s: (s.timestamp, s.ref), reverse=True)
         return found
+
+    def _trusted(self) -> set[str]:
+        try:
+            with open(self._trust_path, encoding="ascii", errors="replace") as f:
+                return {line.strip() for line in f if _OID.fullmatch(line.strip())}
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise Environment(
+                f"cannot read {self._trust_path}: {exc.strerror or exc}; check its permissions"
+            ) from exc
+
+    def trust(self, info: SnapshotInfo) -> None:
+        """Record that this clone made `info`, or compared it with the WAL, so it may be used.
+        Ids of snapshots whose refs are gone are dropped from the list."""
+        current = {i.oid for i in self.list()}
+        trusted = (self._trusted() & current) | {info.oid}
+        try:
+            write_atomic(self._trust_path, "".join(f"{o}\n" for o in sorted(trusted)).encode())
+        except OSError as exc:
+            raise Environment(
+                f"cannot write {self._trust_path}: {exc.strerror or exc}; check disk space and "
+                "permissions"
+            ) from exc
 
     def describe(self, info: SnapshotInfo) -> SnapshotInfo:
         """`info` with wal_head and event_count read from its snapshot.json.
@@ -108,6 +159,12 @@ class SnapshotStore:
             if not isinstance(tree, Tree):
                 raise CorruptData(f"snapshot {oid} has no tree", {"commit": oid})
             raw = store[tree[b"snapshot.json"][1]].as_raw_string()
+            if len(raw) > MAX_SNAPSHOT_META_BYTES:
+                raise CorruptData(
+                    f"snapshot {oid}: snapshot.json is {len(raw)} bytes, more than the "
+                    f"{MAX_SNAPSHOT_META_BYTES} allowed; delete the snapshot",
+                    {"commit": oid},
+                )
             return msgspec.json.decode(raw, type=_SnapshotMeta), tree
         except CorruptData:
             raise
@@ -222,13 +279,16 @@ class SnapshotStore:
             ) from exc
         if not won:
             return None
-        return SnapshotInfo(
+        info = SnapshotInfo(
             ref=ref.decode(),
             oid=commit.id.decode("ascii"),
             timestamp=created_ms,
             wal_head=wal_head,
             event_count=len(events),
+            trusted=True,
         )
+        self.trust(info)
+        return info
 
     def delete(self, info: SnapshotInfo) -> bool:
         try:

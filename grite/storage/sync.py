@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -24,11 +26,23 @@ from urllib.parse import urlparse
 import msgspec
 from dulwich.client import GitClient, TCPGitClient, get_transport_and_path
 from dulwich.config import ConfigFile
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    GitProtocolError,
+    HangupException,
+    MissingCommitError,
+    NotGitRepository,
+    ObjectMissing,
+    RefFormatError,
+    WrongObjectException,
+)
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA
+from dulwich.refs import check_ref_format
 
-from grite.model.errors import Environment, GriteError, NotFound
+from grite.model.errors import CorruptData, Environment, GriteError, NotFound
 from grite.model.events import Event
 from grite.storage.gitrepo import open_git_repo
 from grite.storage.wal import Wal
@@ -47,6 +61,20 @@ GRITE_PREFIX = b"refs/grite/"
 LOCKS_PREFIX = b"refs/grite/locks/"
 SNAPSHOTS_PREFIX = b"refs/grite/snapshots/"
 _REMOTES_PREFIX = b"refs/grite/remotes/"
+_OID = re.compile(rb"[0-9a-f]{40}")
+# Errors dulwich raises for unreadable git data (a remote's packed-refs, a pack, an object).
+_REMOTE_DATA_ERRORS = (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    MissingCommitError,
+    ObjectMissing,
+    RefFormatError,
+    WrongObjectException,
+    KeyError,
+    ValueError,
+    zlib.error,
+)
 
 # Seconds a network remote may stay silent (connect, or between reads) before we give up: a
 # sync must never hang, in the terminal or in the daemon's worker thread.
@@ -171,6 +199,15 @@ class SyncRepo:
             raise
         except (TimeoutError, OSError, HangupException, GitProtocolError, NotGitRepository) as exc:
             raise _unreachable(remote, url, exc) from exc
+        except _REMOTE_DATA_ERRORS as exc:
+            # What the remote holds or sends (its packed-refs, a pack, an object) is not
+            # readable git data: a damaged or hostile remote, never a bug of ours.
+            raise CorruptData(
+                f"remote {remote!r} ({url}) holds or sent data git cannot read "
+                f"({exc.__class__.__name__}: {exc}); nothing was changed; check it with "
+                "'git fsck' where it is hosted, or sync with another remote",
+                {"remote": remote, "url": url},
+            ) from exc
 
     # -- fetch ---------------------------------------------------------------------------------
 
@@ -191,7 +228,8 @@ class SyncRepo:
 
         def determine_wants(refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
             for name, oid in refs.items():
-                if _is_shared_ref(name) and oid and oid != ZERO_SHA:
+                # A name git itself would refuse (control characters, `..`) is ignored.
+                if _is_shared_ref(name) and check_ref_format(name) and _is_oid(oid):
                     wanted[name] = oid
             store = self._repo.object_store
             return sorted({oid for oid in wanted.values() if oid not in store})
@@ -212,7 +250,7 @@ class SyncRepo:
             existing.discard(tracking)
         for stale in existing:
             refs.remove_if_equals(stale, None)
-        return {k.decode("utf-8"): v.decode("ascii") for k, v in wanted.items()}
+        return {k.decode("utf-8", "replace"): v.decode("ascii") for k, v in wanted.items()}
 
     # -- push ----------------------------------------------------------------------------------
 
@@ -351,6 +389,10 @@ class SyncRepo:
         except (KeyError, ValueError, AttributeError, TypeError):
             return None
         return owner if isinstance(owner, str) else None
+
+
+def _is_oid(oid: bytes | None) -> bool:
+    return bool(oid) and oid != ZERO_SHA and _OID.fullmatch(oid or b"") is not None
 
 
 def _is_shared_ref(name: bytes) -> bool:

@@ -68,7 +68,7 @@ def test_export_markdown(grite: Grite, git_repo: Path) -> None:
     x, _y = _populate(grite, git_repo)
     md = grite.run(git_repo, "export", "--format", "md", check=True).stdout
     assert "## Issues\n\n### First [open]\n\n" in md
-    assert f"**ID:** `{x}`\n\n**Labels:** bug\n\n**Comments:** 1\n\nthe body\n\n" in md
+    assert f"**ID:** `{x}`\n\n**Labels:** bug\n\n**Comments:** 1\n\n> the body\n\n" in md
     assert "#### Comments\n\n> **" in md and ":\n> line one\n> line two\n\n---\n\n" in md
     assert md.count("**ID:**") == 2
 
