@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -88,6 +89,14 @@ def error_from_code(
     return err
 
 
+def _close_handles(handles: dict[str, RepoHandle]) -> None:
+    """Close and forget every repository in `handles` (the dict itself is kept)."""
+    opened = list(handles.values())
+    handles.clear()
+    for handle in opened:
+        handle.close()
+
+
 class Client:
     """A connection to one grite repository.
 
@@ -123,6 +132,10 @@ class Client:
         self._conn: Connection | None = None
         self._runner: OpRunner | None = None
         self._handles: dict[str, RepoHandle] = {}
+        # A client nobody closed still closes its repositories when it is collected or the
+        # interpreter exits: left to the end of shutdown, dulwich's pack finalizers print
+        # tracebacks ("sys.meta_path is None") after an in-process sync.
+        weakref.finalize(self, _close_handles, self._handles)
         # Connected on first use: an idle connection that never sent a request would hold a
         # stopping daemon until the connection's read deadline.
         self._tried = False
@@ -168,9 +181,7 @@ class Client:
     def close(self) -> None:
         """Close the daemon connection and any repository opened in-process."""
         self._drop()
-        handles, self._handles = self._handles, {}
-        for handle in handles.values():
-            handle.close()
+        _close_handles(self._handles)
 
     def __enter__(self) -> Client:
         return self
