@@ -155,12 +155,14 @@ def _message(
 
 def _leave_out_invalid(repo: SyncRepo, wal: Wal, actor: bytes, remote: str) -> list[str]:
     """Before a push: when what it would send holds invalid commits (stored before pulls were
-    checked, or fetched with plain git), re-apply this clone's valid events on top of the
-    remote's WAL instead, so that poison is never pushed onward. Returns the commits left out."""
+    checked, or fetched with plain git), re-apply the valid events after the oldest of them on
+    top of its parent, so that poison is never pushed onward (history before it is kept).
+    Returns the commits left out."""
     remote_head = repo.ref(tracking_prefix(remote) + b"wal")
     bad = outgoing_invalid(wal, remote_head, repo.ref(WAL_REF))
     if bad:
-        merge_remote_wal(repo, wal, actor, remote_head, rebase=True)
+        parents = wal.parents(bad[-1])
+        merge_remote_wal(repo, wal, actor, parents[0] if parents else None, rebase=True)
     return bad
 
 

@@ -1,0 +1,126 @@
+"""Attack 11, the smaller ones of the data boundary:
+
+- a forged snapshot seeded the view of a `git clone --mirror` (issues the WAL never held);
+- a deeply nested meta.json made `grite doctor` fail with RecursionError;
+- a bad line in the remote's packed-refs was an internal error;
+- successful in-process syncs printed dulwich `__del__` tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from grite.model.events import IssueCreated
+from grite.model.hashing import make_event
+from grite.storage.snapshots import SnapshotStore
+from tests.conftest import git, wal_head
+from tests.hostile.conftest import Victim
+from tests.wal_forge import forge_commit, set_ref
+
+
+def test_a_forged_snapshot_never_seeds_a_mirror_clone(victim: Victim) -> None:
+    v = victim
+    titles = v.titles()
+    head = wal_head(v.remote)
+    assert head is not None
+    forged = make_event(
+        issue_id=os.urandom(16),
+        actor=os.urandom(16),
+        ts_unix_ms=1_700_000_000_000,
+        kind=IssueCreated(title="forged issue", body="", labels=[]),
+    )
+    with SnapshotStore(str(v.remote)) as store:
+        info = store.create(1_900_000_000_000, head, [forged])
+    assert info is not None
+    git(v.root, "clone", "-q", "--mirror", str(v.remote), str(v.root / "mirror.git"))
+    # Commands run from inside the bare repository, in a directory with no `grite/` in it: at
+    # the top (grite's data) or in refs/ (refs/grite), `python -m grite` would import that
+    # directory as a namespace package instead of an editable install of grite.
+    mirror = v.root / "mirror.git" / "objects"
+
+    assert v.titles(repo=mirror) == titles  # replayed from the WAL, not seeded
+    listed = v.ok("snapshot", "list", repo=mirror)["snapshots"]
+    assert [(s["ref_name"], s["trusted"]) for s in listed] == [(info.ref, False)]
+    assert "(not verified: unused)" in v.run("snapshot", "list", repo=mirror).stdout
+    report = v.ok("doctor", "--fix", repo=mirror)
+    check = next(c for c in report["checks"] if c["id"] == "snapshots")
+    assert check["status"] == "warn" and "do not match the WAL" in check["message"]
+    rebuilt = v.ok("rebuild", "--from-snapshot", repo=mirror)
+    assert rebuilt["from_snapshot"] is None and v.titles(repo=mirror) == titles
+
+    # A genuine snapshot made elsewhere is used once doctor --fix has compared it with the WAL.
+    v.ok("snapshot", "create")
+    v.ok("sync")
+    git(mirror.parent, "fetch", "-q", "origin", "+refs/grite/*:refs/grite/*")
+    report = v.ok("doctor", repo=mirror)
+    check = next(c for c in report["checks"] if c["id"] == "snapshots")
+    assert "1 snapshot made elsewhere match the WAL" in check["message"]
+    report = v.ok("doctor", "--fix", repo=mirror)
+    assert "trust-snapshots" in report["applied"]
+    rebuilt = v.ok("rebuild", "--from-snapshot", repo=mirror)
+    assert rebuilt["from_snapshot"] is not None and v.titles(repo=mirror) == titles
+
+
+# Under meta.json's size cap (64 KiB) and far deeper than any recursive decoder allows.
+NESTED = b'{"schema_version": 1, "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+
+
+def test_a_deeply_nested_meta_json_is_an_invalid_commit_not_a_crash(victim: Victim) -> None:
+    v = victim
+    head, titles = wal_head(v.repo), v.titles()
+    bad = v.forge_on_remote(events=[], meta=NESTED)
+    assert v.refused("sync")["details"]["commit"] == bad
+    stored = forge_commit(v.repo, events=[], meta=NESTED)
+    set_ref(v.repo, stored)
+    report = v.ok("doctor")
+    wal = next(c for c in report["checks"] if c["id"] == "wal")
+    assert wal["status"] == "warn" and f"WAL commit {stored} is invalid" in wal["message"]
+    assert "meta.json does not decode" in wal["message"]
+    v.assert_unharmed(stored, titles)
+    assert head is not None
+
+
+def test_a_bad_line_in_the_remote_packed_refs_is_a_clear_error(victim: Victim) -> None:
+    v = victim
+    head, titles = wal_head(v.repo), v.titles()
+    git(v.remote, "pack-refs", "--all")
+    with open(v.remote / "packed-refs", "a") as f:
+        f.write("this is not a ref line\n")
+    error = v.refused("sync")
+    assert "remote 'origin'" in error["message"] and "cannot read" in error["message"]
+    assert "PackedRefsException" in error["message"]
+    v.assert_unharmed(head, titles)
+
+
+def test_in_process_syncs_print_nothing_on_stderr(victim: Victim) -> None:
+    v = victim
+    other = v.root / "other"
+    git(v.root, "clone", "-q", str(v.remote), str(other))
+    env = {**v.grite.env, "GRITE_NO_DAEMON": "1"}
+    for repo in (other, v.repo, other):
+        proc = subprocess.run(
+            [sys.executable, "-m", "grite", "sync"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    # The library, used in-process by a script that never closes its client.
+    script = textwrap.dedent(
+        f"""
+        import grite
+        from grite.model.requests_sync import SyncArgs
+        for repo in ({str(other)!r}, {str(v.repo)!r}):
+            client = grite.Client(repo, daemon=False)
+            client.call(SyncArgs())
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
