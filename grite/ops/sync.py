@@ -83,7 +83,7 @@ def merge_remote_wal(
             and repo.is_ancestor(remote_head, local)
         ):
             return _Merge(0, 0)
-        if local is None or repo.is_ancestor(local, remote_head):
+        if remote_head is not None and (local is None or repo.is_ancestor(local, remote_head)):
             # Reading verifies every chunk and event id before the ref moves onto them.
             incoming = wal.read_entries(since=local, head=remote_head)
             if repo.set_wal_head(local, remote_head):

@@ -61,7 +61,6 @@ _IDENTITY = b"grite <grit@local>"
 _MODE_FILE = 0o100644
 _MODE_DIR = 0o040000
 _TYPE_NUMS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
-_TYPE_NAMES = {num: name for name, num in _TYPE_NUMS.items()}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _CHUNK_NAME = re.compile(r"[0-9a-f]{64}\.bin")
@@ -620,8 +619,8 @@ class Wal:
             head = inflater.decompress(compressed, 64)
             end = head.find(b"\0")
             kind, _, size_text = head[:end].partition(b" ")
-            type_num = _TYPE_NUMS.get(kind)
-            if end < 0 or type_num is None or not size_text.isdigit():
+            loose_type = _TYPE_NUMS.get(kind)
+            if end < 0 or loose_type is None or not size_text.isdigit():
                 raise CorruptData(f"git object {oid.decode()} has a bad header; run 'git fsck'")
             size = int(size_text)
             if limit is not None and size > limit:
@@ -635,7 +634,7 @@ class Wal:
             raise CorruptData(
                 f"git object {oid.decode()} is damaged (its size is not {size}); run 'git fsck'"
             )
-        return type_num, body
+        return loose_type, body
 
     def _tree(self, oid: bytes) -> dict[bytes, tuple[int, bytes]]:
         type_num, raw = self._get_raw(oid, _MAX_COMMIT_OR_TREE_BYTES)

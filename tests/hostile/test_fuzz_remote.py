@@ -2,8 +2,8 @@
 writer), mutated at random, committed to a real remote, then pulled by a victim clone.
 
 Each case forges one commit on the remote's WAL and runs `grite sync --pull` in-process
-(`run_invocation`, the code the daemon runs too; every 40th case through the real CLI in a
-child process). Whatever the mutation, the invariants of tests/hostile hold:
+(`run_invocation`, the code the daemon runs too); every 40th case goes through the real CLI
+in a child process, in turn in-process (`--no-daemon`) and through the daemon. Whatever the mutation, the invariants of tests/hostile hold:
 - the sync either refuses with a clean `corrupt` error naming the forged commit (or the remote,
   when the remote itself cannot be read) and leaves the victim's WAL where it was, or accepts a
   commit that every reader accepts (checked with the strict reader);
@@ -62,6 +62,8 @@ SEED = int(os.environ.get("GRITE_FUZZ_SEED", "20261201"))
 CASES_PER_BATCH = int(os.environ.get("GRITE_FUZZ_CASES", "125"))
 BATCHES = 16
 CLI_EVERY = 40
+# What the entry prints when a command did not run through the daemon (tests/conftest.py).
+FALLBACK_MARK = "grite: daemon not used"
 ACTOR = bytes(range(16))
 
 
@@ -305,9 +307,13 @@ def _sync_in_process(victim: Path, env: dict[str, str]) -> tuple[int, dict[str, 
     return out.exit_code, json.loads(out.stdout)
 
 
-def _sync_cli(victim: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+def _sync_cli(victim: Path, env: dict[str, str], daemon: bool) -> tuple[int, dict[str, Any]]:
+    """The real CLI in a child process: in-process (--no-daemon) or through the daemon."""
+    if daemon:
+        env = {k: v for k, v in env.items() if k != "GRITE_NO_DAEMON"}
+        env["GRITE_DEBUG"] = "1"
     proc = subprocess.run(
-        [*GRITE, "--no-daemon", "sync", "--pull", "--json"],
+        [*GRITE, "sync", "--pull", "--json"],
         cwd=victim,
         env=env,
         capture_output=True,
@@ -315,6 +321,8 @@ def _sync_cli(victim: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
         timeout=120,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
+    if daemon:
+        assert FALLBACK_MARK not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -384,8 +392,10 @@ def test_mutated_remote_commits_never_get_past_the_gate(
                 forge["chunk_name"] = "0" * 64 + ".bin"
         bad = forge_commit(remote, chunk=chunk, meta=meta, **forge)
         set_ref(remote, bad)
-        via_cli = case % CLI_EVERY == 0
-        code, doc = (_sync_cli if via_cli else _sync_in_process)(victim, env)
+        if case % CLI_EVERY == 0:
+            code, doc = _sync_cli(victim, env, daemon=(case // CLI_EVERY) % 2 == 1)
+        else:
+            code, doc = _sync_in_process(victim, env)
         if code == 0:
             # Accepted: then every reader accepts it too.
             assert wal_head(victim) == bad, (where, desc, doc)
