@@ -64,6 +64,7 @@ _TYPE_NUMS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _CHUNK_NAME = re.compile(r"[0-9a-f]{64}\.bin")
+_OID = re.compile(rb"[0-9a-f]{40}")
 # Commits and trees grite writes are a few hundred bytes; a larger one is not a WAL object.
 _MAX_COMMIT_OR_TREE_BYTES = 1024 * 1024
 # The events tree is events/YYYY/MM/DD/<chunk>.bin: four levels below the root, one entry each.
@@ -605,6 +606,9 @@ class Wal:
         objects still go through dulwich (which inflates them whole; the limit is checked
         after).
         """
+        if _OID.fullmatch(oid) is None:
+            # Never a path: an id from a commit or ref becomes objects/xx/yyyy below.
+            raise CorruptData(f"{oid!r} is not a git object id; run 'grite doctor'")
         path = os.path.join(self._objects_dir, oid[:2].decode("ascii"), oid[2:].decode("ascii"))
         try:
             with open(path, "rb") as f:
@@ -666,8 +670,11 @@ def _parse_header(oid: str, raw: bytes) -> _CommitHeader:
             fields = line.rsplit(b" ", 2)
             if len(fields) == 3 and fields[1].lstrip(b"-").isdigit():
                 commit_time = int(fields[1])
-    if tree is None or len(tree) != 40:
+    if tree is None or _OID.fullmatch(tree) is None:
         raise CorruptData(f"WAL commit {oid} has no tree", {"commit": oid})
+    if any(_OID.fullmatch(p.encode()) is None for p in parents):
+        # A parent is later used to find an object file: anything but an object id is refused.
+        raise CorruptData(f"WAL commit {oid} has a malformed parent line", {"commit": oid})
     return _CommitHeader(tree=tree, parents=parents, commit_time=commit_time)
 
 

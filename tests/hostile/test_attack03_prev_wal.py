@@ -9,7 +9,10 @@ be null with none), checked on every read and before a sync moves anything.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import zlib
+from pathlib import Path
 
 from grite.model.events import IssueCreated
 from grite.model.hashing import make_event
@@ -68,3 +71,37 @@ def test_prev_wal_is_never_followed_as_a_path(victim: Victim) -> None:
     assert proc.returncode == 0 and f"WAL commit {root} is invalid" in proc.stderr
     set_ref(v.repo, bad)
     v.assert_unharmed(bad, titles)
+
+
+def _raw_commit(repo: Path, tree_from: str, parent: bytes) -> str:
+    """A commit object written byte by byte, with whatever parent line it is given."""
+    tree = git(repo, "rev-parse", f"{tree_from}^{{tree}}").stdout.strip()
+    body = (
+        b"tree " + tree.encode() + b"\nparent " + parent + b"\n"
+        b"author m <m@x> 1700000000 +0000\ncommitter m <m@x> 1700000000 +0000\n\nWAL\n"
+    )
+    obj = b"commit %d\x00" % len(body) + body
+    oid = hashlib.sha1(obj).hexdigest()
+    path = repo / "objects" if (repo / "objects").is_dir() else repo / ".git" / "objects"
+    (path / oid[:2]).mkdir(exist_ok=True)
+    (path / oid[:2] / oid[2:]).write_bytes(zlib.compress(obj))
+    return oid
+
+
+def test_a_parent_line_is_never_followed_as_a_path(victim: Victim) -> None:
+    v = victim
+    head, titles = wal_head(v.repo), v.titles()
+    assert head is not None
+    bad = _raw_commit(v.remote, head, b"../../../../../../dev/zero")
+    set_ref(v.remote, bad)
+    error = v.refused("sync")
+    assert bad in error["message"] or "cannot read" in error["message"], error
+    assert wal_head(v.repo) == head
+    stored = _raw_commit(v.repo, head, b"/dev/zero")
+    set_ref(v.repo, stored)
+    proc = v.run("issue", "list", "--json")
+    assert proc.returncode == 0 and "malformed parent line" in proc.stderr
+    set_ref(v.repo, head)
+    # The object was planted by the test, not by grite: remove it so git fsck judges grite.
+    (v.repo / ".git" / "objects" / stored[:2] / stored[2:]).unlink()
+    v.assert_unharmed(head, titles)
