@@ -28,6 +28,8 @@ __all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]
 LOCKS_PREFIX = b"refs/grite/locks/"
 _IDENTITY = b"grite <grit@localhost>"
 _MODE_FILE = 0o100644
+# grite writes lock.json of about 200 bytes; one from elsewhere larger than this is ignored.
+_MAX_LOCK_JSON = 64 * 1024
 
 
 class StoredLock(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,8 +84,17 @@ class LockStore:
             if not isinstance(tree, Tree):
                 return None
             raw = store[tree[b"lock.json"][1]].as_raw_string()
+            if len(raw) > _MAX_LOCK_JSON:
+                return None
             record = msgspec.json.decode(raw, type=LockRecord)
-        except (KeyError, ValueError, NotCommitError, ObjectFormatException, msgspec.DecodeError):
+        except (
+            KeyError,
+            ValueError,
+            NotCommitError,
+            ObjectFormatException,
+            msgspec.DecodeError,
+            RecursionError,  # a deeply nested unknown field (lock refs come from other clones)
+        ):
             # Not a lock we can read (foreign or damaged): invisible, as in the reference.
             return None
         return StoredLock(ref=ref.decode(), commit=oid.decode("ascii"), record=record)

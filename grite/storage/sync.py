@@ -386,7 +386,7 @@ class SyncRepo:
             tree = self._repo.object_store[commit.tree]  # type: ignore[attr-defined]
             raw = self._repo.object_store[tree[b"lock.json"][1]].as_raw_string()
             owner = json.loads(raw).get("owner")
-        except (KeyError, ValueError, AttributeError, TypeError):
+        except (KeyError, ValueError, AttributeError, TypeError, RecursionError):
             return None
         return owner if isinstance(owner, str) else None
 
