@@ -13,6 +13,9 @@ import subprocess
 import sys
 import textwrap
 
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
+
 from grite.model.events import IssueCreated
 from grite.model.hashing import make_event
 from grite.storage.snapshots import SnapshotStore
@@ -79,6 +82,21 @@ def test_a_deeply_nested_meta_json_is_an_invalid_commit_not_a_crash(victim: Vict
     wal = next(c for c in report["checks"] if c["id"] == "wal")
     assert wal["status"] == "warn" and f"WAL commit {stored} is invalid" in wal["message"]
     assert "meta.json does not decode" in wal["message"]
+    # The same inside a lock ref (as a mirror clone or a fetch brings it): ignored.
+    with Repo(str(v.repo / ".git")) as r:
+        blob = Blob.from_string(b'{"owner": "x", "nonce": ' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+        tree = Tree()
+        tree.add(b"lock.json", 0o100644, blob.id)
+        commit = Commit()
+        commit.tree = tree.id
+        commit.author = commit.committer = b"m <m@example.com>"
+        commit.author_time = commit.commit_time = 1_700_000_000
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = b"Lock"
+        for obj in (blob, tree, commit):
+            r.object_store.add_object(obj)
+        r.refs[b"refs/grite/locks/0123456789abcdef"] = commit.id
+    assert v.ok("lock", "status")["locks"] == []
     v.assert_unharmed(stored, titles)
     assert head is not None
 
