@@ -54,3 +54,20 @@ def test_a_shared_reference_bomb_is_refused_before_hashing(victim: Victim) -> No
     v.ok("rebuild")
     report = v.ok("doctor")
     assert stored in next(c for c in report["checks"] if c["id"] == "wal")["message"]
+
+
+def test_an_oversized_chunk_is_refused_by_its_size_alone(victim: Victim) -> None:
+    """A chunk over 16 MiB (here 20 MB of zeros, a few kB compressed) is refused from the size
+    in its object header, before it is inflated, hashed or decoded."""
+    v = victim
+    head, titles = wal_head(v.repo), v.titles()
+    big = b"\0" * (20 * 1024 * 1024)
+    bad = v.forge_on_remote(chunk=big)
+    error = v.refused("sync")
+    assert bad in error["message"] and "more than the 16777216 allowed" in error["message"]
+    stored = forge_commit(v.repo, chunk=big)
+    set_ref(v.repo, stored)
+    proc = v.run("issue", "list", "--json")
+    assert proc.returncode == 0 and "chunk is 20971520 bytes" in proc.stderr
+    set_ref(v.repo, str(head))
+    v.assert_unharmed(head, titles)

@@ -246,3 +246,25 @@ def test_tampered_chunk_is_refused_naming_the_commit(grite_local: Grite, git_rep
     assert commit in proc.stderr
     titles = sorted(i["title"] for i in json.loads(proc.stdout)["data"]["issues"])
     assert titles == ["good", "more"]
+
+
+def test_commits_between_walks_only_to_the_fork(git_repo: Path) -> None:
+    wal = Wal(str(git_repo / ".git"))
+    try:
+        chain: list[str | None] = [None]
+        for n in range(5):
+            chain.append(wal.write_commit(ACTOR, [_event(bytes([n]) * 16, 1000 + n)], chain[-1]))
+        a = wal.write_commit(ACTOR, [_event(b"a" * 16, 2000)], chain[3])  # a fork at chain[3]
+        b = wal.write_commit(ACTOR, [_event(b"b" * 16, 2001)], a)
+        other_root = wal.write_commit(ACTOR, [_event(b"o" * 16, 3000)], None)
+        c1, c2, c3, c4, c5 = chain[1:]
+        assert wal.commits_between(c2, c5) == [c5, c4, c3]  # fast-forward
+        assert wal.commits_between(c5, c2) == []  # behind
+        assert wal.commits_between(c5, b) == [b, a]  # diverged
+        assert wal.commits_between(b, c5) == [c5, c4]
+        assert wal.commits_between(None, c2) == [c2, c1]
+        assert wal.commits_between(c5, None) == []
+        assert wal.commits_between(c5, other_root) == [other_root]  # unrelated
+        assert wal.commits_between(c3, c3) == []
+    finally:
+        wal.close()
