@@ -65,6 +65,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _CHUNK_NAME = re.compile(r"[0-9a-f]{64}\.bin")
 _OID = re.compile(rb"[0-9a-f]{40}")
+# Deflate's largest compression factor is 1032:1 (https://zlib.net/zlib_tech.html), so a loose
+# object file smaller than limit / 1032 cannot inflate past the limit.
+_MAX_DEFLATE_RATIO = 1032
 # Commits and trees grite writes are a few hundred bytes; a larger one is not a WAL object.
 _MAX_COMMIT_OR_TREE_BYTES = 1024 * 1024
 # The events tree is events/YYYY/MM/DD/<chunk>.bin: four levels below the root, one entry each.
@@ -619,17 +622,25 @@ class Wal:
                 raise _TooLarge(len(body)) from None
             return type_num, body
         try:
-            inflater = zlib.decompressobj()
-            head = inflater.decompress(compressed, 64)
-            end = head.find(b"\0")
-            kind, _, size_text = head[:end].partition(b" ")
+            streaming = limit is not None and len(compressed) * _MAX_DEFLATE_RATIO >= limit
+            if streaming:
+                # Large enough to inflate past the limit: read the header first.
+                inflater = zlib.decompressobj()
+                data = inflater.decompress(compressed, 64)
+            else:
+                # Too small to inflate past the limit: one call (the common case, faster).
+                data = zlib.decompress(compressed)
+            end = data.find(b"\0")
+            kind, _, size_text = data[: max(end, 0)].partition(b" ")
             loose_type = _TYPE_NUMS.get(kind)
             if end < 0 or loose_type is None or not size_text.isdigit():
                 raise CorruptData(f"git object {oid.decode()} has a bad header; run 'git fsck'")
             size = int(size_text)
             if limit is not None and size > limit:
                 raise _TooLarge(size)
-            body = head[end + 1 :] + inflater.decompress(inflater.unconsumed_tail, size + 1)
+            body = data[end + 1 :]
+            if streaming:
+                body += inflater.decompress(inflater.unconsumed_tail, size + 1)
         except zlib.error as exc:
             raise CorruptData(
                 f"git object {oid.decode()} is damaged ({exc}); run 'git fsck'"
