@@ -169,7 +169,9 @@ def export(ctx: OpContext, args: ExportArgs) -> ExportResult:
         raise InvalidArgs(f"unknown export format {args.format!r}; use --format json or md")
     handle = ctx.handle
     head = handle.refresh()
-    entries = handle.wal.read_entries(head=head)
+    # The same events the view holds: invalid commits and, under verify_signatures = require,
+    # unsigned ones are left out (the warnings say so).
+    entries, _refused = handle.verifier.split(handle.wal.read_entries(head=head))
     events = export_events([e for entry in entries for e in entry.events], args.since)
     summaries = handle.summaries()
     if args.since is not None:
