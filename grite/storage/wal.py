@@ -65,9 +65,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _CHUNK_NAME = re.compile(r"[0-9a-f]{64}\.bin")
 _OID = re.compile(rb"[0-9a-f]{40}")
-# Deflate's largest compression factor is 1032:1 (https://zlib.net/zlib_tech.html), so a loose
-# object file smaller than limit / 1032 cannot inflate past the limit.
-_MAX_DEFLATE_RATIO = 1032
+# A loose object's header ("blob 16777216\0") is far shorter than this.
+_MAX_HEADER = 32
 # Commits and trees grite writes are a few hundred bytes; a larger one is not a WAL object.
 _MAX_COMMIT_OR_TREE_BYTES = 1024 * 1024
 # The events tree is events/YYYY/MM/DD/<chunk>.bin: four levels below the root, one entry each.
@@ -604,17 +603,16 @@ class Wal:
         Loose objects are read here directly: git's loose format is just zlib of
         `<type> <size>\\x00<body>`, while dulwich's lookup first searches every pack and then
         builds an object, which made catch-up three times slower (measured with
-        benchmarks/bench_core.py). The size in the header is checked before the body is
-        inflated, so a small hostile object cannot inflate without bound. Packed and alternate
-        objects still go through dulwich (which inflates them whole; the limit is checked
-        after).
+        benchmarks/bench_core.py). No more than `limit` bytes are ever inflated, so a small
+        hostile object cannot expand without bound. Packed and alternate objects still go
+        through dulwich (which inflates them whole; the limit is checked after).
         """
         if _OID.fullmatch(oid) is None:
             # Never a path: an id from a commit or ref becomes objects/xx/yyyy below.
             raise CorruptData(f"{oid!r} is not a git object id; run 'grite doctor'")
-        path = os.path.join(self._objects_dir, oid[:2].decode("ascii"), oid[2:].decode("ascii"))
+        name = oid.decode("ascii")
         try:
-            with open(path, "rb") as f:
+            with open(f"{self._objects_dir}/{name[:2]}/{name[2:]}", "rb") as f:
                 compressed = f.read()
         except FileNotFoundError:
             type_num, body = self._repo.object_store.get_raw(oid)
@@ -622,32 +620,26 @@ class Wal:
                 raise _TooLarge(len(body)) from None
             return type_num, body
         try:
-            streaming = limit is not None and len(compressed) * _MAX_DEFLATE_RATIO >= limit
-            if streaming:
-                # Large enough to inflate past the limit: read the header first.
-                inflater = zlib.decompressobj()
-                data = inflater.decompress(compressed, 64)
-            else:
-                # Too small to inflate past the limit: one call (the common case, faster).
+            if limit is None:
                 data = zlib.decompress(compressed)
-            end = data.find(b"\0")
-            kind, _, size_text = data[: max(end, 0)].partition(b" ")
-            loose_type = _TYPE_NUMS.get(kind)
-            if end < 0 or loose_type is None or not size_text.isdigit():
-                raise CorruptData(f"git object {oid.decode()} has a bad header; run 'git fsck'")
-            size = int(size_text)
-            if limit is not None and size > limit:
-                raise _TooLarge(size)
-            body = data[end + 1 :]
-            if streaming:
-                body += inflater.decompress(inflater.unconsumed_tail, size + 1)
+            else:
+                # Inflate at most what the limit allows (plus the header): a small hostile
+                # object cannot expand without bound.
+                data = zlib.decompressobj().decompress(compressed, limit + _MAX_HEADER)
         except zlib.error as exc:
-            raise CorruptData(
-                f"git object {oid.decode()} is damaged ({exc}); run 'git fsck'"
-            ) from exc
+            raise CorruptData(f"git object {name} is damaged ({exc}); run 'git fsck'") from exc
+        end = data.find(b"\0", 0, _MAX_HEADER)
+        kind, _, size_text = data[: max(end, 0)].partition(b" ")
+        loose_type = _TYPE_NUMS.get(kind)
+        if end < 0 or loose_type is None or not size_text.isdigit():
+            raise CorruptData(f"git object {name} has a bad header; run 'git fsck'")
+        size = int(size_text)
+        if limit is not None and size > limit:
+            raise _TooLarge(size)
+        body = data[end + 1 :]
         if len(body) != size:
             raise CorruptData(
-                f"git object {oid.decode()} is damaged (its size is not {size}); run 'git fsck'"
+                f"git object {name} is damaged (its size is not {size}); run 'git fsck'"
             )
         return loose_type, body
 
