@@ -175,13 +175,3 @@ def downstream(v: Victim, name: str = "downstream") -> Path:
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
-
-__all__ = [
-    "Victim",
-    "assert_fsck_clean",
-    "bare",
-    "downstream",
-    "files_outside",
-    "now_ms",
-    "wal_head",
-]
