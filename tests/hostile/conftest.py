@@ -174,4 +174,3 @@ def downstream(v: Victim, name: str = "downstream") -> Path:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
