@@ -24,7 +24,14 @@ import argh
 import msgspec
 
 import grite
-from grite.cli import agent_commands, lock_commands, maint_commands, sync_commands
+from grite.cli import (
+    agent_commands,
+    lock_commands,
+    maint_commands,
+    prime_commands,
+    setup_commands,
+    sync_commands,
+)
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, human_error, json_error, json_success
 from grite.model import requests as rq
@@ -68,7 +75,14 @@ OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
 }
 
 # Command areas beyond the core issue tracker; each adds commands, operations and renderers.
-_AREAS = (sync_commands, lock_commands, maint_commands, agent_commands)
+_AREAS = (
+    sync_commands,
+    lock_commands,
+    maint_commands,
+    agent_commands,
+    prime_commands,
+    setup_commands,
+)
 for _area in _AREAS:
     OPERATIONS.update(_area.OPERATIONS)
 RENDERERS: dict[type, Callable[[Renderer, Any], str]] = {}
@@ -176,6 +190,9 @@ def _with_stdin(args: Any, inv: Invocation) -> Any:
 def _run_local(cmd: LocalCommand, json: bool, quiet: bool, inv: Invocation) -> Outcome:
     # The daemon-control commands always run in the client process; they import the daemon's
     # client side only here, deliberately.
+    if cmd.run is not None:
+        code, out, err = cmd.run(inv, _parser(), **cmd.kwargs, json=json, quiet=quiet)
+        return Outcome(exit_code=code, stdout=out, stderr=err)
     if cmd.name in ("install", "uninstall"):
         from grite.cli import service_commands
 

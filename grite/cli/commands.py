@@ -39,11 +39,18 @@ _STATES = ("open", "closed", "all")
 
 
 class LocalCommand:
-    """A command that runs in the client process and renders itself (daemon control)."""
+    """A command that runs in the client process and renders itself (daemon control, setup).
 
-    def __init__(self, name: str, kwargs: dict[str, Any]) -> None:
+    `run`, when given, is called as `run(invocation, parser, **kwargs, json=, quiet=)` and
+    returns (exit status, stdout, stderr); without it the daemon-control modules run it.
+    """
+
+    def __init__(
+        self, name: str, kwargs: dict[str, Any], run: Callable[..., Any] | None = None
+    ) -> None:
         self.name = name
         self.kwargs = kwargs
+        self.run = run
 
 
 # -- top level ------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from grite.model.invocation import Invocation, Outcome, command_word
 __all__ = ["build_invocation", "console_main", "route", "runs_in_process"]
 
 _IN_PROCESS_FLAGS = frozenset({"--no-daemon", "--help", "-h", "--version"})
-_IN_PROCESS_COMMANDS = frozenset({"daemon"})
+# setup/install-skill write the user's own files; completion needs only the command tree.
+_IN_PROCESS_COMMANDS = frozenset({"daemon", "setup", "install-skill", "completion"})
 # Commands run by their own client module whichever way they reach the daemon.
-_STREAMING_COMMANDS = frozenset({"watch", "batch"})
+_STREAMING_COMMANDS = frozenset({"watch", "batch", "mcp"})
 _HELP_FLAGS = frozenset({"--help", "-h", "--version"})
 _FORWARDED_ENV = ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
 # Daemon answers that mean "not run": the command is then run here. Other errors are final.
@@ -169,6 +170,8 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         # also runs in-process), so they never go through RunArgv or app.main.
         if word == "watch":
             from grite.cli.watch import main as streaming_main
+        elif word == "mcp":
+            from grite.cli.mcp_server import main as streaming_main
         else:
             from grite.cli.batch import main as streaming_main
         return streaming_main(argv, env)

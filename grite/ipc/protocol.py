@@ -195,7 +195,9 @@ class OpError(msgspec.Struct, frozen=True, kw_only=True):
 class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
     """The outcome of an Op: `data` (msgpack of the result Struct) or `error`."""
 
-    data: msgspec.Raw | None = None
+    # Not `Raw | None`: msgspec cannot decode a Raw inside a union (it expected nil and refused
+    # every result, so each Op silently ran twice, once more in-process). Nil when absent.
+    data: msgspec.Raw = msgspec.Raw(b"\xc0")
     error: OpError | None = None
     warnings: list[str] = []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from grite.model import agent_docs
 from grite.model.errors import NotFound
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
 from grite.model.requests import (
@@ -47,17 +48,8 @@ __all__ = [
     "resolve_actor",
 ]
 
-AGENTS_MD_SECTION = """## Grite
-
-This repository tracks issues with grite; the issues live in git (`refs/grite/wal`).
-
-- Find work: `grite issue list --json`; read one: `grite issue show <id> --json`.
-- Record work: `grite issue create --title "..." --body "..." --label <l>`,
-  `grite issue comment <id> --body "..."`, `grite issue close <id>`.
-- Share it: `grite sync` (pull then push of `refs/grite/*`).
-- Always pass `--json` when a program reads the output; ids accept unique prefixes of 4+ hex chars.
-- Never edit `.git/grite/` or `refs/grite/*` by hand.
-"""
+# Kept under this name for callers of grite 0.6.0; the text lives in grite.model.agent_docs.
+AGENTS_MD_SECTION = agent_docs.AGENTS_MD_SECTION
 
 
 def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
@@ -127,17 +119,22 @@ def _info(cfg: ActorConfig, directory: str, **extra: object) -> ActorInfo:
 
 
 def _update_agents_md(repo_root: str) -> tuple[str, str]:
+    # The same marked section `grite setup agents-md` manages; an unmarked `## Grite` section
+    # (grite 0.5.3's, or edited by hand) is the user's and is left alone.
     path = os.path.join(repo_root, "AGENTS.md")
     try:
         with open(path, encoding="utf-8") as f:
             existing = f.read()
     except FileNotFoundError:
-        write_atomic(path, ("# Agent instructions\n\n" + AGENTS_MD_SECTION).encode("utf-8"))
+        text = agent_docs.upsert_section("# Agent instructions\n", AGENTS_MD_SECTION)
+        write_atomic(path, text.encode("utf-8"))
         return "created", path
-    if "## Grite" in existing:
+    if agent_docs.has_legacy_section(existing):
         return "skipped", path
-    sep = "\n" if existing.endswith("\n") else "\n\n"
-    write_atomic(path, (existing + sep + AGENTS_MD_SECTION).encode("utf-8"))
+    updated = agent_docs.upsert_section(existing, AGENTS_MD_SECTION)
+    if updated == existing:
+        return "skipped", path
+    write_atomic(path, updated.encode("utf-8"))
     return "updated", path
 
 
