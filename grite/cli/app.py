@@ -24,7 +24,13 @@ import argh
 import msgspec
 
 import grite
-from grite.cli import agent_commands, lock_commands, maint_commands, sync_commands
+from grite.cli import (
+    agent_commands,
+    context_commands,
+    lock_commands,
+    maint_commands,
+    sync_commands,
+)
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, human_error, json_error, json_success
 from grite.model import requests as rq
@@ -68,7 +74,7 @@ OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
 }
 
 # Command areas beyond the core issue tracker; each adds commands, operations and renderers.
-_AREAS = (sync_commands, lock_commands, maint_commands, agent_commands)
+_AREAS = (sync_commands, lock_commands, maint_commands, agent_commands, context_commands)
 for _area in _AREAS:
     OPERATIONS.update(_area.OPERATIONS)
 RENDERERS: dict[type, Callable[[Renderer, Any], str]] = {}

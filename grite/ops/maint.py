@@ -13,6 +13,7 @@ import time
 
 import msgspec
 
+from grite.model.context import context_of, is_context_event
 from grite.model.depgraph import find_cycles
 from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
 from grite.model.events import Event
@@ -67,6 +68,8 @@ def replay(events: list[Event]) -> dict[bytes, IssueProjection]:
     """Projections of every issue touched by `events` (as the view stores them)."""
     projections: dict[bytes, IssueProjection] = {}
     for e in events:
+        if is_context_event(e):
+            continue  # the context store, not an issue (see grite.model.context)
         p = projections.get(e.issue_id)
         if p is None:
             p = projections[e.issue_id] = new_projection(e.issue_id)
@@ -193,6 +196,7 @@ def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
     handle = ctx.handle
     snap: SnapshotInfo | None = None
     base: tuple[list[IssueProjection], ViewMeta] | None = None
+    base_context = None
     if args.from_snapshot:
         with SnapshotStore(ctx.paths.git_dir) as store:
             for info in store.list():
@@ -214,7 +218,8 @@ def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
                 rebuilt_ms=int(time.time() * 1000),
             )
             base = (list(replay(events).values()), meta)
-    meta = handle.rebuild(base)
+            base_context = context_of(events)
+    meta = handle.rebuild(base, base_context=base_context)
     issues = len(handle.summaries())
     snapshot_events = None if snap is None else snap.event_count
     return RebuildResult(
