@@ -20,7 +20,7 @@ falls back to the patterns, as 0.5.3 falls back when its query fails.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from grite.model.events import Symbol
@@ -165,7 +165,7 @@ _PRIORITY = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _grammar(language: str) -> tuple[Any, Any] | None:
     """(tree_sitter.Language, compiled Query) for `language`, or None when the grammar is not
     installed or the query does not fit it. Loaded once per process; both are immutable and
