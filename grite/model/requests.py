@@ -98,6 +98,7 @@ class IssueUpdateArgs(_Args, frozen=True, kw_only=True, tag="issue_update"):
     issue: str
     title: str | None = None
     body: str | None = None
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueListArgs(_Args, frozen=True, kw_only=True, tag="issue_list"):
@@ -116,32 +117,38 @@ class IssueShowArgs(_Args, frozen=True, kw_only=True, tag="issue_show"):
 class IssueCommentArgs(_Args, frozen=True, kw_only=True, tag="issue_comment"):
     issue: str
     body: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueCloseArgs(_Args, frozen=True, kw_only=True, tag="issue_close"):
     issue: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueReopenArgs(_Args, frozen=True, kw_only=True, tag="issue_reopen"):
     issue: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueLabelArgs(_Args, frozen=True, kw_only=True, tag="issue_label"):
     issue: str
     add: list[str] = []
     remove: list[str] = []
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueAssigneeArgs(_Args, frozen=True, kw_only=True, tag="issue_assignee"):
     issue: str
     add: list[str] = []
     remove: list[str] = []
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueLinkArgs(_Args, frozen=True, kw_only=True, tag="issue_link"):
     issue: str
     url: str
     note: str | None = None
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueAttachArgs(_Args, frozen=True, kw_only=True, tag="issue_attach"):
@@ -149,6 +156,7 @@ class IssueAttachArgs(_Args, frozen=True, kw_only=True, tag="issue_attach"):
     name: str
     sha256: str
     mime: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueDepArgs(_Args, frozen=True, kw_only=True, tag="issue_dep"):
@@ -156,6 +164,7 @@ class IssueDepArgs(_Args, frozen=True, kw_only=True, tag="issue_dep"):
     target: str
     dep_type: str = "depends_on"
     remove: bool = False
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueDepListArgs(_Args, frozen=True, kw_only=True, tag="issue_dep_list"):

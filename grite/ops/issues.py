@@ -46,7 +46,7 @@ from grite.model.requests import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.ops.locks import check_lock_policy
+from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
 from grite.ops.signing import event_signer
 
@@ -68,22 +68,23 @@ __all__ = [
 
 
 def write_events(
-    ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str
+    ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str, lock: bool = False
 ) -> IssueWriteResult:
     """Build one event per kind (same timestamp) and append them as one WAL commit.
 
     Every write passes the lock policy on `issue:<id>` (a new issue too: `repo:` locks of
     other actors cover it), is signed when the actor has a key, and may trigger an automatic
-    snapshot afterwards.
+    snapshot afterwards. With `lock` (--lock) it holds `issue:<id>` while it writes.
     """
     actor = actor_bytes(ctx)
-    check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
-    sign = event_signer(ctx)
-    events = [
-        sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
-        for kind in kinds
-    ]
-    result = ctx.handle.append(actor, events)
+    with held_for_write(ctx, issue_id, lock):
+        check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
+        sign = event_signer(ctx)
+        events = [
+            sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
+            for kind in kinds
+        ]
+        result = ctx.handle.append(actor, events)
     maybe_snapshot(ctx)
     return IssueWriteResult(
         action=action,
@@ -128,24 +129,24 @@ def issue_update(ctx: OpContext, args: IssueUpdateArgs) -> IssueWriteResult:
         _nonempty(args.title, "title")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = IssueUpdated(title=args.title, body=args.body)
-    return write_events(ctx, issue_id, [kind], "updated")
+    return write_events(ctx, issue_id, [kind], "updated", lock=args.lock)
 
 
 def issue_comment(ctx: OpContext, args: IssueCommentArgs) -> IssueWriteResult:
     body = _nonempty(args.body, "body")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented")
+    return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented", lock=args.lock)
 
 
 def issue_close(ctx: OpContext, args: IssueCloseArgs) -> IssueWriteResult:
     issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed")
+    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed", lock=args.lock)
     return _with(result, state="closed")
 
 
 def issue_reopen(ctx: OpContext, args: IssueReopenArgs) -> IssueWriteResult:
     issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened")
+    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened", lock=args.lock)
     return _with(result, state="open")
 
 
@@ -156,7 +157,7 @@ def issue_label(ctx: OpContext, args: IssueLabelArgs) -> IssueWriteResult:
     kinds: list[EventKind] = [LabelAdded(label=x) for x in _labels(args.add)]
     kinds += [LabelRemoved(label=x) for x in _labels(args.remove)]
     action = "labeled" if args.add else "unlabeled"
-    return write_events(ctx, issue_id, kinds, action)
+    return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
 
 def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
@@ -166,13 +167,15 @@ def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
     kinds: list[EventKind] = [AssigneeAdded(user=x) for x in _labels(args.add)]
     kinds += [AssigneeRemoved(user=x) for x in _labels(args.remove)]
     action = "assigned" if args.add else "unassigned"
-    return write_events(ctx, issue_id, kinds, action)
+    return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
 
 def issue_link(ctx: OpContext, args: IssueLinkArgs) -> IssueWriteResult:
     url = _nonempty(args.url, "url")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    return write_events(ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked")
+    return write_events(
+        ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked", lock=args.lock
+    )
 
 
 def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
@@ -187,7 +190,7 @@ def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
     mime = _nonempty(args.mime, "mime")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = AttachmentAdded(name=name, sha256=bytes.fromhex(digest), mime=mime)
-    return write_events(ctx, issue_id, [kind], "attached")
+    return write_events(ctx, issue_id, [kind], "attached", lock=args.lock)
 
 
 def row(s: IssueSummary) -> IssueRow:

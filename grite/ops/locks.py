@@ -12,8 +12,12 @@ acting actor never block it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from grite.model.errors import Conflict
 from grite.model.locks import (
+    DEFAULT_TTL_SECONDS,
     LockRecord,
     conflicts_with,
     nonce_from_bytes,
@@ -39,6 +43,7 @@ from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
     "check_lock_policy",
+    "held_for_write",
     "lock_acquire",
     "lock_gc",
     "lock_policy",
@@ -232,3 +237,32 @@ def lock_gc(ctx: OpContext, args: LockGcArgs) -> LockGcResult:
             else:
                 kept += 1
     return LockGcResult(removed=removed, kept=kept)
+
+
+@contextmanager
+def held_for_write(ctx: OpContext, issue_id: bytes, wanted: bool) -> Iterator[None]:
+    """`--lock` on an issue write: hold `issue:<full id>` while the write runs, as grite 0.5.3
+    does (https://github.com/neul-labs/grite, crates/grite/src/commands/issue.rs, LockGuard).
+
+    The full id, lowercase, is the resource a 0.5.3 teammate's exact-match check
+    (`check_lock("issue:<id as typed>")`) finds when they type the full id; prefixes they lock
+    are found by our check (grite.model.locks.conflicts_with). A lock of ours that was already
+    held stays held afterwards (0.5.3 would release it); one taken here is released even when
+    the write fails.
+
+    Raises:
+        Conflict: another actor holds a conflicting lock; nothing was written.
+    """
+    if not wanted:
+        yield
+        return
+    resource = f"issue:{issue_id.hex()}"
+    taken = _take(ctx, resource, DEFAULT_TTL_SECONDS, renew=False)
+    try:
+        yield
+    finally:
+        if taken.action == "acquired":
+            with LockStore(ctx.paths.git_dir) as store:
+                existing = store.read(resource)
+                if existing is not None and existing.record.nonce == taken.nonce:
+                    store.delete(existing)
