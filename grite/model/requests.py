@@ -17,7 +17,9 @@ __all__ = [
     "ActorInfo",
     "ActorInitArgs",
     "ActorListArgs",
+    "ActorCard",
     "ActorListResult",
+    "ActorShowResult",
     "ActorShowArgs",
     "ActorUseArgs",
     "ActorUseResult",
@@ -34,6 +36,7 @@ __all__ = [
     "IssueCloseArgs",
     "IssueCommentArgs",
     "IssueCreateArgs",
+    "IssueCreateResult",
     "IssueDepArgs",
     "IssueDepListArgs",
     "IssueDepTopoArgs",
@@ -48,6 +51,7 @@ __all__ = [
     "IssueView",
     "IssueWriteResult",
     "LinkView",
+    "ShowEvent",
     "OpArgs",
 ]
 
@@ -223,6 +227,22 @@ class ActorInfo(_Result, frozen=True, kw_only=True):
     is_default: bool = False
 
 
+class ActorCard(_Result, frozen=True, kw_only=True):
+    """grite 0.5.3's `actor show` object."""
+
+    actor_id: str
+    label: str | None = None
+    created_ts: int | None = None
+    public_key: str | None = None
+    key_scheme: str | None = None
+
+
+class ActorShowResult(ActorInfo, frozen=True, kw_only=True):
+    """`actor show`: our flat fields, plus 0.5.3's payload `{"actor": {...}}`."""
+
+    actor: ActorCard
+
+
 class ActorListResult(_Result, frozen=True, kw_only=True):
     actors: list[ActorInfo]
 
@@ -233,12 +253,15 @@ class ActorUseResult(_Result, frozen=True, kw_only=True):
 
 
 class IssueWriteResult(_Result, frozen=True, kw_only=True):
+    """`event_id` is grite 0.5.3's key (its writes make one event): the first of event_ids."""
+
     action: str
     issue_id: str
     event_ids: list[str]
     wal_head: str | None
     state: str | None = None
     title: str | None = None
+    event_id: str | None = None
 
 
 class IssueRow(_Result, frozen=True, kw_only=True):
@@ -285,10 +308,25 @@ class AttachmentView(_Result, frozen=True, kw_only=True):
 
 
 class DepEdgeView(_Result, frozen=True, kw_only=True):
+    """`target` repeats issue_id for an outgoing edge (0.5.3's daemon names it so)."""
+
     issue_id: str
     dep_type: str
     title: str | None = None
     state: str | None = None
+    target: str | None = None
+
+
+class ShowEvent(_Result, frozen=True, kw_only=True):
+    """One event as grite 0.5.3's `issue show` prints it: ids in hex, `kind` externally
+    tagged with its fields (byte fields as arrays of integers, as serde writes them)."""
+
+    event_id: str
+    issue_id: str
+    actor: str
+    ts_unix_ms: int
+    parent: str | None
+    kind: dict[str, dict[str, object]]
 
 
 class IssueView(_Result, frozen=True, kw_only=True):
@@ -307,6 +345,24 @@ class IssueView(_Result, frozen=True, kw_only=True):
     dependencies: list[DepEdgeView]
     dependents: list[DepEdgeView]
     event_count: int
+    comment_count: int = 0
+    # grite 0.5.3's `issue show` payload: the summary and the events, oldest first.
+    issue: IssueRow | None = None
+    events: list[ShowEvent] = []
+
+
+class IssueCreateResult(IssueWriteResult, frozen=True, kw_only=True):
+    """`issue create`: also the new issue's fields, as 0.5.3's daemon returns them."""
+
+    body: str = ""
+    labels: list[str] = []
+    assignees: list[str] = []
+    comments: list[CommentView] = []
+    links: list[LinkView] = []
+    attachments: list[AttachmentView] = []
+    dependencies: list[DepEdgeView] = []
+    created_ts: int = 0
+    updated_ts: int = 0
 
 
 class DepWriteResult(_Result, frozen=True, kw_only=True):

@@ -12,6 +12,8 @@ from grite.model.events import (
     AssigneeRemoved,
     AttachmentAdded,
     CommentAdded,
+    ContextUpdated,
+    Event,
     EventKind,
     IssueCreated,
     IssueUpdated,
@@ -22,7 +24,12 @@ from grite.model.events import (
 )
 from grite.model.hashing import make_event
 from grite.model.ids import ISSUE_ID_LEN, is_hex
-from grite.model.projection import IssueProjection, IssueSummary, current_dependencies
+from grite.model.projection import (
+    IssueProjection,
+    IssueSummary,
+    current_dependencies,
+    summarize,
+)
 from grite.model.requests import (
     AttachmentView,
     CommentView,
@@ -32,6 +39,7 @@ from grite.model.requests import (
     IssueCloseArgs,
     IssueCommentArgs,
     IssueCreateArgs,
+    IssueCreateResult,
     IssueLabelArgs,
     IssueLinkArgs,
     IssueListArgs,
@@ -43,6 +51,7 @@ from grite.model.requests import (
     IssueView,
     IssueWriteResult,
     LinkView,
+    ShowEvent,
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
@@ -91,6 +100,7 @@ def write_events(
         issue_id=issue_id.hex(),
         event_ids=[e.event_id.hex() for e in events],
         wal_head=result.wal_head,
+        event_id=events[0].event_id.hex(),
     )
 
 
@@ -110,12 +120,18 @@ def _labels(values: list[str]) -> list[str]:
     return sorted(set(cleaned))
 
 
-def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueWriteResult:
+def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueCreateResult:
     title = _nonempty(args.title, "title")
     issue_id = ctx.derive_id(b"issue", ISSUE_ID_LEN)
     kind = IssueCreated(title=title, body=args.body, labels=_labels(args.labels))
     result = write_events(ctx, issue_id, [kind], "created")
-    return _with(result, state="open", title=title)
+    return IssueCreateResult(
+        **msgspec.structs.asdict(_with(result, state="open", title=title)),
+        body=kind.body,
+        labels=kind.labels,
+        created_ts=ctx.now_ms,
+        updated_ts=ctx.now_ms,
+    )
 
 
 def _with(result: IssueWriteResult, **changes: object) -> IssueWriteResult:
@@ -297,9 +313,40 @@ def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
             )
             for a in p.attachments
         ],
-        dependencies=[_edge(ctx, d.target, d.dep_type) for d in current_dependencies(p)],
+        dependencies=[
+            msgspec.structs.replace(_edge(ctx, d.target, d.dep_type), target=d.target.hex())
+            for d in current_dependencies(p)
+        ],
         dependents=[_edge(ctx, src, t) for src, t in dependents_of(ctx, p.issue_id)],
         event_count=p.event_count,
+        comment_count=len(p.comments),
+        issue=row(summarize(p)),
+        events=[_show_event(e) for e in p.events],
+    )
+
+
+def _json_value(value: object) -> object:
+    # serde writes [u8; N] as an array of integers; 0.5.3's `issue show` prints kinds so.
+    if isinstance(value, bytes):
+        return list(value)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _show_event(e: Event) -> ShowEvent:
+    fields = msgspec.structs.asdict(e.kind)
+    if isinstance(e.kind, ContextUpdated):
+        fields["symbols"] = [msgspec.structs.asdict(s) for s in e.kind.symbols]
+    return ShowEvent(
+        event_id=e.event_id.hex(),
+        issue_id=e.issue_id.hex(),
+        actor=e.actor.hex(),
+        ts_unix_ms=e.ts_unix_ms,
+        parent=None if e.parent is None else e.parent.hex(),
+        kind={type(e.kind).__name__: _json_value(fields)},  # type: ignore[dict-item]
     )
 
 

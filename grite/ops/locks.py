@@ -38,7 +38,7 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
+from grite.storage.config import effective_lock_policy, load_repo_config
 from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
@@ -57,8 +57,12 @@ _ATTEMPTS = 20
 
 
 def lock_policy(ctx: OpContext) -> str:
-    """The repository's lock policy: `off`, `warn` (default) or `require`."""
-    return load_repo_config(ctx.paths.grite_dir).lock_policy or "warn"
+    """The repository's lock policy: `off`, `warn` (default) or `require`; an unknown value
+    is warned about once and read as grite 0.5.3 reads it (see effective_lock_policy)."""
+    policy, problem = effective_lock_policy(load_repo_config(ctx.paths.grite_dir))
+    if problem is not None:
+        ctx.warn_once(problem)
+    return policy
 
 
 def _blocking(locks: list[StoredLock], resource: str, me: str, now_ms: int) -> list[StoredLock]:

@@ -35,8 +35,12 @@ from grite.model.requests_maint import (
 )
 from grite.ops.actors import resolve_actor
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
-from grite.storage.signing import repo_public_keys, verify_event
+from grite.storage.config import (
+    accepted_unsigned_actors,
+    effective_verify_policy,
+    load_repo_config,
+)
+from grite.storage.signing import repo_public_keys, signature_problem
 from grite.storage.snapshots import SnapshotInfo, SnapshotStore
 from grite.storage.view import VIEW_FORMAT, ViewMeta
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged
@@ -349,14 +353,18 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     finally:
         wal.close()
 
-    policy = load_repo_config(ctx.paths.grite_dir).verify_signatures or "off"
+    cfg = load_repo_config(ctx.paths.grite_dir)
+    policy, problem = effective_verify_policy(cfg)
+    if problem is not None:
+        ctx.warn_once(problem)
     if entries is not None and policy != "off":
         keys = repo_public_keys(ctx.paths.grite_dir)
+        unsigned_ok = accepted_unsigned_actors(cfg)
         problems = [
             f"{e.event_id.hex()[:12]} in {entry.commit[:12]}: {p}"
             for entry in entries
             for e in entry.events
-            if (p := verify_event(e, keys.get)) is not None
+            if (p := signature_problem(e, keys.get, unsigned_ok)) is not None
         ]
         if problems:
             status = "error" if policy == "require" else "warn"
@@ -438,7 +446,12 @@ def db_stats(ctx: OpContext, args: DbStatsArgs) -> DbStatsResult:
                 last_snapshot_events = store.describe(snapshots[0]).event_count or 0
             except CorruptData:
                 pass
+    since = max(0, meta.event_count - meta.rebuilt_event_count)
+    days = None if meta.rebuilt_ms is None else max(0, ctx.now_ms - meta.rebuilt_ms) // 86_400_000
     return DbStatsResult(
+        events_since_rebuild=since,
+        days_since_rebuild=days,
+        rebuild_recommended=since > 10_000 or (days is not None and days > 7),
         path=handle.view.path,
         size_bytes=handle.view.size_bytes(),
         event_count=meta.event_count,

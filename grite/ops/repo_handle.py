@@ -175,10 +175,12 @@ class RepoHandle:
         # An empty view has nothing to load: skip one database read per issue.
         load = self.view.projection if before else seed.get
         changed = {**seed, **self._apply(entries, load, context, from_view=before is not None)}
+        event_count = base_count + sum(len(e.events) for e in entries)
         new_meta = ViewMeta(
             wal_head=head,
-            event_count=base_count + sum(len(e.events) for e in entries),
+            event_count=event_count,
             rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
+            rebuilt_event_count=meta.rebuilt_event_count if before is not None else event_count,
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
         self.view.store(changed.values(), summaries, new_meta, context)

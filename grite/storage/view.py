@@ -43,6 +43,8 @@ class ViewMeta(msgspec.Struct, kw_only=True):
     wal_head: str | None = None
     event_count: int = 0
     rebuilt_ms: int | None = None
+    # event_count when the view was last built from scratch (db stats: events since rebuild)
+    rebuilt_event_count: int = 0
 
 
 _meta_enc = msgspec.msgpack.Encoder()
