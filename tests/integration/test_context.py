@@ -32,7 +32,16 @@ from tests.conftest import Grite, assert_fsck_clean, git, wal_commit_count, wal_
 
 # Standard-library packages copied into the corpus (real code: classes, nested functions,
 # decorators, async defs). Sorted file order makes the corpus the same on every run.
-_STDLIB_PACKAGES = ("json", "email", "http", "logging", "importlib", "concurrent", "urllib", "asyncio")
+_STDLIB_PACKAGES = (
+    "json",
+    "email",
+    "http",
+    "logging",
+    "importlib",
+    "concurrent",
+    "urllib",
+    "asyncio",
+)
 
 # One file per other language, from 0.5.3's extractor tests (crates/libgrite-core/src/context/
 # extractor/mod.rs and ts_engine.rs), with the names those tests require.

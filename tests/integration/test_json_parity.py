@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.conftest import Grite, git, make_repo
 
-S, I, B, L, D, N = "str", "int", "bool", "list", "dict", "null"
+S, I, B, L, D, N = "str", "int", "bool", "list", "dict", "null"  # noqa: E741
 _JSON_TYPES = {S: str, I: int, B: bool, L: list, D: dict, N: type(None)}
 
 SUMMARY = {"issue_id": S, "title": S, "state": S, "labels": L, "assignees": L, "created_ts": I,

@@ -285,8 +285,10 @@ def test_require_accepts_a_listed_0_5_3_actors_unsigned_dep_and_context_events(
     payload = ["t.py", "python", [["teammate_fn", "function", 1, 2]], "1 functions", bytes(32)]
     _teammate_commit(git_repo, TEAMMATE, now, 13, _file_id("t.py"), payload)
     _config(git_repo, verify_signatures="require")
-    proc = grite.run(git_repo, "context", "show", "t.py", "--json")
-    assert proc.returncode == 3 and "accept_unsigned_from" in proc.stderr, proc.stderr
+    # Refused as before (every read names the commit and the fix, nothing reaches the view).
+    code, err = grite.error(git_repo, "context", "show", "t.py")
+    assert code == 5 and err["details"]["problem"] == "signature missing"
+    assert "accept_unsigned_from" in err["message"]
 
     config = git_repo / ".git" / "grite" / "config.toml"
     config.write_text(config.read_text() + f'accept_unsigned_from = ["{TEAMMATE.hex()}"]\n')
@@ -296,6 +298,5 @@ def test_require_accepts_a_listed_0_5_3_actors_unsigned_dep_and_context_events(
 
     # An unsigned issue event (0.5.3 signs those on its local path) is still refused.
     _teammate_commit(git_repo, TEAMMATE, now + 1, 3, bytes.fromhex(a), ["unsigned comment"])
-    proc = grite.run(git_repo, "issue", "show", a, "--json")
-    assert "signature missing" in proc.stderr
-    assert json.loads(proc.stdout)["data"]["comments"] == []
+    code, err = grite.error(git_repo, "issue", "show", a)
+    assert code == 5 and err["details"]["problem"] == "signature missing"
