@@ -22,6 +22,9 @@ import hashlib
 import os
 import posixpath
 import subprocess
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from grite.model.context import (
     PROJECT_CONTEXT_ID,
@@ -30,7 +33,7 @@ from grite.model.context import (
     file_summary,
 )
 from grite.model.errors import Environment, InvalidArgs, NotFound
-from grite.model.events import ContextUpdated, Event, ProjectContextUpdated
+from grite.model.events import ContextUpdated, Event, ProjectContextUpdated, Symbol
 from grite.model.hashing import make_event
 from grite.model.requests_context import (
     ContextIndexArgs,
@@ -61,6 +64,10 @@ _BATCH_EVENTS = 500
 _BATCH_SYMBOLS = 20_000
 # git modes of index entries that are not regular files (symlink, submodule).
 _NOT_FILES = ("120000", "160000")
+# tree-sitter releases the GIL while it parses: files are parsed on this many threads, in
+# slices so that only a slice's contents are in memory at once.
+_PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
+_SLICE = 256
 
 
 def _worktree_top(cwd: str) -> str:
@@ -135,6 +142,14 @@ def _read_regular(top: str, path: str) -> bytes | None:
         return None
 
 
+def _is_utf8(content: bytes) -> bool:
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _batches(events: list[Event]) -> list[list[Event]]:
     batches: list[list[Event]] = []
     current: list[Event] = []
@@ -151,6 +166,36 @@ def _batches(events: list[Event]) -> list[list[Event]]:
     return batches
 
 
+_Todo = tuple[str, bytes, str, bytes]  # (path, content, language, SHA-256)
+
+
+class _Parsers:
+    """One Extractor per thread (tree-sitter parsers must not be shared between threads)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def extract(self, item: _Todo) -> list[Symbol]:
+        extractor = getattr(self._local, "extractor", None)
+        if extractor is None:
+            extractor = self._local.extractor = Extractor()
+        _path, content, language, _digest = item
+        return extractor.extract(content, language)
+
+
+def _extracted(items: list[_Todo]) -> Iterator[tuple[_Todo, list[Symbol]]]:
+    """(item, symbols) in the order of `items`, parsed on _PARSE_THREADS threads."""
+    parsers = _Parsers()
+    if _PARSE_THREADS == 1 or len(items) < 2:
+        for item in items:
+            yield item, parsers.extract(item)
+        return
+    with ThreadPoolExecutor(_PARSE_THREADS, thread_name_prefix="grite-parse") as pool:
+        for start in range(0, len(items), _SLICE):
+            chunk = items[start : start + _SLICE]
+            yield from zip(chunk, pool.map(parsers.extract, chunk), strict=True)
+
+
 def context_index(ctx: OpContext, args: ContextIndexArgs) -> ContextIndexResult:
     """Index tracked files: one ContextUpdated per file whose content changed (all with
     `force`). Unchanged files (same SHA-256), unsupported languages and files that are not
@@ -162,17 +207,12 @@ def context_index(ctx: OpContext, args: ContextIndexArgs) -> ContextIndexResult:
         listed = [(m, p) for m, p in listed if fnmatch.fnmatchcase(p, args.pattern)]
     actor = actor_bytes(ctx)
     sign = event_signer(ctx)
-    extractor = Extractor()
-    events: list[Event] = []
+    todo: list[_Todo] = []
     unchanged = unsupported = unreadable = symbol_count = 0
     fallback: set[str] = set()
     for mode, path in listed:
         content = None if mode in _NOT_FILES else _read_regular(top, path)
-        try:
-            text = None if content is None else content.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if content is None or text is None:
+        if content is None or not _is_utf8(content):
             unreadable += 1
             continue
         digest = hashlib.sha256(content).digest()
@@ -187,7 +227,9 @@ def context_index(ctx: OpContext, args: ContextIndexArgs) -> ContextIndexResult:
             continue
         if not grammar_available(language):
             fallback.add(language)
-        symbols = extractor.extract(content, text, language)
+        todo.append((path, content, language, digest))
+    events: list[Event] = []
+    for (path, _content, language, digest), symbols in _extracted(todo):
         symbol_count += len(symbols)
         kind = ContextUpdated(
             path=path,

@@ -201,19 +201,18 @@ class Extractor:
     def __init__(self) -> None:
         self._parsers: dict[str, Any] = {}
 
-    def extract(self, content: bytes, text: str, language: str) -> list[Symbol]:
+    def extract(self, content: bytes, language: str) -> list[Symbol]:
         """Symbols of one file in 0.5.3's order (by line, most specific kind first).
 
         Args:
-            content: the file's bytes (UTF-8), as parsed.
-            text: the same content decoded, for the fallback.
+            content: the file's bytes (UTF-8 text).
             language: a language of grite.model.context.detect_language.
         """
         grammar = _grammar(language)
-        if grammar is None:
-            return extract_with_patterns(text, language)
-        symbols = self._tree_sitter(content, language, grammar)
-        return extract_with_patterns(text, language) if symbols is None else symbols
+        symbols = None if grammar is None else self._tree_sitter(content, language, grammar)
+        if symbols is None:
+            return extract_with_patterns(content.decode("utf-8", "replace"), language)
+        return symbols
 
     def _tree_sitter(
         self, content: bytes, language: str, grammar: tuple[Any, Any]

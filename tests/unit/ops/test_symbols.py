@@ -16,7 +16,7 @@ from tests.integration.test_context import OTHER_LANGUAGES
 
 
 def _extract(source: str, language: str) -> list[tuple[str, str, int, int]]:
-    symbols = Extractor().extract(source.encode(), source, language)
+    symbols = Extractor().extract(source.encode(), language)
     return [(s.name, s.kind, s.line_start, s.line_end) for s in symbols]
 
 
@@ -81,7 +81,7 @@ sys.modules["tree_sitter_go"] = None  # as if the wheel were not installed: Impo
 from grite.ops.symbols import Extractor, grammar_available
 src = "func main() {\\n}\\n\\ntype Config struct {\\n    Name string\\n}\\n"
 print(grammar_available("go"), grammar_available("rust"))
-print([(s.name, s.kind, s.line_start) for s in Extractor().extract(src.encode(), src, "go")])
+print([(s.name, s.kind, s.line_start) for s in Extractor().extract(src.encode(), "go")])
 """
 
 
