@@ -29,6 +29,7 @@ __all__ = [
     "DepListResult",
     "DepTopoResult",
     "DepWriteResult",
+    "DependencyView",
     "InitArgs",
     "InitResult",
     "IssueAssigneeArgs",
@@ -308,13 +309,16 @@ class AttachmentView(_Result, frozen=True, kw_only=True):
 
 
 class DepEdgeView(_Result, frozen=True, kw_only=True):
-    """`target` repeats issue_id for an outgoing edge (0.5.3's daemon names it so)."""
-
     issue_id: str
     dep_type: str
     title: str | None = None
     state: str | None = None
-    target: str | None = None
+
+
+class DependencyView(DepEdgeView, frozen=True, kw_only=True):
+    """An outgoing edge in `issue show`: `target` repeats issue_id (0.5.3's daemon name)."""
+
+    target: str
 
 
 class ShowEvent(_Result, frozen=True, kw_only=True):
@@ -342,7 +346,7 @@ class IssueView(_Result, frozen=True, kw_only=True):
     comments: list[CommentView]
     links: list[LinkView]
     attachments: list[AttachmentView]
-    dependencies: list[DepEdgeView]
+    dependencies: list[DependencyView]
     dependents: list[DepEdgeView]
     event_count: int
     comment_count: int = 0

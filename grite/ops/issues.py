@@ -34,6 +34,7 @@ from grite.model.requests import (
     AttachmentView,
     CommentView,
     DepEdgeView,
+    DependencyView,
     IssueAssigneeArgs,
     IssueAttachArgs,
     IssueCloseArgs,
@@ -314,7 +315,9 @@ def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
             for a in p.attachments
         ],
         dependencies=[
-            msgspec.structs.replace(_edge(ctx, d.target, d.dep_type), target=d.target.hex())
+            DependencyView(
+                **msgspec.structs.asdict(_edge(ctx, d.target, d.dep_type)), target=d.target.hex()
+            )
             for d in current_dependencies(p)
         ],
         dependents=[_edge(ctx, src, t) for src, t in dependents_of(ctx, p.issue_id)],
