@@ -353,13 +353,13 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     finally:
         wal.close()
 
-    cfg = load_repo_config(ctx.paths.grite_dir)
-    policy, problem = effective_verify_policy(cfg)
+    repo_cfg = load_repo_config(ctx.paths.grite_dir)
+    policy, problem = effective_verify_policy(repo_cfg)
     if problem is not None:
         ctx.warn_once(problem)
     if entries is not None and policy != "off":
         keys = repo_public_keys(ctx.paths.grite_dir)
-        unsigned_ok = accepted_unsigned_actors(cfg)
+        unsigned_ok = accepted_unsigned_actors(repo_cfg)
         problems = [
             f"{e.event_id.hex()[:12]} in {entry.commit[:12]}: {p}"
             for entry in entries

@@ -228,7 +228,8 @@ class View:
             self._cache.set(f"cf:{path}", enc(fc))
         for (key, name), paths in edited.items():
             if paths:
-                buckets[key][name] = sorted(paths, key=lambda p, n=name: symbol_key_order(n, p))
+                order = name.encode() + b"/"
+                buckets[key][name] = sorted(paths, key=lambda p: order + p.encode())
             else:
                 buckets[key].pop(name, None)
         if buckets:
