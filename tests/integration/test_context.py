@@ -183,7 +183,13 @@ def test_index_finds_what_python_ast_finds_and_is_incremental(grite: Grite, corp
     )
     assert shown["content_hash"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert shown["language"] == "python" and shown["symbol_count"] == len(shown["symbols"])
-    assert shown["summary"].startswith("defines JSONObject") or "defines" in shown["summary"]
+    # extractor/mod.rs generate_summary: the first three classes (in line order) and the
+    # number of functions.
+    found = sorted(_ast_symbols(src.read_bytes()), key=lambda s: s[2])
+    classes = [n for n, kind, _line in found if kind == "class"]
+    functions = sum(1 for _n, kind, _line in found if kind == "function")
+    more = f" (+{len(classes) - 3} more)" if len(classes) > 3 else ""
+    assert shown["summary"] == f"defines {', '.join(classes[:3])}{more}; {functions} functions"
 
     # Prefix queries are case-sensitive prefixes of the name, as 0.5.3's ctx/sym/ scan.
     decoder = grite.json(corpus, "context", "query", "JSONDec")
