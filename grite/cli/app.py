@@ -26,6 +26,7 @@ import msgspec
 import grite
 from grite.cli import (
     agent_commands,
+    context_commands,
     lock_commands,
     maint_commands,
     prime_commands,
@@ -80,6 +81,7 @@ _AREAS = (
     lock_commands,
     maint_commands,
     agent_commands,
+    context_commands,
     prime_commands,
     setup_commands,
 )

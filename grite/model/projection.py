@@ -154,6 +154,8 @@ class IssueProjection(msgspec.Struct, kw_only=True):
     links: list[Link] = msgspec.field(default_factory=list)
     attachments: list[Attachment] = msgspec.field(default_factory=list)
     applied: set[bytes] = msgspec.field(default_factory=set)
+    # Every issue event applied, sorted by version: what `issue show --json` lists as `events`.
+    events: list[Event] = msgspec.field(default_factory=list)
 
     @property
     def event_count(self) -> int:
@@ -204,6 +206,7 @@ def apply_event(p: IssueProjection, e: Event) -> bool:
         return False
     p.applied.add(event_id)
     version = (e.ts_unix_ms, e.actor, event_id)
+    bisect.insort(p.events, e, key=lambda x: x.version)
     if e.ts_unix_ms > p.updated_ts:
         p.updated_ts = e.ts_unix_ms
 

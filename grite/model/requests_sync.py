@@ -57,6 +57,17 @@ class SyncResult(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     rejected_refs: list[RefRejection]
     message: str
+    # grite 0.5.3's keys (its pull-only, push-only and full-sync payloads together; its
+    # crates/grite/src/commands/sync.rs), with the same meanings, from the fields above.
+    success: bool = True
+    events: int = 0
+    events_rebased: int = 0
+    backfilled: int = 0
+    pull_events: int = 0
+    pull_wal_head: str | None = None
+    push_success: bool = True
+    push_rebased: bool = False
+    push_events_rebased: int = 0
 
 
 class ExportArgs(msgspec.Struct, frozen=True, kw_only=True, tag="export"):

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 
+import msgspec
+
 from grite.model import agent_docs
 from grite.model.errors import NotFound
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
 from grite.model.requests import (
+    ActorCard,
     ActorCurrentArgs,
     ActorInfo,
     ActorInitArgs,
     ActorListArgs,
     ActorListResult,
     ActorShowArgs,
+    ActorShowResult,
     ActorUseArgs,
     ActorUseResult,
     InitArgs,
@@ -194,14 +198,25 @@ def actor_list(ctx: OpContext, args: ActorListArgs) -> ActorListResult:
     return ActorListResult(actors=actors)
 
 
-def actor_show(ctx: OpContext, args: ActorShowArgs) -> ActorInfo:
+def _shown(info: ActorInfo) -> ActorShowResult:
+    card = ActorCard(
+        actor_id=info.actor_id,
+        label=info.label,
+        created_ts=info.created_ts,
+        public_key=info.public_key,
+        key_scheme=info.key_scheme,
+    )
+    return ActorShowResult(**msgspec.structs.asdict(info), actor=card)
+
+
+def actor_show(ctx: OpContext, args: ActorShowArgs) -> ActorShowResult:
     if args.actor_id is None:
         cfg, directory, source = resolve_actor(ctx)
-        return _info(cfg, directory, source=source)
+        return _shown(_info(cfg, directory, source=source))
     actor_hex = id_from_hex(args.actor_id.lower(), ACTOR_ID_LEN, "actor id").hex()
     directory = actor_dir(ctx.paths.grite_dir, actor_hex)
     try:
-        return _info(load_actor_config(directory), directory)
+        return _shown(_info(load_actor_config(directory), directory))
     except NotFound:
         raise NotFound(
             f"actor {actor_hex} not found; run 'grite actor list' to see actors",

@@ -53,6 +53,11 @@ class OpContext:
             self._handle = self._opener(self.paths)  # type: ignore[operator]
         return self._handle
 
+    def warn_once(self, text: str) -> None:
+        """Add a warning line unless this command already has it."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+
     def derive_id(self, purpose: bytes, length: int = 16) -> bytes:
         """A new id derived from the request id, identical when the request is retried."""
         return hashlib.blake2b(self.request_id + purpose, digest_size=length).digest()

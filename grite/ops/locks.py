@@ -12,8 +12,12 @@ acting actor never block it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from grite.model.errors import Conflict
 from grite.model.locks import (
+    DEFAULT_TTL_SECONDS,
     LockRecord,
     conflicts_with,
     nonce_from_bytes,
@@ -34,11 +38,12 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
+from grite.storage.config import effective_lock_policy, load_repo_config
 from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
     "check_lock_policy",
+    "held_for_write",
     "lock_acquire",
     "lock_gc",
     "lock_policy",
@@ -52,8 +57,12 @@ _ATTEMPTS = 20
 
 
 def lock_policy(ctx: OpContext) -> str:
-    """The repository's lock policy: `off`, `warn` (default) or `require`."""
-    return load_repo_config(ctx.paths.grite_dir).lock_policy or "warn"
+    """The repository's lock policy: `off`, `warn` (default) or `require`; an unknown value
+    is warned about once and read as grite 0.5.3 reads it (see effective_lock_policy)."""
+    policy, problem = effective_lock_policy(load_repo_config(ctx.paths.grite_dir))
+    if problem is not None:
+        ctx.warn_once(problem)
+    return policy
 
 
 def _blocking(locks: list[StoredLock], resource: str, me: str, now_ms: int) -> list[StoredLock]:
@@ -232,3 +241,32 @@ def lock_gc(ctx: OpContext, args: LockGcArgs) -> LockGcResult:
             else:
                 kept += 1
     return LockGcResult(removed=removed, kept=kept)
+
+
+@contextmanager
+def held_for_write(ctx: OpContext, issue_id: bytes, wanted: bool) -> Iterator[None]:
+    """`--lock` on an issue write: hold `issue:<full id>` while the write runs, as grite 0.5.3
+    does (https://github.com/neul-labs/grite, crates/grite/src/commands/issue.rs, LockGuard).
+
+    The full id, lowercase, is the resource a 0.5.3 teammate's exact-match check
+    (`check_lock("issue:<id as typed>")`) finds when they type the full id; prefixes they lock
+    are found by our check (grite.model.locks.conflicts_with). A lock of ours that was already
+    held stays held afterwards (0.5.3 would release it); one taken here is released even when
+    the write fails.
+
+    Raises:
+        Conflict: another actor holds a conflicting lock; nothing was written.
+    """
+    if not wanted:
+        yield
+        return
+    resource = f"issue:{issue_id.hex()}"
+    taken = _take(ctx, resource, DEFAULT_TTL_SECONDS, renew=False)
+    try:
+        yield
+    finally:
+        if taken.action == "acquired":
+            with LockStore(ctx.paths.git_dir) as store:
+                existing = store.read(resource)
+                if existing is not None and existing.record.nonce == taken.nonce:
+                    store.delete(existing)

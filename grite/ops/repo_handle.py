@@ -19,8 +19,15 @@ import threading
 import time
 from collections.abc import Iterable
 
+from grite.model.context import (
+    ContextChanges,
+    FileContext,
+    ProjectEntry,
+    is_context_event,
+    merge_context_event,
+)
 from grite.model.errors import CorruptData, Environment, InvalidArgs, NotFound
-from grite.model.events import Event
+from grite.model.events import ContextUpdated, Event, ProjectContextUpdated
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
     IssueProjection,
@@ -33,7 +40,7 @@ from grite.storage.filelock import try_lock
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore
-from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta
+from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta, symbol_key_order
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, append_with_retry
 
 __all__ = ["AppendResult", "RepoHandle"]
@@ -43,6 +50,10 @@ __all__ = ["AppendResult", "RepoHandle"]
 _VIEW_LOCK_WAIT = 2.0
 # Decoded projections kept in memory (cleared wholesale when full: cheap and bounded).
 _PROJECTION_CACHE = 4096
+
+
+def _nothing(_key: str) -> None:
+    return None
 
 
 class AppendResult:
@@ -68,6 +79,10 @@ class RepoHandle:
         self._fresh = False
         # Overlay of projections newer than the disk view (only when view.lock was busy).
         self._overlay: dict[bytes, IssueProjection] = {}
+        # The same for the context store; `_context_full` when the overlay replaces the
+        # disk view's context entirely (the view was empty or its history was rewritten).
+        self._context_overlay = ContextChanges()
+        self._context_full = False
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
         self._projections: dict[bytes, tuple[str | None, IssueProjection | None]] = {}
@@ -113,7 +128,7 @@ class RepoHandle:
                     head = self.wal.head()
                     if fd is not None:
                         self._catch_up_disk(meta, head)
-                        self._overlay.clear()
+                        self._clear_overlay()
                     else:
                         self._build_overlay(meta, head)
                     break
@@ -138,7 +153,12 @@ class RepoHandle:
             if self._summaries_head != head:
                 self._summaries = None
             return
-        seeded = self._seed_from_snapshot(head) if meta.wal_head is None and use_snapshot else None
+        context = ContextChanges()
+        seeded = (
+            self._seed_from_snapshot(head, context)
+            if meta.wal_head is None and use_snapshot
+            else None
+        )
         if seeded is not None:
             base_head, seed, entries, base_count = seeded
         else:
@@ -154,14 +174,16 @@ class RepoHandle:
         head = entries[-1].commit if entries else base_head
         # An empty view has nothing to load: skip one database read per issue.
         load = self.view.projection if before else seed.get
-        changed = {**seed, **self._apply(entries, load)}
+        changed = {**seed, **self._apply(entries, load, context, from_view=before is not None)}
+        event_count = base_count + sum(len(e.events) for e in entries)
         new_meta = ViewMeta(
             wal_head=head,
-            event_count=base_count + sum(len(e.events) for e in entries),
+            event_count=event_count,
             rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
+            rebuilt_event_count=meta.rebuilt_event_count if before is not None else event_count,
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
-        self.view.store(changed.values(), summaries, new_meta)
+        self.view.store(changed.values(), summaries, new_meta, context)
         if self._summaries is not None and self._summaries_head == before:
             for issue_id, summary in summaries.items():
                 if summary is None:
@@ -173,7 +195,7 @@ class RepoHandle:
             self._summaries = None
 
     def _seed_from_snapshot(
-        self, head: str | None
+        self, head: str | None, context: ContextChanges
     ) -> tuple[str, dict[bytes, IssueProjection], list[WalEntry], int] | None:
         """For an empty view: the newest readable snapshot on the WAL's chain, as projections,
         plus the WAL entries after it. Reading one snapshot (chunks of 1,000 events) instead of
@@ -195,6 +217,7 @@ class RepoHandle:
                 seed = self._apply(
                     [WalEntry(commit=snap.oid, actor="", chunk_hash="", events=events)],
                     lambda _i: None,
+                    context,
                 )
                 self.wal_error = wal_error
                 return snap.wal_head, seed, entries, len(events)
@@ -207,20 +230,39 @@ class RepoHandle:
         except WalHistoryChanged:
             base = None
             entries, self.wal_error = self.wal.read_good_entries(head=head)
+        self._context_overlay = ContextChanges()
+        self._context_full = base is None
         if base is None:
-            self._overlay = self._apply(entries, lambda _i: None)
+            self._overlay = self._apply(entries, lambda _i: None, self._context_overlay)
             self._summaries = {}
         else:
-            self._overlay = self._apply(entries, self.view.projection)
+            self._overlay = self._apply(
+                entries, self.view.projection, self._context_overlay, from_view=True
+            )
             if self._summaries_head != base:
                 self._summaries = None
         self._summaries_head = None if base is None else base
 
-    def _apply(self, entries: list[WalEntry], load: object) -> dict[bytes, IssueProjection]:
+    def _apply(
+        self,
+        entries: list[WalEntry],
+        load: object,
+        context: ContextChanges | None = None,
+        from_view: bool = False,
+    ) -> dict[bytes, IssueProjection]:
+        """Merge `entries` into projections (returned) and context events into `context`,
+        against what `load` (projections) and, with `from_view`, the disk view hold."""
         self.verifier.check(entries)
         changed: dict[bytes, IssueProjection] = {}
+        load_file = self.view.file_context if from_view else _nothing
+        load_project = self.view.project_entry if from_view else _nothing
         for entry in entries:
             for event in entry.events:
+                if is_context_event(event):
+                    # Context events are not issues: they only feed the context store.
+                    if context is not None:
+                        merge_context_event(context, event, load_file, load_project)
+                    continue
                 p = changed.get(event.issue_id)
                 if p is None:
                     p = load(event.issue_id) or new_projection(event.issue_id)  # type: ignore[operator]
@@ -229,7 +271,10 @@ class RepoHandle:
         return changed
 
     def rebuild(
-        self, base: tuple[list[IssueProjection], ViewMeta] | None = None, wait: float = 10.0
+        self,
+        base: tuple[list[IssueProjection], ViewMeta] | None = None,
+        wait: float = 10.0,
+        base_context: ContextChanges | None = None,
     ) -> ViewMeta:
         """Drop the view and build it again from the WAL (or from `base` plus the WAL after
         `base`'s wal_head, e.g. a snapshot's projections). Used by rebuild and doctor --fix.
@@ -254,10 +299,10 @@ class RepoHandle:
                 if base is not None:
                     projections, meta = base
                     summaries = {p.issue_id: summarize(p) for p in projections if p.created}
-                    self.view.store(projections, dict(summaries), meta)
+                    self.view.store(projections, dict(summaries), meta, base_context)
                 self._summaries = None
                 self._projections.clear()
-                self._overlay.clear()
+                self._clear_overlay()
                 # `base` None means a rebuild from the WAL alone, the reference every other
                 # path is compared with: no snapshot seeds it.
                 self._catch_up_disk(meta, head, use_snapshot=False)
@@ -274,7 +319,12 @@ class RepoHandle:
             self._fresh = False
             self._summaries = None
             self._summaries_head = None
-            self._overlay.clear()
+            self._clear_overlay()
+
+    def _clear_overlay(self) -> None:
+        self._overlay.clear()
+        self._context_overlay = ContextChanges()
+        self._context_full = False
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -385,9 +435,85 @@ class RepoHandle:
             )
         return matches[0]
 
+    # -- the context store (grite context ...) ------------------------------------------
+
+    def file_context(self, path: str) -> FileContext | None:
+        """The newest indexed context of `path` (a repository-relative path), or None."""
+        try:
+            self.refresh()
+            return self._file_context_now(path)
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._file_context_now(path)
+
+    def _file_context_now(self, path: str) -> FileContext | None:
+        with self._lock:
+            fc = self._context_overlay.files.get(path)
+            full = self._context_full
+        if fc is not None or full:
+            return fc
+        return self.view.file_context(path)
+
+    def project_entries(self) -> dict[str, ProjectEntry]:
+        """Every project context key's current entry."""
+        try:
+            self.refresh()
+            return self._project_now()
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._project_now()
+
+    def _project_now(self) -> dict[str, ProjectEntry]:
+        with self._lock:
+            overlay = dict(self._context_overlay.project)
+            full = self._context_full
+        entries = {} if full else self.view.project_entries()
+        entries.update(overlay)
+        return entries
+
+    def symbol_matches(self, prefix: str) -> list[tuple[str, str]]:
+        """(symbol, path) of every indexed symbol whose name starts with `prefix`, in grite
+        0.5.3's order (its `ctx/sym/<name>/<path>` keys in byte order), each pair once."""
+        try:
+            self.refresh()
+            return self._symbols_now(prefix)
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._symbols_now(prefix)
+
+    def _symbols_now(self, prefix: str) -> list[tuple[str, str]]:
+        with self._lock:
+            files = dict(self._context_overlay.files)
+            full = self._context_full
+        found = set() if full else set(self.view.symbol_matches(prefix))
+        if files:
+            found = {(name, path) for name, path in found if path not in files}
+            for path, fc in files.items():
+                found.update((s.name, path) for s in fc.symbols if s.name.startswith(prefix))
+        return sorted(found, key=lambda m: symbol_key_order(*m))
+
+    def _context_known(self, e: Event) -> bool:
+        """Whether the view already holds this context event or a newer one for its path or
+        key (a retried `context index|set`: appending it again would change nothing)."""
+        kind = e.kind
+        if isinstance(kind, ContextUpdated):
+            current: FileContext | ProjectEntry | None = self._file_context_now(kind.path)
+        elif isinstance(kind, ProjectContextUpdated):
+            current = self._project_now().get(kind.key)
+        else:
+            return False
+        return current is not None and current.version >= e.version
+
     def has_events(self, events: Iterable[Event]) -> bool:
         """True when every event is already merged into the view (after a refresh)."""
         for e in events:
+            if is_context_event(e):
+                if not self._context_known(e):
+                    return False
+                continue
             with self._lock:
                 p = self._overlay.get(e.issue_id)
             if p is None:

@@ -220,4 +220,11 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         attempts=attempts,
         rejected_refs=rejected,
         message=message,
+        events=pulled_events,
+        events_rebased=pushed_events if rebased else 0,
+        pull_events=pulled_events,
+        pull_wal_head=head if do_pull else None,
+        push_success=do_push,
+        push_rebased=rebased,
+        push_events_rebased=pushed_events if rebased else 0,
     )

@@ -222,7 +222,7 @@ def rebuilt_state(repo: Path, scratch: Path) -> dict[str, str]:
     copy = scratch / f"rebuild-{os.urandom(4).hex()}"
     shutil.copytree(repo, copy, symlinks=True)
     shutil.rmtree(copy / ".git" / "grite" / "view", ignore_errors=True)
-    for leftover in ("daemon.lock", "view.lock"):
+    for leftover in ("pydaemon.json", "view.lock"):
         try:
             (copy / ".git" / "grite" / leftover).unlink()
         except FileNotFoundError:

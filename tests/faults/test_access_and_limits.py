@@ -5,7 +5,7 @@ service), and refuses any peer whose uid differs (SO_PEERCRED), so it can open e
 repositories its client could open itself: it never reaches a path on behalf of someone else.
 An unsafe runtime directory (a symlink, mode 0777) is refused and the CLI runs in-process.
 Limits: a full disk gives a clear error and no half-written state; 100 open repositories stay
-within MAX_RSS_100_REPOS_KB and idle workers are closed (their daemon.lock files removed).
+within MAX_RSS_100_REPOS_KB and idle workers are closed (their pydaemon.json files removed).
 """
 
 from __future__ import annotations
@@ -255,8 +255,8 @@ def test_hundred_repositories_stay_bounded_and_idle_workers_close(fault_env: Fau
 
     # Idle workers are swept with the heartbeat (every 10 ticks of 1 s).
     wait_for(lambda: open_count() == 0, timeout=30, what="idle repositories closed")
-    # The registry forgets a worker first, then closes it and removes its daemon.lock.
+    # The registry forgets a worker first, then closes it and removes its pydaemon.json.
     wait_for(
-        lambda: not any((r / ".git" / "grite" / "daemon.lock").exists() for r in repos),
-        what="daemon.lock files removed",
+        lambda: not any((r / ".git" / "grite" / "pydaemon.json").exists() for r in repos),
+        what="pydaemon.json files removed",
     )
