@@ -4,7 +4,9 @@ typed `Op` request, `grite batch` and `grite.Client` in-process all go through i
 
 Claim atomicity: the `issue:<id>` lease ref is created with git's create-if-absent (or replaced
 by compare-and-swap when expired), which exactly one process wins, whoever else tries at the
-same moment, in this or another process; only the winner assigns the issue. Two claimers under
+same moment, in this or another process, and -- when the repository has a grite remote -- in
+any clone of that remote, because the ref is then changed on the remote by a compare-and-swap
+push (grite.storage.lock_remote); only the winner assigns the issue. Two claimers under
 the SAME actor also exclude each other: a lease is ours only when its nonce is the one derived
 from this request, so a retried request (same request id) resumes its own claim and any other
 request treats the issue as taken. Must not import grite.cli, grite.ipc or grite.daemon.
@@ -21,8 +23,9 @@ from typing import Any
 import msgspec
 
 from grite.model.depgraph import ready_issue_ids
-from grite.model.errors import InvalidArgs, NotFound
+from grite.model.errors import GriteError, InvalidArgs, NotFound
 from grite.model.events import AssigneeAdded
+from grite.model.leases import first_choice
 from grite.model.locks import LockRecord, conflicts_with, nonce_from_bytes, parse_ttl
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import (
@@ -34,8 +37,10 @@ from grite.model.requests_agents import (
 from grite.ops.actors import actor_bytes, resolve_actor
 from grite.ops.context import ActorSelector, OpContext
 from grite.ops.issues import row, write_events
+from grite.ops.leases import open_leases, remote_of
 from grite.ops.repo_handle import RepoHandle
-from grite.storage.locks import LockStore, StoredLock
+from grite.storage.lock_remote import LeaseBook
+from grite.storage.locks import StoredLock
 from grite.storage.repo import RepoPaths, discover_repo
 
 __all__ = ["OpRunner", "issue_claim", "issue_ready"]
@@ -60,7 +65,7 @@ def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:
 
 
 def _take_lease(
-    store: LockStore, record: LockRecord, now_ms: int
+    store: LeaseBook, record: LockRecord, now_ms: int
 ) -> tuple[StoredLock | None, bool]:
     """(our lease or None, whether it already existed from this same request)."""
     existing = store.read(record.resource)
@@ -74,14 +79,56 @@ def _take_lease(
     return None, False
 
 
+def _live_issue_leases(store: LeaseBook, now_ms: int) -> list[LockRecord]:
+    return [
+        lk.record
+        for lk in store.list()
+        if lk.record.resource.startswith("issue:") and not lk.record.expired(now_ms)
+    ]
+
+
+def _claimed(s: IssueSummary, held: list[LockRecord], nonce_of: Callable[[bytes], str]) -> bool:
+    """Assigned to anyone, or leased by anyone but this very request."""
+    resource = f"issue:{s.issue_id.hex()}"
+    nonce = nonce_of(s.issue_id)
+    if any(r.resource == resource and r.nonce == nonce for r in held):
+        return False
+    return bool(s.assignees) or any(conflicts_with(r.resource, resource) for r in held)
+
+
+def _claim_order(
+    ctx: OpContext,
+    candidates: list[IssueSummary],
+    held: list[LockRecord],
+    me_hex: str,
+    nonce_of: Callable[[bytes], str],
+) -> list[IssueSummary]:
+    """The candidates in the order to try them: oldest first, except that with other
+    claimers at work the first few unclaimed ones that this request does not start at go
+    last (grite.model.leases.first_choice)."""
+    ready = {f"issue:{s.issue_id.hex()}" for s in candidates}
+    contenders = sum(1 for r in held if r.owner != me_hex and r.resource in ready)
+    free = [s for s in candidates if not _claimed(s, held, nonce_of)]
+    skip = first_choice(len(free), contenders, ctx.derive_id(b"claim-spread"))
+    if skip == 0:
+        return candidates
+    later = {s.issue_id for s in free[:skip]}
+    return [s for s in candidates if s.issue_id not in later] + free[:skip]
+
+
 def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     """Lease and assign the first ready issue nobody has claimed.
 
     Claimed means: assigned to anyone, or covered by an unexpired `issue:` lease that is not
-    this request's own. The assignee added is the acting actor's id (hex).
+    this request's own. The lease is decided by the grite remote when there is one (unless
+    `args.local`; see grite.ops.leases): the claim is acknowledged only once the remote has
+    accepted it, and a lease lost to another clone moves on to the next issue. The assignee
+    added is the acting actor's id (hex); its event goes to the local WAL and reaches other
+    clones with the next `grite sync` (they already keep off the issue because of the lease).
 
     Raises:
         NotFound: no ready issue is left unclaimed.
+        Environment: the grite remote cannot be reached (retry, or pass local).
     """
     ttl = parse_ttl(args.ttl)
     me = actor_bytes(ctx)
@@ -89,27 +136,29 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     now = ctx.now_ms
     candidates = _ready(ctx, args.labels)
     skipped = 0
-    with LockStore(ctx.paths.git_dir) as store:
-        held = [
-            lk.record
-            for lk in store.list()
-            if lk.record.resource.startswith("issue:") and not lk.record.expired(now)
-        ]
-        for s in candidates:
-            resource = f"issue:{s.issue_id.hex()}"
-            nonce = nonce_from_bytes(ctx.derive_id(b"claim" + s.issue_id))
-            mine = [r for r in held if r.resource == resource and r.nonce == nonce]
-            if not mine and (
-                s.assignees or any(conflicts_with(r.resource, resource) for r in held)
-            ):
+
+    def nonce_of(issue_id: bytes) -> str:
+        return nonce_from_bytes(ctx.derive_id(b"claim" + issue_id))
+
+    with open_leases(ctx, local=args.local, doing="claim an issue") as store:
+        held = _live_issue_leases(store, now) if candidates else []
+        for s in _claim_order(ctx, candidates, held, me_hex, nonce_of):
+            if _claimed(s, held, nonce_of):
                 skipped += 1
                 continue
+            resource = f"issue:{s.issue_id.hex()}"
             record = LockRecord(
-                owner=me_hex, nonce=nonce, expires_unix_ms=now + ttl * 1000, resource=resource
+                owner=me_hex,
+                nonce=nonce_of(s.issue_id),
+                expires_unix_ms=now + ttl * 1000,
+                resource=resource,
             )
             lease, resumed = _take_lease(store, record, now)
             if lease is None:
-                skipped += 1  # another claimer won this lease a moment ago
+                # Another claimer won this lease a moment ago: learn what else it and the
+                # others took since we looked, then go on with the next issue.
+                skipped += 1
+                held = _live_issue_leases(store, now)
                 continue
             p = ctx.handle.projection(s.issue_id)
             assigned = p is not None and any(v.present for v in p.assignees.values())
@@ -121,7 +170,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
             try:
                 write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_hex)], "assigned")
             except BaseException:
-                store.delete(lease)
+                _give_back(store, lease)
                 raise
             after = ctx.handle.summaries()
             current = next((x for x in after if x.issue_id == s.issue_id), s)
@@ -134,6 +183,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
                 event_ids=write.event_ids,
                 wal_head=write.wal_head,
                 skipped=skipped,
+                remote=remote_of(store),
             )
     if candidates:
         why = f"all {len(candidates)} ready issues are already claimed (assigned or leased)"
@@ -144,6 +194,14 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
         "'grite lock status' to see the leases",
         {"ready": len(candidates), "claimed": skipped},
     )
+
+
+def _give_back(store: LeaseBook, lease: StoredLock) -> None:
+    """Release a lease whose assignment failed; if that fails too, the lease expires."""
+    try:
+        store.delete(lease)
+    except GriteError:
+        pass  # the assignment's own error is the one to report
 
 
 OpFunction = Callable[[OpContext, Any], Any]

@@ -27,6 +27,7 @@ __all__ = [
     "DaemonSettings",
     "RepoConfig",
     "SnapshotSettings",
+    "SyncSettings",
     "actor_dir",
     "list_actor_ids",
     "load_actor_config",
@@ -49,12 +50,19 @@ class DaemonSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     idle_timeout_seconds: int | None = None
 
 
+class SyncSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # The git remote that `grite sync` uses by default and that arbitrates leases (claims
+    # and `grite lock`); unset means `origin`.
+    remote: str | None = None
+
+
 class RepoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     default_actor: str | None = None
     lock_policy: LockPolicy | None = None
     verify_signatures: Literal["off", "warn", "require"] | None = None
     snapshot: SnapshotSettings | None = None
     daemon: DaemonSettings | None = None
+    sync: SyncSettings | None = None
 
 
 class ActorConfig(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -54,6 +54,9 @@ class LockStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def refresh(self) -> None:
+        """Nothing to do: this clone's refs are always read as they are now."""
+
     def list(self) -> list[StoredLock]:
         """Every lock ref with a readable `lock.json`, sorted by resource."""
         found = []
@@ -71,6 +74,11 @@ class LockStore:
         except KeyError:
             return None
         return self._load(ref, oid)
+
+    def load(self, ref: str, oid: str) -> StoredLock | None:
+        """The lease that commit `oid` holds as the value of `ref`, or None when the commit
+        is missing or holds no readable `lock.json`."""
+        return self._load(ref.encode(), oid.encode("ascii"))
 
     def _load(self, ref: bytes, oid: bytes) -> StoredLock | None:
         store = self._repo.object_store
@@ -115,6 +123,30 @@ class LockStore:
                 "check disk space and permissions"
             ) from exc
         return commit.id  # type: ignore[no-any-return]
+
+    def write_commit(self, record: LockRecord, parent: str | None) -> str:
+        """Store a lock commit for `record` on top of `parent`, moving no ref; its id."""
+        return self._commit(record, parent).decode("ascii")
+
+    def move(self, ref: str, expected: str | None, new: str | None) -> bool:
+        """Compare-and-swap a lock ref: from `expected` to `new` (None: absent), or False."""
+        name = ref.encode()
+        old = None if expected is None else expected.encode("ascii")
+        refs = self._repo.refs
+        try:
+            if new is None:
+                if old is None:
+                    return name not in refs
+                return bool(refs.remove_if_equals(name, old))
+            if old is None:
+                return bool(refs.add_if_new(name, new.encode("ascii")))
+            return bool(refs.set_if_equals(name, old, new.encode("ascii")))
+        except FileLocked:
+            return False
+
+    def delete_many(self, locks: list[StoredLock]) -> int:
+        """Delete each lock whose ref still holds its commit; how many went."""
+        return sum(1 for lk in locks if self.delete(lk))
 
     def create(self, record: LockRecord) -> StoredLock | None:
         """Create the lock ref if it does not exist. Returns the lock, or None if it exists."""

@@ -1,0 +1,384 @@
+"""Leases arbitrated by a git remote: its lock refs read by a fetch and changed by a
+compare-and-swap push, with the clone's own lock refs following what it saw.
+
+The remote's `refs/grite/locks/<h>` hold the leases in grite 0.5.3's layout and format (see
+grite.storage.locks). To change one, this clone pushes exactly that ref, and git's push
+protocol carries the value the remote advertised as the ref's old value: `git receive-pack`
+(behind `git daemon`, ssh or `git http-backend`) updates the ref only if it still holds that
+value, under the ref's lock, and reports the update as failed otherwise; a local-path or
+`file://` remote is updated by dulwich with `set_if_equals` under the same `.lock` file. This
+is the check `git push --force-with-lease` relies on
+(https://git-scm.com/docs/git-push#Documentation/git-push.txt---force-with-leaseltrefnamegt),
+so of two clones replacing the same value only one succeeds, whatever their timing.
+
+What the remote held at the last look is kept in `refs/grite/remotes/<remote>/locks/<h>` (the
+tracking refs `grite sync` keeps too); the clone's own refs follow it by the rule of
+grite.model.leases.follow_remote, so `grite lock status`, the lock policy and `grite watch`
+see leases taken by other clones after the next fetch. Remote lock commits are hostile input:
+one is mirrored only when it holds a readable lease for the resource its ref is named after.
+
+Only storage touches dulwich; this module must not import grite.ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from dulwich.errors import SendPackError
+from dulwich.file import FileLocked
+from dulwich.objects import ZERO_SHA
+
+from grite.model.errors import Environment
+from grite.model.leases import Follow, follow_remote
+from grite.model.locks import LockRecord, lock_ref_name
+from grite.storage.gitrepo import open_git_repo
+from grite.storage.locks import LOCKS_PREFIX, LockStore, StoredLock
+from grite.storage.sync import GRITE_PREFIX, SyncRepo, tracking_prefix
+
+__all__ = [
+    "LeaseBook",
+    "RemoteLockBook",
+    "RemoteRefused",
+    "has_remote",
+    "lock_tracking",
+    "mirror_lock_refs",
+]
+
+_REF_LEN = len(LOCKS_PREFIX) + 16
+
+
+class LeaseBook(Protocol):
+    """Where leases are decided: this clone's refs (LockStore) or a remote (RemoteLockBook).
+
+    Every change is a compare-and-swap that reports whether it won; the retry policy lives in
+    grite.ops.
+    """
+
+    def refresh(self) -> None: ...
+
+    def list(self) -> list[StoredLock]: ...
+
+    def read(self, resource: str) -> StoredLock | None: ...
+
+    def create(self, record: LockRecord) -> StoredLock | None: ...
+
+    def replace(self, record: LockRecord, expected: str) -> StoredLock | None: ...
+
+    def delete(self, lock: StoredLock) -> bool: ...
+
+    def delete_many(self, locks: list[StoredLock]) -> int: ...
+
+
+class _Outcome:
+    """How the updates of one push went: applied, lost (the ref had moved), or refused by
+    the remote with its reason (perhaps lost in the instant between advertising and
+    updating; the caller looks again to tell)."""
+
+    __slots__ = ("applied", "lost", "refused")
+
+    def __init__(self) -> None:
+        self.applied: set[str] = set()
+        self.lost: set[str] = set()
+        self.refused: dict[str, str] = {}
+
+
+class RemoteRefused(Environment):
+    """The remote received a lease update it could have applied, and refused it."""
+
+
+def has_remote(git_dir: str, name: str) -> bool:
+    """Whether git config defines remote `name` with a URL."""
+    repo = open_git_repo(git_dir)
+    try:
+        repo.get_config().get((b"remote", name.encode("utf-8")), b"url")
+    except KeyError:
+        return False
+    finally:
+        repo.close()
+    return True
+
+
+def _lock_ref(name: bytes) -> bool:
+    return name.startswith(LOCKS_PREFIX) and len(name) == _REF_LEN
+
+
+def _valid(store: LockStore, ref: str, oid: str) -> StoredLock | None:
+    """The lease at `oid` if it is readable and names the resource its ref is named after."""
+    lock = store.load(ref, oid)
+    if lock is None or lock_ref_name(lock.record.resource) != ref:
+        return None
+    return lock
+
+
+def lock_tracking(repo: SyncRepo, remote: str) -> dict[str, str]:
+    """The remote's lock refs as this clone last saw them (ref name -> oid)."""
+    prefix = tracking_prefix(remote) + LOCKS_PREFIX[len(GRITE_PREFIX) :]
+    found = repo._repo.refs.as_dict(prefix.rstrip(b"/"))
+    return {(LOCKS_PREFIX + k).decode(): v.decode("ascii") for k, v in found.items()}
+
+
+def mirror_lock_refs(
+    repo: SyncRepo,
+    remote: str,
+    before: dict[str, str],
+    after: dict[str, str],
+    only: Iterable[str] | None = None,
+) -> None:
+    """Make the clone's lock refs follow the remote's, after seeing the remote's values.
+
+    Args:
+        repo: the clone.
+        remote: the remote's name (whose tracking refs are updated to `after`).
+        before: the remote's lock refs as last seen (tracking refs before this look).
+        after: the remote's lock refs now.
+        only: the refs to consider (default: every ref in `before` or `after`).
+    """
+    store = LockStore(repo._git_dir)
+    track = tracking_prefix(remote)
+    refs = repo._repo.refs
+    try:
+        names = set(before) | set(after) if only is None else set(only)
+        for ref in sorted(names):
+            tracked, now = before.get(ref), after.get(ref)
+            local = repo.ref(ref.encode())
+            fast_forward = local is not None and now is not None and repo.is_ancestor(local, now)
+            if follow_remote(local, tracked, now, fast_forward) is Follow.TAKE:
+                if now is None or _valid(store, ref, now) is not None:
+                    store.move(ref, local, now)
+            name = track + ref.encode()[len(GRITE_PREFIX) :]
+            if now is None:
+                refs.remove_if_equals(name, None)
+            else:
+                refs.set_if_equals(name, None, now.encode("ascii"))
+    finally:
+        store.close()
+
+
+class RemoteLockBook:
+    """The leases on one remote of a clone: read by fetching its lock refs, changed by
+    compare-and-swap pushes of one ref each. Not shared between threads.
+
+    Args:
+        git_dir: the clone's git directory.
+        repo_root: its work tree (relative remote paths resolve against it).
+        remote: the git remote that arbitrates.
+
+    Raises:
+        NotFound: git config has no such remote.
+    """
+
+    def __init__(self, git_dir: str, repo_root: str, remote: str) -> None:
+        self.remote = remote
+        self._sync = SyncRepo(git_dir, repo_root)
+        self._store = LockStore(git_dir)
+        try:
+            self.url = self._sync.remote_url(remote)
+        except BaseException:
+            self.close()
+            raise
+        # The remote's lock refs at the last look (None: look again before answering).
+        self._seen: dict[str, str] | None = None
+        self._loaded: dict[str, StoredLock | None] = {}
+
+    def close(self) -> None:
+        self._store.close()
+        self._sync.close()
+
+    def __enter__(self) -> RemoteLockBook:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Fetch the remote's lock refs (and the commits this clone lacks), then mirror them.
+
+        Raises:
+            RemoteUnreachable: the remote cannot be reached.
+        """
+        client, path = self._sync._client(self.remote, self.url)
+        wanted: dict[bytes, bytes] = {}
+        objects = self._sync._repo.object_store
+
+        def determine_wants(refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
+            for name, oid in refs.items():
+                if _lock_ref(name) and oid and oid != ZERO_SHA:
+                    wanted[name] = oid
+            return sorted({oid for oid in wanted.values() if oid not in objects})
+
+        self._sync._call(
+            self.remote,
+            self.url,
+            lambda: client.fetch(
+                path, self._sync._repo, determine_wants=determine_wants, ref_prefix=[LOCKS_PREFIX]
+            ),
+        )
+        after = {k.decode(): v.decode("ascii") for k, v in wanted.items()}
+        mirror_lock_refs(self._sync, self.remote, lock_tracking(self._sync, self.remote), after)
+        self._seen = after
+
+    def _current(self) -> dict[str, str]:
+        if self._seen is None:
+            self.refresh()
+        assert self._seen is not None
+        return self._seen
+
+    def _lock(self, ref: str, oid: str) -> StoredLock | None:
+        key = f"{ref}:{oid}"
+        if key not in self._loaded:
+            self._loaded[key] = _valid(self._store, ref, oid)
+        return self._loaded[key]
+
+    def list(self) -> list[StoredLock]:
+        """Every readable lease on the remote, sorted by resource."""
+        found = [self._lock(ref, oid) for ref, oid in self._current().items()]
+        return sorted((lk for lk in found if lk is not None), key=lambda x: x.record.resource)
+
+    def read(self, resource: str) -> StoredLock | None:
+        """The remote's lease on `resource`. A ref holding no readable lease for it (foreign
+        or damaged) reads as a lease that has expired, so that it can be replaced."""
+        ref = lock_ref_name(resource)
+        oid = self._current().get(ref)
+        if oid is None:
+            return None
+        lock = self._lock(ref, oid)
+        if lock is None:
+            empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource=resource)
+            return StoredLock(ref=ref, commit=oid, record=empty)
+        return lock
+
+    # -- compare-and-swap ----------------------------------------------------------------------
+
+    def create(self, record: LockRecord) -> StoredLock | None:
+        """Create the lease on the remote if the remote has none. None: someone has one."""
+        return self._put(record, None)
+
+    def replace(self, record: LockRecord, expected: str) -> StoredLock | None:
+        """Replace the remote's lease if it still is commit `expected`. None: it moved."""
+        return self._put(record, expected)
+
+    def delete(self, lock: StoredLock) -> bool:
+        """Delete the remote's lease if it still is `lock.commit`."""
+        return self.delete_many([lock]) == 1
+
+    def delete_many(self, locks: list[StoredLock]) -> int:
+        """Delete each lease whose remote ref still holds its commit, in one push; how many."""
+        if not locks:
+            return 0
+        won = self._swap({lk.ref: (lk.commit, None) for lk in locks})
+        return len(won)
+
+    def _put(self, record: LockRecord, expected: str | None) -> StoredLock | None:
+        ref = lock_ref_name(record.resource)
+        oid = self._store.write_commit(record, expected)
+        if ref not in self._swap({ref: (expected, oid)}):
+            return None
+        return StoredLock(ref=ref, commit=oid, record=record)
+
+    def _swap(self, updates: dict[str, tuple[str | None, str | None]]) -> set[str]:
+        """Move lock refs on the remote, each from its expected value to its new one.
+
+        Returns:
+            The refs the remote moved. The others had moved already (this book then looks
+            again before its next answer).
+
+        Raises:
+            RemoteUnreachable: the remote cannot be reached.
+            RemoteRefused: the remote refused an update although its ref held the expected
+                value (a hook, permissions, a full disk).
+        """
+        outcome = self._send(updates)
+        before = lock_tracking(self._sync, self.remote)
+        after = dict(before)
+        for ref in outcome.applied:
+            new = updates[ref][1]
+            if new is None:
+                after.pop(ref, None)
+            else:
+                after[ref] = new
+        mirror_lock_refs(self._sync, self.remote, before, after, only=outcome.applied)
+        if self._seen is not None and len(outcome.applied) == len(updates):
+            for ref in outcome.applied:
+                new = updates[ref][1]
+                if new is None:
+                    self._seen.pop(ref, None)
+                else:
+                    self._seen[ref] = new
+        else:
+            self._seen = None  # something moved under us: look again before the next answer
+        if outcome.refused:
+            # Each ref matched when the remote advertised it; if it still does, the update
+            # was refused, not lost to another clone's update in between.
+            current = self._current()
+            for ref, reason in sorted(outcome.refused.items()):
+                if current.get(ref) == updates[ref][0]:
+                    raise RemoteRefused(
+                        f"remote {self.remote!r} ({self.url}) refused to update {ref}: "
+                        f"{reason}; check that you may push there (hooks, permissions, disk)",
+                        {"remote": self.remote, "url": self.url, "ref": ref, "reason": reason},
+                    )
+        return outcome.applied
+
+    def _send(self, updates: dict[str, tuple[str | None, str | None]]) -> _Outcome:
+        """Push, in one connection, the updates whose ref the remote advertises at the
+        expected value, and sort every update into applied, lost or refused."""
+        client, path = self._sync._client(self.remote, self.url)
+        sent: dict[bytes, bytes] = {}
+
+        def update_refs(remote_refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
+            for ref, (expected, new) in updates.items():
+                theirs = remote_refs.get(ref.encode())
+                current = None if theirs is None or theirs == ZERO_SHA else theirs.decode()
+                # The remote checks the old value again under its ref lock; an update that
+                # has lost already would only be refused there.
+                if current == expected:
+                    sent[ref.encode()] = ZERO_SHA if new is None else new.encode("ascii")
+            return dict(sent)
+
+        repo = self._sync._repo
+
+        def generate_pack_data(have: Any, want: Any, **kw: Any) -> Any:
+            kw.pop("ofs_delta", None)
+            return repo.generate_pack_data(set(have), set(want), ofs_delta=True, **kw)
+
+        def push() -> Any:
+            try:
+                return client.send_pack(path, update_refs, generate_pack_data)
+            except SendPackError as exc:
+                raise RemoteRefused(
+                    f"remote {self.remote!r} ({self.url}) refused the lease update: {exc}; "
+                    "check that you may push there",
+                    {"remote": self.remote, "url": self.url},
+                ) from exc
+
+        outcome = _Outcome()
+        try:
+            result = self._sync._call(self.remote, self.url, push)
+        except FileLocked:
+            # A local-path remote whose ref another clone is updating at this very moment.
+            outcome.lost.update(updates)
+            return outcome
+        statuses = result.ref_status
+        if statuses is None:
+            statuses = self._verify(client, path, sent)
+        for ref in updates:
+            name = ref.encode()
+            if name not in sent:
+                outcome.lost.add(ref)
+            elif statuses.get(name):
+                outcome.refused[ref] = str(statuses[name])
+            else:
+                outcome.applied.add(ref)
+        return outcome
+
+    def _verify(self, client: Any, path: str, sent: dict[bytes, bytes]) -> dict[bytes, str]:
+        # A server without report-status says nothing per ref: read the refs back.
+        result = self._sync._call(self.remote, self.url, lambda: client.get_refs(path))
+        refs = getattr(result, "refs", result)
+        return {
+            ref: "" if refs.get(ref, ZERO_SHA) == oid else "the remote kept another value"
+            for ref, oid in sent.items()
+        }
