@@ -220,8 +220,14 @@ def race(base: Path, env: dict[str, str], opts: argparse.Namespace, clones: list
         for path, name, actor in agents
     ]
     procs += [
-        spawn(env, "_sync", str(path), str(opts.sync_interval), str(stop_at),
-              str(base / f"sync{c}.log"))  # fmt: skip
+        spawn(
+            env,
+            "_sync",
+            str(path),
+            str(opts.sync_interval),
+            str(stop_at),
+            str(base / f"sync{c}.log"),
+        )  # fmt: skip
         for c, path in enumerate(clones)
     ]
     try:
@@ -265,7 +271,7 @@ def tally(base: Path, env: dict[str, str], opts: argparse.Namespace, clones: lis
     for e in events:
         body = (e.get("kind") or {}).get("CommentAdded", {}).get("body")
         if isinstance(body, str) and body.startswith("worked by "):
-            workers.setdefault(e["issue_id"], set()).add(body[len("worked by "):])
+            workers.setdefault(e["issue_id"], set()).add(body[len("worked by ") :])
     double = {i: sorted(w) for i, w in workers.items() if len(w) > 1}
     cross = {i: w for i, w in double.items() if len({a.split("a")[0] for a in w}) > 1}
     per_issue: dict[str, int] = {}

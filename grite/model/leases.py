@@ -38,13 +38,18 @@ def follow_remote(
 
     Returns:
         TAKE when the clone has no unpushed change to that ref (its value is the one it last
-        saw on the remote) or when the remote's value descends from it; KEEP otherwise.
+        saw on the remote), when the remote's value descends from it, or when the clone
+        dropped the lease and the remote has changed it since; KEEP otherwise.
     """
     if local == remote:
         return Follow.KEEP
     if local == tracked:
         return Follow.TAKE
-    if local is not None and remote is not None and fast_forward:
+    if local is None:
+        # Released here but not pushed: still pending while the remote holds what we saw;
+        # once the remote has moved on (renewed, taken over), its lease is the news.
+        return Follow.KEEP if remote == tracked else Follow.TAKE
+    if remote is not None and fast_forward:
         return Follow.TAKE
     return Follow.KEEP
 

@@ -23,10 +23,16 @@ from typing import Any
 import msgspec
 
 from grite.model.depgraph import ready_issue_ids
-from grite.model.errors import GriteError, InvalidArgs, NotFound
+from grite.model.errors import Conflict, GriteError, InvalidArgs, NotFound
 from grite.model.events import AssigneeAdded
 from grite.model.leases import first_choice
-from grite.model.locks import LockRecord, conflicts_with, nonce_from_bytes, parse_ttl
+from grite.model.locks import (
+    LockRecord,
+    conflicts_with,
+    lock_ref_name,
+    nonce_from_bytes,
+    parse_ttl,
+)
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import (
     IssueClaimArgs,
@@ -64,25 +70,15 @@ def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:
     return IssueReadyResult(issues=rows, total=len(rows))
 
 
-def _take_lease(
-    store: LeaseBook, record: LockRecord, now_ms: int
-) -> tuple[StoredLock | None, bool]:
-    """(our lease or None, whether it already existed from this same request)."""
-    existing = store.read(record.resource)
-    if existing is None:
-        return store.create(record), False
-    ex = existing.record
-    if ex.owner == record.owner and ex.nonce == record.nonce:
-        return existing, True  # a retry of this request won it before
-    if ex.expired(now_ms):
-        return store.replace(record, existing.commit), False
-    return None, False
+# Rounds of "decide from the arbiter's refs, compare-and-swap" before giving up: each lost
+# round means another claimer just took an issue, so this bounds a burst of bad luck.
+_CLAIM_ROUNDS = 50
 
 
-def _live_issue_leases(store: LeaseBook, now_ms: int) -> list[LockRecord]:
+def _live_issue_leases(locks: list[StoredLock], now_ms: int) -> list[LockRecord]:
     return [
         lk.record
-        for lk in store.list()
+        for lk in locks
         if lk.record.resource.startswith("issue:") and not lk.record.expired(now_ms)
     ]
 
@@ -116,74 +112,173 @@ def _claim_order(
     return [s for s in candidates if s.issue_id not in later] + free[:skip]
 
 
+class _Pick:
+    """What one round of a claim chose: the issue, and its lease (to take, or this
+    request's own from an earlier attempt), plus what the round saw."""
+
+    __slots__ = ("issue", "lease", "passed", "resumed", "unknown")
+
+    def __init__(self) -> None:
+        self.issue: IssueSummary | None = None
+        self.lease: StoredLock | None = None
+        self.resumed = False
+        self.passed = 0  # claimed issues passed over before the pick
+        self.unknown = 0  # candidates leased by commits this clone has not fetched
+
+
+class _Claimer:
+    """One claim request: decides, from the arbiter's lock refs at the moment of a
+    compare-and-swap, which issue to take (grite.storage.lock_remote.Decide)."""
+
+    def __init__(
+        self,
+        book: LeaseBook,
+        order: list[IssueSummary],
+        held: list[LockRecord],
+        me_hex: str,
+        nonce_of: Callable[[bytes], str],
+        now_ms: int,
+        ttl: int,
+    ) -> None:
+        self.book = book
+        self.order = order
+        self.held = held
+        self.me_hex = me_hex
+        self.nonce_of = nonce_of
+        self.now_ms = now_ms
+        self.ttl = ttl
+        self.excluded: set[bytes] = set()  # taken, then found closed or assigned
+        self.pick = _Pick()
+
+    def decide(self, current: dict[str, str]) -> dict[str, tuple[str | None, str | None]]:
+        self.pick = pick = _Pick()
+        order = [s for s in self.order if s.issue_id not in self.excluded]
+        # A retry of this request (same request id) resumes the lease it took before.
+        for s in order:
+            ref = lock_ref_name(f"issue:{s.issue_id.hex()}")
+            lock = self.book.known(ref, current[ref]) if ref in current else None
+            if lock is not None and self._ours(lock.record, s):
+                pick.issue, pick.lease, pick.resumed = s, lock, True
+                return {}
+        for s in order:
+            resource = f"issue:{s.issue_id.hex()}"
+            others = [r for r in self.held if r.resource != resource]
+            if s.assignees or any(conflicts_with(r.resource, resource) for r in others):
+                pick.passed += 1
+                continue
+            ref = lock_ref_name(resource)
+            parent = current.get(ref)
+            if parent is not None:
+                lock = self.book.known(ref, parent)
+                if lock is None:
+                    pick.unknown += 1
+                    pick.passed += 1
+                    continue
+                if not lock.record.expired(self.now_ms):
+                    pick.passed += 1
+                    continue
+            record = LockRecord(
+                owner=self.me_hex,
+                nonce=self.nonce_of(s.issue_id),
+                expires_unix_ms=self.now_ms + self.ttl * 1000,
+                resource=resource,
+            )
+            commit = self.book.write_commit(record, parent)
+            pick.issue = s
+            pick.lease = StoredLock(ref=ref, commit=commit, record=record)
+            return {ref: (parent, commit)}
+        return {}
+
+    def _ours(self, record: LockRecord, s: IssueSummary) -> bool:
+        return record.owner == self.me_hex and record.nonce == self.nonce_of(s.issue_id)
+
+    def take(self) -> tuple[IssueSummary, StoredLock, bool, int] | None:
+        """Rounds until a lease is ours: (issue, lease, resumed, passed over), or None.
+
+        Raises:
+            Conflict: every round was lost to other claimers.
+        """
+        passed = 0
+        for _ in range(_CLAIM_ROUNDS):
+            moved = self.book.swap_where(self.decide)
+            pick = self.pick
+            if pick.issue is None or pick.lease is None:
+                if not pick.unknown:
+                    return None
+                # Leases this clone has not seen yet may have expired: fetch, look again.
+                self.book.refresh()
+                self.held = _live_issue_leases(self.book.seen(), self.now_ms)
+                continue
+            if pick.resumed or pick.lease.ref in moved:
+                return pick.issue, pick.lease, pick.resumed, passed + pick.passed
+            passed += 1  # another claimer took it between the look and the swap
+        raise Conflict(
+            f"every one of {_CLAIM_ROUNDS} claim attempts lost a race with other claimers; "
+            "try again",
+            {"rounds": _CLAIM_ROUNDS},
+        )
+
+
 def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     """Lease and assign the first ready issue nobody has claimed.
 
     Claimed means: assigned to anyone, or covered by an unexpired `issue:` lease that is not
     this request's own. The lease is decided by the grite remote when there is one (unless
-    `args.local`; see grite.ops.leases): the claim is acknowledged only once the remote has
-    accepted it, and a lease lost to another clone moves on to the next issue. The assignee
-    added is the acting actor's id (hex); its event goes to the local WAL and reaches other
-    clones with the next `grite sync` (they already keep off the issue because of the lease).
+    `args.local`; see grite.ops.leases), in one compare-and-swap push that picks the issue
+    from the remote's lock refs as the push finds them: the claim is acknowledged only once
+    the remote has accepted it, and a lease lost to another clone moves on to the next
+    issue. The assignee added is the acting actor's id (hex); its event goes to the local WAL
+    and reaches other clones with the next `grite sync` (the lease already keeps them off).
 
     Raises:
         NotFound: no ready issue is left unclaimed.
         Environment: the grite remote cannot be reached (retry, or pass local).
+        Conflict: every attempt lost a race with other claimers.
     """
     ttl = parse_ttl(args.ttl)
-    me = actor_bytes(ctx)
-    me_hex = me.hex()
+    me_hex = actor_bytes(ctx).hex()
     now = ctx.now_ms
     candidates = _ready(ctx, args.labels)
-    skipped = 0
 
     def nonce_of(issue_id: bytes) -> str:
         return nonce_from_bytes(ctx.derive_id(b"claim" + issue_id))
 
-    with open_leases(ctx, local=args.local, doing="claim an issue") as store:
-        held = _live_issue_leases(store, now) if candidates else []
-        for s in _claim_order(ctx, candidates, held, me_hex, nonce_of):
-            if _claimed(s, held, nonce_of):
-                skipped += 1
-                continue
-            resource = f"issue:{s.issue_id.hex()}"
-            record = LockRecord(
-                owner=me_hex,
-                nonce=nonce_of(s.issue_id),
-                expires_unix_ms=now + ttl * 1000,
-                resource=resource,
-            )
-            lease, resumed = _take_lease(store, record, now)
-            if lease is None:
-                # Another claimer won this lease a moment ago: learn what else it and the
-                # others took since we looked, then go on with the next issue.
-                skipped += 1
-                held = _live_issue_leases(store, now)
-                continue
+    skipped = 0
+    with open_leases(ctx, local=args.local, doing="claim an issue") as book:
+        held = _live_issue_leases(book.seen(), now) if candidates else []
+        order = _claim_order(ctx, candidates, held, me_hex, nonce_of)
+        claimer = _Claimer(book, order, held, me_hex, nonce_of, now, ttl)
+        while candidates:
+            taken = claimer.take()
+            if taken is None:
+                break
+            s, lease, resumed, passed = taken
+            skipped += passed
             p = ctx.handle.projection(s.issue_id)
             assigned = p is not None and any(v.present for v in p.assignees.values())
             if not resumed and (p is None or p.state != "open" or assigned):
                 # Assigned or closed between our read and our lease: not ours to take.
-                store.delete(lease)
+                book.delete(lease)
+                claimer.excluded.add(s.issue_id)
                 skipped += 1
                 continue
             try:
                 write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_hex)], "assigned")
             except BaseException:
-                _give_back(store, lease)
+                _give_back(book, lease)
                 raise
             after = ctx.handle.summaries()
             current = next((x for x in after if x.issue_id == s.issue_id), s)
             return IssueClaimResult(
                 issue=row(current),
                 assignee=me_hex,
-                lease_resource=resource,
+                lease_resource=lease.record.resource,
                 lease_owner=me_hex,
                 lease_expires_unix_ms=lease.record.expires_unix_ms,
                 event_ids=write.event_ids,
                 wal_head=write.wal_head,
                 skipped=skipped,
-                remote=remote_of(store),
+                remote=remote_of(book),
             )
     if candidates:
         why = f"all {len(candidates)} ready issues are already claimed (assigned or leased)"
@@ -192,7 +287,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     raise NotFound(
         f"no ready issue to claim: {why}; run 'grite issue ready' to see the queue, or "
         "'grite lock status' to see the leases",
-        {"ready": len(candidates), "claimed": skipped},
+        {"ready": len(candidates), "claimed": len(candidates)},
     )
 
 

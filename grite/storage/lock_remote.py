@@ -22,9 +22,10 @@ Only storage touches dulwich; this module must not import grite.ops.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import msgspec
 from dulwich.errors import SendPackError
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA
@@ -37,6 +38,7 @@ from grite.storage.locks import LOCKS_PREFIX, LockStore, StoredLock
 from grite.storage.sync import GRITE_PREFIX, SyncRepo, tracking_prefix
 
 __all__ = [
+    "Decide",
     "LeaseBook",
     "RemoteLockBook",
     "RemoteRefused",
@@ -57,9 +59,17 @@ class LeaseBook(Protocol):
 
     def refresh(self) -> None: ...
 
+    def seen(self) -> list[StoredLock]: ...
+
     def list(self) -> list[StoredLock]: ...
 
     def read(self, resource: str) -> StoredLock | None: ...
+
+    def known(self, ref: str, oid: str) -> StoredLock | None: ...
+
+    def write_commit(self, record: LockRecord, parent: str | None) -> str: ...
+
+    def swap_where(self, decide: Decide) -> set[str]: ...
 
     def create(self, record: LockRecord) -> StoredLock | None: ...
 
@@ -68,6 +78,16 @@ class LeaseBook(Protocol):
     def delete(self, lock: StoredLock) -> bool: ...
 
     def delete_many(self, locks: list[StoredLock]) -> int: ...
+
+
+# Given the arbiter's lock refs now (ref -> commit), the updates to make: ref -> (expected,
+# new), None meaning absent.
+Decide = Callable[[dict[str, str]], dict[str, tuple[str | None, str | None]]]
+
+
+def _expired_placeholder(ref: str, oid: str) -> StoredLock:
+    empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
+    return StoredLock(ref=ref, commit=oid, record=empty)
 
 
 class _Outcome:
@@ -147,10 +167,13 @@ def mirror_lock_refs(
                 if now is None or _valid(store, ref, now) is not None:
                     store.move(ref, local, now)
             name = track + ref.encode()[len(GRITE_PREFIX) :]
-            if now is None:
-                refs.remove_if_equals(name, None)
-            else:
-                refs.set_if_equals(name, None, now.encode("ascii"))
+            try:
+                if now is None:
+                    refs.remove_if_equals(name, None)
+                else:
+                    refs.set_if_equals(name, None, now.encode("ascii"))
+            except FileLocked:
+                pass  # another process of this clone is recording the remote's value now
     finally:
         store.close()
 
@@ -179,7 +202,7 @@ class RemoteLockBook:
             raise
         # The remote's lock refs at the last look (None: look again before answering).
         self._seen: dict[str, str] | None = None
-        self._loaded: dict[str, StoredLock | None] = {}
+        self._loaded: dict[str, StoredLock] = {}
 
     def close(self) -> None:
         self._store.close()
@@ -226,31 +249,55 @@ class RemoteLockBook:
         assert self._seen is not None
         return self._seen
 
-    def _lock(self, ref: str, oid: str) -> StoredLock | None:
+    def known(self, ref: str, oid: str) -> StoredLock | None:
+        """The lease at commit `oid` of `ref` when this clone has that commit, else None.
+
+        A commit that holds no readable lease for the resource its ref is named after
+        (foreign or damaged) reads as a lease that has expired, so that it can be replaced.
+        """
         key = f"{ref}:{oid}"
-        if key not in self._loaded:
-            self._loaded[key] = _valid(self._store, ref, oid)
-        return self._loaded[key]
+        lock = self._loaded.get(key)
+        if lock is None:
+            lock = _valid(self._store, ref, oid)
+            if lock is None:
+                if not self._store.has_object(oid):
+                    return None  # not fetched yet; a later fetch may bring it
+                lock = _expired_placeholder(ref, oid)
+            self._loaded[key] = lock
+        return lock
+
+    def seen(self) -> list[StoredLock]:
+        """The remote's leases as this clone last saw them (no network), sorted by resource."""
+        found = [self.known(r, o) for r, o in lock_tracking(self._sync, self.remote).items()]
+        return sorted(
+            (lk for lk in found if lk is not None and lk.record.resource),
+            key=lambda x: x.record.resource,
+        )
 
     def list(self) -> list[StoredLock]:
-        """Every readable lease on the remote, sorted by resource."""
-        found = [self._lock(ref, oid) for ref, oid in self._current().items()]
-        return sorted((lk for lk in found if lk is not None), key=lambda x: x.record.resource)
+        """Every lease on the remote now (fetched when this book has not looked yet, or a
+        change it tried was lost since), sorted by resource."""
+        found = [self.known(ref, oid) for ref, oid in self._current().items()]
+        return sorted(
+            (lk for lk in found if lk is not None and lk.record.resource),
+            key=lambda x: x.record.resource,
+        )
 
     def read(self, resource: str) -> StoredLock | None:
-        """The remote's lease on `resource`. A ref holding no readable lease for it (foreign
-        or damaged) reads as a lease that has expired, so that it can be replaced."""
+        """The remote's lease on `resource` now (see `list`)."""
         ref = lock_ref_name(resource)
         oid = self._current().get(ref)
-        if oid is None:
-            return None
-        lock = self._lock(ref, oid)
-        if lock is None:
-            empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource=resource)
-            return StoredLock(ref=ref, commit=oid, record=empty)
+        lock = None if oid is None else self.known(ref, oid)
+        if lock is not None and not lock.record.resource:
+            record = msgspec.structs.replace(lock.record, resource=resource)
+            return msgspec.structs.replace(lock, record=record)
         return lock
 
     # -- compare-and-swap ----------------------------------------------------------------------
+
+    def write_commit(self, record: LockRecord, parent: str | None) -> str:
+        """Store a lease commit in this clone (a push carries it to the remote)."""
+        return self._store.write_commit(record, parent)
 
     def create(self, record: LockRecord) -> StoredLock | None:
         """Create the lease on the remote if the remote has none. None: someone has one."""
@@ -268,29 +315,38 @@ class RemoteLockBook:
         """Delete each lease whose remote ref still holds its commit, in one push; how many."""
         if not locks:
             return 0
-        won = self._swap({lk.ref: (lk.commit, None) for lk in locks})
-        return len(won)
+        updates: dict[str, tuple[str | None, str | None]] = {
+            lk.ref: (lk.commit, None) for lk in locks
+        }
+        return len(self.swap_where(lambda _current: updates))
 
     def _put(self, record: LockRecord, expected: str | None) -> StoredLock | None:
         ref = lock_ref_name(record.resource)
         oid = self._store.write_commit(record, expected)
-        if ref not in self._swap({ref: (expected, oid)}):
+        if ref not in self.swap_where(lambda _current: {ref: (expected, oid)}):
             return None
         return StoredLock(ref=ref, commit=oid, record=record)
 
-    def _swap(self, updates: dict[str, tuple[str | None, str | None]]) -> set[str]:
-        """Move lock refs on the remote, each from its expected value to its new one.
+    def swap_where(self, decide: Decide) -> set[str]:
+        """Change lock refs on the remote in one push, deciding from what it holds right now.
+
+        `decide` receives the remote's lock refs as the remote advertises them at the start
+        of the push (ref -> commit) and returns the updates (ref -> (expected, new), None
+        meaning absent); each is applied only if the remote's ref still holds `expected` when
+        the remote updates it. Commits named as new values must already be stored in this
+        clone (`write_commit`).
 
         Returns:
-            The refs the remote moved. The others had moved already (this book then looks
-            again before its next answer).
+            The refs the remote moved. The others had moved already; this book then looks
+            again before its next answer.
 
         Raises:
             RemoteUnreachable: the remote cannot be reached.
             RemoteRefused: the remote refused an update although its ref held the expected
                 value (a hook, permissions, a full disk).
         """
-        outcome = self._send(updates)
+        updates: dict[str, tuple[str | None, str | None]] = {}
+        outcome = self._send(decide, updates)
         before = lock_tracking(self._sync, self.remote)
         after = dict(before)
         for ref in outcome.applied:
@@ -307,7 +363,7 @@ class RemoteLockBook:
                     self._seen.pop(ref, None)
                 else:
                     self._seen[ref] = new
-        else:
+        elif updates:
             self._seen = None  # something moved under us: look again before the next answer
         if outcome.refused:
             # Each ref matched when the remote advertised it; if it still does, the update
@@ -322,19 +378,23 @@ class RemoteLockBook:
                     )
         return outcome.applied
 
-    def _send(self, updates: dict[str, tuple[str | None, str | None]]) -> _Outcome:
-        """Push, in one connection, the updates whose ref the remote advertises at the
-        expected value, and sort every update into applied, lost or refused."""
+    def _send(self, decide: Decide, updates: dict[str, tuple[str | None, str | None]]) -> _Outcome:
+        """One push: ask `decide` (filling `updates`), send what still matches the remote's
+        refs, and sort every update into applied, lost or refused."""
         client, path = self._sync._client(self.remote, self.url)
         sent: dict[bytes, bytes] = {}
 
         def update_refs(remote_refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
+            current = {
+                name.decode(): oid.decode("ascii")
+                for name, oid in remote_refs.items()
+                if _lock_ref(name) and oid and oid != ZERO_SHA
+            }
+            updates.update(decide(current))
             for ref, (expected, new) in updates.items():
-                theirs = remote_refs.get(ref.encode())
-                current = None if theirs is None or theirs == ZERO_SHA else theirs.decode()
                 # The remote checks the old value again under its ref lock; an update that
                 # has lost already would only be refused there.
-                if current == expected:
+                if current.get(ref) == expected:
                     sent[ref.encode()] = ZERO_SHA if new is None else new.encode("ascii")
             return dict(sent)
 
@@ -362,13 +422,13 @@ class RemoteLockBook:
             outcome.lost.update(updates)
             return outcome
         statuses = result.ref_status
-        if statuses is None:
+        if statuses is None and sent:
             statuses = self._verify(client, path, sent)
         for ref in updates:
             name = ref.encode()
             if name not in sent:
                 outcome.lost.add(ref)
-            elif statuses.get(name):
+            elif statuses and statuses.get(name):
                 outcome.refused[ref] = str(statuses[name])
             else:
                 outcome.applied.add(ref)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
@@ -56,6 +57,35 @@ class LockStore:
 
     def refresh(self) -> None:
         """Nothing to do: this clone's refs are always read as they are now."""
+
+    def seen(self) -> list[StoredLock]:
+        """The same as `list` (this clone's refs need no fetching)."""
+        return self.list()
+
+    def has_object(self, oid: str) -> bool:
+        return oid.encode("ascii") in self._repo.object_store
+
+    def known(self, ref: str, oid: str) -> StoredLock | None:
+        """The lease at commit `oid` of `ref`; a commit holding no readable lease reads as
+        an expired one (so it can be replaced), a missing commit as None."""
+        lock = self.load(ref, oid)
+        if lock is None and self.has_object(oid):
+            empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
+            return StoredLock(ref=ref, commit=oid, record=empty)
+        return lock
+
+    def swap_where(
+        self, decide: Callable[[dict[str, str]], dict[str, tuple[str | None, str | None]]]
+    ) -> set[str]:
+        """Change lock refs deciding from their values now: `decide` gets every lock ref
+        (ref -> commit) and returns updates (ref -> (expected, new), None meaning absent),
+        each a compare-and-swap. Returns the refs that moved."""
+        current = {
+            (LOCKS_PREFIX + name).decode(): oid.decode("ascii")
+            for name, oid in self._repo.refs.as_dict(LOCKS_PREFIX.rstrip(b"/")).items()
+        }
+        updates = decide(current)
+        return {ref for ref, (old, new) in updates.items() if self.move(ref, old, new)}
 
     def list(self) -> list[StoredLock]:
         """Every lock ref with a readable `lock.json`, sorted by resource."""
