@@ -17,7 +17,8 @@ merged history:
   pairs across clones and pairs within one clone;
 - issues whose claim was acknowledged to more than one agent;
 - acknowledged assignment events missing from the merged WAL, or present more than once;
-- the median and p90 wall time of one `--claim` command.
+- the median and p90 wall time of one `--claim` command, and (daemon mode) how many claims
+  fell back to running in-process.
 
 Prints a summary (or one JSON object with `--json`). Runs in private directories (its own
 daemon, stopped at the end, and its own git daemon); `--keep` leaves them for inspection.
@@ -64,6 +65,8 @@ def private_env(base: Path, no_daemon: bool) -> dict[str, str]:
     )
     if no_daemon:
         env["GRITE_NO_DAEMON"] = "1"
+    else:
+        env["GRITE_DEBUG"] = "1"  # a command that ran in-process says so on stderr
     (base / "home").mkdir(parents=True, exist_ok=True)
     return env
 
@@ -143,6 +146,8 @@ def agent_main(repo: Path, name: str, actor: str, stop_at: float, log: Path) -> 
             proc = run(env, repo, "--actor", actor, "issue", "ready", "--claim", "--label", LABEL,
                        "--json")  # fmt: skip
             took = time.perf_counter() - t0
+            if "grite: daemon not used" in proc.stderr:  # printed under GRITE_DEBUG=1
+                out.write(json.dumps({"fallback": proc.stderr[-300:]}) + "\n")
             doc = json.loads(proc.stdout) if proc.stdout.startswith("{") else {}
             if proc.returncode == 0 and doc.get("ok"):
                 data = doc["data"]
@@ -254,6 +259,7 @@ def converge(env: dict[str, str], clones: list[Path]) -> None:
 def tally(base: Path, env: dict[str, str], opts: argparse.Namespace, clones: list[Path]) -> dict[str, Any]:  # fmt: skip
     claims: list[dict[str, Any]] = []
     misses: dict[str, int] = {}
+    fallbacks = 0
     for log in sorted(base.glob("c*a*.log")):
         agent = log.stem
         for line in log.read_text().splitlines():
@@ -262,6 +268,8 @@ def tally(base: Path, env: dict[str, str], opts: argparse.Namespace, clones: lis
                 claims.append({**rec, "agent": agent})
             elif "miss" in rec:
                 misses[rec["miss"]] = misses.get(rec["miss"], 0) + 1
+            elif "fallback" in rec:
+                fallbacks += 1
     export = json.loads(run(env, clones[0], "export", "--format", "json").stdout)
     events = export["events"]
     seen: dict[str, int] = {}
@@ -297,6 +305,7 @@ def tally(base: Path, env: dict[str, str], opts: argparse.Namespace, clones: lis
         "acknowledged_events_missing": sum(1 for x in ack_ids if seen.get(x, 0) == 0),
         "acknowledged_events_duplicated": sum(1 for x in ack_ids if seen.get(x, 0) > 1),
         "claim_misses": misses,
+        "claims_run_in_process_despite_the_daemon": fallbacks,
         "claim_seconds_median": statistics.median(secs) if secs else None,
         "claim_seconds_p90": secs[int(0.9 * (len(secs) - 1))] if secs else None,
         "double_worked_examples": dict(list(double.items())[:5]),
