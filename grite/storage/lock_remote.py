@@ -22,7 +22,7 @@ Only storage touches dulwich; this module must not import grite.ops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -77,7 +77,7 @@ class LeaseBook(Protocol):
 
     def delete(self, lock: StoredLock) -> bool: ...
 
-    def delete_many(self, locks: list[StoredLock]) -> int: ...
+    def delete_many(self, locks: Sequence[StoredLock]) -> int: ...
 
 
 # Given the arbiter's lock refs now (ref -> commit), the updates to make: ref -> (expected,
@@ -311,7 +311,7 @@ class RemoteLockBook:
         """Delete the remote's lease if it still is `lock.commit`."""
         return self.delete_many([lock]) == 1
 
-    def delete_many(self, locks: list[StoredLock]) -> int:
+    def delete_many(self, locks: Sequence[StoredLock]) -> int:
         """Delete each lease whose remote ref still holds its commit, in one push; how many."""
         if not locks:
             return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
@@ -174,7 +174,7 @@ class LockStore:
         except FileLocked:
             return False
 
-    def delete_many(self, locks: list[StoredLock]) -> int:
+    def delete_many(self, locks: Sequence[StoredLock]) -> int:
         """Delete each lock whose ref still holds its commit; how many went."""
         return sum(1 for lk in locks if self.delete(lk))
 
