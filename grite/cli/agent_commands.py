@@ -26,13 +26,13 @@ from grite.model.requests_agents import (
     IssueReadyArgs,
     IssueReadyResult,
 )
-from grite.ops import agents
+from grite.ops import agents, claims
 
 __all__ = ["OPERATIONS", "RENDERERS", "register"]
 
 OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
     IssueReadyArgs: agents.issue_ready,
-    IssueClaimArgs: agents.issue_claim,
+    IssueClaimArgs: claims.issue_claim,
 }
 
 

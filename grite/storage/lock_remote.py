@@ -29,6 +29,7 @@ import msgspec
 from dulwich.errors import SendPackError
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA
+from dulwich.pack import pack_objects_to_data
 
 from grite.model.errors import Environment
 from grite.model.leases import Follow, follow_remote
@@ -59,7 +60,7 @@ class LeaseBook(Protocol):
 
     def refresh(self) -> None: ...
 
-    def seen(self) -> list[StoredLock]: ...
+    def refs_seen(self) -> dict[str, str]: ...
 
     def list(self) -> list[StoredLock]: ...
 
@@ -88,6 +89,23 @@ Decide = Callable[[dict[str, str]], dict[str, tuple[str | None, str | None]]]
 def _expired_placeholder(ref: str, oid: str) -> StoredLock:
     empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
     return StoredLock(ref=ref, commit=oid, record=empty)
+
+
+def _lease_pack(repo: Any, want: set[bytes], ofs_delta: bool) -> Any:
+    """The pack for new lease commits: each commit, its tree and its `lock.json`.
+
+    Their parent is the lease the remote holds (or none), so nothing else is missing there.
+    Written out directly: dulwich's generic object walk would first visit the history of
+    every ref the remote advertised (the whole WAL), the bulk of a claim's time.
+    """
+    store = repo.object_store
+    objects = []
+    for oid in sorted(want):
+        commit = store[oid]
+        tree = store[commit.tree]
+        objects += [(commit, None), (tree, None)]
+        objects += [(store[sha], None) for _name, _mode, sha in tree.iteritems()]
+    return pack_objects_to_data(objects, ofs_delta=ofs_delta)
 
 
 class _Outcome:
@@ -266,13 +284,9 @@ class RemoteLockBook:
             self._loaded[key] = lock
         return lock
 
-    def seen(self) -> list[StoredLock]:
-        """The remote's leases as this clone last saw them (no network), sorted by resource."""
-        found = [self.known(r, o) for r, o in lock_tracking(self._sync, self.remote).items()]
-        return sorted(
-            (lk for lk in found if lk is not None and lk.record.resource),
-            key=lambda x: x.record.resource,
-        )
+    def refs_seen(self) -> dict[str, str]:
+        """The remote's lock refs as this clone last saw them (ref -> commit; no network)."""
+        return lock_tracking(self._sync, self.remote)
 
     def list(self) -> list[StoredLock]:
         """Every lease on the remote now (fetched when this book has not looked yet, or a
@@ -401,8 +415,7 @@ class RemoteLockBook:
         repo = self._sync._repo
 
         def generate_pack_data(have: Any, want: Any, **kw: Any) -> Any:
-            kw.pop("ofs_delta", None)
-            return repo.generate_pack_data(set(have), set(want), ofs_delta=True, **kw)
+            return _lease_pack(repo, set(want), ofs_delta=bool(kw.get("ofs_delta", True)))
 
         def push() -> Any:
             try:

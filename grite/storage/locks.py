@@ -45,6 +45,8 @@ class LockStore:
     def __init__(self, git_dir: str) -> None:
         self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
+        # Lock commits never change: what `known` read once stays true for this store's life.
+        self._known: dict[str, StoredLock] = {}
 
     def close(self) -> None:
         self._repo.close()
@@ -58,9 +60,12 @@ class LockStore:
     def refresh(self) -> None:
         """Nothing to do: this clone's refs are always read as they are now."""
 
-    def seen(self) -> list[StoredLock]:
-        """The same as `list` (this clone's refs need no fetching)."""
-        return self.list()
+    def refs_seen(self) -> dict[str, str]:
+        """Every lock ref and its commit (ref name -> oid), without reading the commits."""
+        return {
+            (LOCKS_PREFIX + name).decode(): oid.decode("ascii")
+            for name, oid in self._repo.refs.as_dict(LOCKS_PREFIX.rstrip(b"/")).items()
+        }
 
     def has_object(self, oid: str) -> bool:
         return oid.encode("ascii") in self._repo.object_store
@@ -68,10 +73,16 @@ class LockStore:
     def known(self, ref: str, oid: str) -> StoredLock | None:
         """The lease at commit `oid` of `ref`; a commit holding no readable lease reads as
         an expired one (so it can be replaced), a missing commit as None."""
-        lock = self.load(ref, oid)
-        if lock is None and self.has_object(oid):
-            empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
-            return StoredLock(ref=ref, commit=oid, record=empty)
+        key = f"{ref}:{oid}"
+        lock = self._known.get(key)
+        if lock is None:
+            lock = self.load(ref, oid)
+            if lock is None:
+                if not self.has_object(oid):
+                    return None
+                empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
+                lock = StoredLock(ref=ref, commit=oid, record=empty)
+            self._known[key] = lock
         return lock
 
     def swap_where(
@@ -80,11 +91,7 @@ class LockStore:
         """Change lock refs deciding from their values now: `decide` gets every lock ref
         (ref -> commit) and returns updates (ref -> (expected, new), None meaning absent),
         each a compare-and-swap. Returns the refs that moved."""
-        current = {
-            (LOCKS_PREFIX + name).decode(): oid.decode("ascii")
-            for name, oid in self._repo.refs.as_dict(LOCKS_PREFIX.rstrip(b"/")).items()
-        }
-        updates = decide(current)
+        updates = decide(self.refs_seen())
         return {ref for ref, (old, new) in updates.items() if self.move(ref, old, new)}
 
     def list(self) -> list[StoredLock]:
