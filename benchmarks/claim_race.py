@@ -156,9 +156,12 @@ def agent_main(repo: Path, name: str, actor: str, stop_at: float, log: Path) -> 
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 body = f"worked by {name}"
+                t0 = time.perf_counter()
                 done = run(env, repo, "--actor", actor, "issue", "comment", issue, "--body", body)
+                t1 = time.perf_counter()
                 closed = run(env, repo, "--actor", actor, "issue", "close", issue)
-                rec = {"done": issue, "comment": done.returncode, "close": closed.returncode}
+                rec = {"done": issue, "comment": done.returncode, "close": closed.returncode,
+                       "work_seconds": [t1 - t0, time.perf_counter() - t1]}  # fmt: skip
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 continue
@@ -176,7 +179,9 @@ def syncer_main(repo: Path, interval: float, stop_at: float, log: Path) -> None:
         while time.time() < stop_at:
             t0 = time.monotonic()
             proc = run(env, repo, "sync", "--json")
-            out.write(json.dumps({"sync": proc.returncode, "out": proc.stdout[-300:]}) + "\n")
+            took = time.monotonic() - t0
+            rec = {"sync": proc.returncode, "seconds": took, "out": proc.stdout[-300:]}
+            out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(max(0.0, interval - (time.monotonic() - t0)))
 

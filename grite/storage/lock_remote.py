@@ -156,12 +156,17 @@ def lock_tracking(repo: SyncRepo, remote: str) -> dict[str, str]:
     return {(LOCKS_PREFIX + k).decode(): v.decode("ascii") for k, v in found.items()}
 
 
+def _tracking_ref(remote: str, ref: str) -> bytes:
+    return tracking_prefix(remote) + ref.encode()[len(GRITE_PREFIX) :]
+
+
 def mirror_lock_refs(
     repo: SyncRepo,
     remote: str,
     before: dict[str, str],
     after: dict[str, str],
     only: Iterable[str] | None = None,
+    store: LockStore | None = None,
 ) -> None:
     """Make the clone's lock refs follow the remote's, after seeing the remote's values.
 
@@ -171,29 +176,33 @@ def mirror_lock_refs(
         before: the remote's lock refs as last seen (tracking refs before this look).
         after: the remote's lock refs now.
         only: the refs to consider (default: every ref in `before` or `after`).
+        store: the clone's lock store, if the caller has one open.
     """
-    store = LockStore(repo._git_dir)
-    track = tracking_prefix(remote)
+    mine = LockStore(repo._git_dir) if store is None else store
     refs = repo._repo.refs
     try:
         names = set(before) | set(after) if only is None else set(only)
         for ref in sorted(names):
             tracked, now = before.get(ref), after.get(ref)
             local = repo.ref(ref.encode())
+            if local == now == tracked:
+                continue
             fast_forward = local is not None and now is not None and repo.is_ancestor(local, now)
             if follow_remote(local, tracked, now, fast_forward) is Follow.TAKE:
-                if now is None or _valid(store, ref, now) is not None:
-                    store.move(ref, local, now)
-            name = track + ref.encode()[len(GRITE_PREFIX) :]
+                if now is None or _valid(mine, ref, now) is not None:
+                    mine.move(ref, local, now)
+            if now == tracked:
+                continue
             try:
                 if now is None:
-                    refs.remove_if_equals(name, None)
+                    refs.remove_if_equals(_tracking_ref(remote, ref), None)
                 else:
-                    refs.set_if_equals(name, None, now.encode("ascii"))
+                    refs.set_if_equals(_tracking_ref(remote, ref), None, now.encode("ascii"))
             except FileLocked:
                 pass  # another process of this clone is recording the remote's value now
     finally:
-        store.close()
+        if store is None:
+            mine.close()
 
 
 class RemoteLockBook:
@@ -258,7 +267,8 @@ class RemoteLockBook:
             ),
         )
         after = {k.decode(): v.decode("ascii") for k, v in wanted.items()}
-        mirror_lock_refs(self._sync, self.remote, lock_tracking(self._sync, self.remote), after)
+        before = lock_tracking(self._sync, self.remote)
+        mirror_lock_refs(self._sync, self.remote, before, after, store=self._store)
         self._seen = after
 
     def _current(self) -> dict[str, str]:
@@ -361,15 +371,18 @@ class RemoteLockBook:
         """
         updates: dict[str, tuple[str | None, str | None]] = {}
         outcome = self._send(decide, updates)
-        before = lock_tracking(self._sync, self.remote)
-        after = dict(before)
+        before: dict[str, str] = {}
+        after: dict[str, str] = {}
         for ref in outcome.applied:
+            seen = self._sync.ref(_tracking_ref(self.remote, ref))
+            if seen is not None:
+                before[ref] = seen
             new = updates[ref][1]
-            if new is None:
-                after.pop(ref, None)
-            else:
+            if new is not None:
                 after[ref] = new
-        mirror_lock_refs(self._sync, self.remote, before, after, only=outcome.applied)
+        mirror_lock_refs(
+            self._sync, self.remote, before, after, only=outcome.applied, store=self._store
+        )
         if self._seen is not None and len(outcome.applied) == len(updates):
             for ref in outcome.applied:
                 new = updates[ref][1]
