@@ -273,3 +273,37 @@ def test_the_remote_itself_checks_the_old_value(grite: Grite, tmp_path: Path) ->
         code, err = grite.error(a, "lock", "acquire", "path:deploy/")
         assert marker.exists()
         assert code == 4 and FOREIGN in err["message"]
+
+
+def test_remote_lock_refs_that_are_not_leases_for_their_name_are_not_mirrored(
+    grite: Grite, tmp_path: Path
+) -> None:
+    """A remote (hostile, or damaged) that files a repo-wide lease under another resource's
+    ref name, or garbage under a lock ref, does not get it into this clone's locks: the lock
+    policy and `lock status` never see it; a claim treats the issue's unreadable lease as
+    expired and replaces it (on the remote, by compare-and-swap)."""
+    remote, _a, b, ids = two_clones(grite, tmp_path, 1)
+    resource = f"issue:{ids[0]}"
+    misfiled = plant_lease(remote, "repo:global", FOREIGN, expires_ms=2**52)
+    git(remote, "update-ref", lock_ref("path:src/"), misfiled)
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=remote, input="not a lease",
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    tree = subprocess.run(
+        ["git", "mktree"], cwd=remote, input=f"100644 blob {blob}\tlock.json\n",
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    garbage = git(remote, "commit-tree", tree, "-m", "junk").stdout.strip()
+    git(remote, "update-ref", lock_ref(resource), garbage)
+    grite.json(b, "sync")
+    assert git(b, "for-each-ref", "refs/grite/locks").stdout == ""
+    assert grite.json(b, "lock", "status")["total"] == 0
+    config = b / ".git" / "grite" / "config.toml"
+    config.write_text('lock_policy = "require"\n' + config.read_text())
+    grite.json(b, "issue", "comment", ids[0], "--body", "not blocked")
+    got = claim(grite, b)
+    assert got["issue"]["issue_id"] == ids[0]
+    commit = git(remote, "rev-parse", lock_ref(resource)).stdout.strip()
+    assert git(remote, "rev-parse", f"{commit}^").stdout.strip() == garbage
+    assert remote_lease(remote, resource)["owner"] == actor_of(grite, b)  # type: ignore[index]
