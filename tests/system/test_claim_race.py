@@ -11,15 +11,18 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import GRITE, Grite, git, serve_git_daemon
+from tests.conftest import GRITE, Grite, daemon_pids, git, serve_git_daemon
 from tests.system.git_servers import serve_http_backend, serve_sshd
 
 SCENARIO = Path(__file__).resolve().parents[2] / "benchmarks" / "claim_race.py"
@@ -184,3 +187,65 @@ def test_two_clones_of_agents_never_work_the_same_issue(tmp_path: Path, mode: st
     assert report["issues_closed"] == report["claims_acknowledged"], report
     assert set(report["claim_misses"]) <= {"not_found"}, report  # type: ignore[arg-type]
     assert report["claims_run_in_process_despite_the_daemon"] == 0, report
+
+
+CLAIM_LOOP = """
+import json, subprocess, sys
+out = open(sys.argv[1], "a")
+while True:
+    p = subprocess.run([sys.executable, "-m", "grite", "issue", "ready", "--claim", "--json"],
+                       capture_output=True, text=True)
+    doc = json.loads(p.stdout) if p.stdout.startswith("{") else {}
+    if doc.get("ok"):
+        out.write(json.dumps(doc["data"]) + "\\n"); out.flush()
+    elif (doc.get("error") or {}).get("code") == "not_found":
+        break
+"""
+
+
+def test_claims_survive_the_daemon_being_killed(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Six claim loops on two clones go through the daemon, which is SIGKILLed again and
+    again; a claim cut off retries in-process with its request id and resumes its own lease.
+    Every acknowledged claim has its own issue, its lease on the remote, and its assignment
+    in the merged WAL exactly once."""
+    grite = Grite(isolated_env, "local")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    a = clone(remote, str(remote), tmp_path / "a")
+    b = clone(remote, str(remote), tmp_path / "b")
+    lines = "".join(json.dumps({"type": "issue_create", "title": f"t{i}"}) + "\n" for i in range(24))  # fmt: skip
+    grite.run(a, "batch", input=lines, check=True)
+    grite.json(a, "sync")
+    grite.json(b, "sync")
+    env = {k: v for k, v in isolated_env.items() if k != "GRITE_NO_DAEMON"}
+    logs = [tmp_path / f"loop{i}.log" for i in range(6)]
+    loops = [
+        subprocess.Popen([sys.executable, "-c", CLAIM_LOOP, str(log)], cwd=(a, b)[i % 2], env=env)
+        for i, log in enumerate(logs)
+    ]
+    kills = 0
+    while any(p.poll() is None for p in loops):
+        acked = sum(len(x.read_text().splitlines()) for x in logs if x.exists())
+        if acked >= 4 * (kills + 1) and kills < 4:
+            for pid in daemon_pids(isolated_env["XDG_RUNTIME_DIR"]):
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+        time.sleep(0.05)
+    assert all(p.returncode == 0 for p in loops)
+    assert kills >= 2
+    claims = [json.loads(line) for x in logs for line in x.read_text().splitlines()]
+    issues = [c["issue"]["issue_id"] for c in claims]
+    assert len(issues) == len(set(issues)) == 24
+    for _ in range(2):
+        grite.json(a, "sync")
+        grite.json(b, "sync")
+    events = json.loads(grite.run(a, "export", "--format", "json", check=True).stdout)["events"]
+    count: dict[str, int] = {}
+    for e in events:
+        count[e["event_id"]] = count.get(e["event_id"], 0) + 1
+    for c in claims:
+        assert [count.get(e, 0) for e in c["event_ids"]] == [1] * len(c["event_ids"]), c
+        body = json.loads(git(remote, "show", f"{lock_ref(c['lease_resource'])}:lock.json").stdout)
+        assert body["owner"] == c["lease_owner"]
