@@ -225,7 +225,8 @@ class SyncRepo:
         """Push every local grite ref to the same name on the remote, fast-forward only.
 
         WAL and lock refs go when the remote value is absent or an ancestor of ours; snapshot
-        refs only when absent (they never change). A lock ref deleted here (released) is
+        refs only when absent (they never change). A lock ref whose value is the one this
+        clone last saw on the remote is not local news and is not sent. A lock ref deleted here (released) is
         deleted on the remote only if the remote still holds exactly the commit we last fetched
         and that lock is owned by `release_owner`. Nothing is forced.
 
