@@ -429,6 +429,18 @@ class Client:
         """Open issues nothing open holds back, oldest first (created_ts, issue_id)."""
         return self.call(IssueReadyArgs(labels=labels or []), IssueReadyResult)
 
-    def claim(self, labels: list[str] | None = None, ttl: str | None = None) -> IssueClaimResult:
-        """Lease and assign the first unclaimed ready issue (NotFound when none is left)."""
-        return self.call(IssueClaimArgs(labels=labels or [], ttl=ttl), IssueClaimResult)
+    def claim(
+        self, labels: list[str] | None = None, ttl: str | None = None, *, local: bool = False
+    ) -> IssueClaimResult:
+        """Lease and assign the first unclaimed ready issue.
+
+        With a grite remote (`origin`, or `[sync] remote`), the lease is taken on the remote,
+        so agents on other clones never get the same issue; `local=True` leases in this clone
+        only.
+
+        Raises:
+            NotFound: no unclaimed ready issue is left.
+            Environment: the grite remote cannot be reached (nothing was taken).
+        """
+        args = IssueClaimArgs(labels=labels or [], ttl=ttl, local=local)
+        return self.call(args, IssueClaimResult)

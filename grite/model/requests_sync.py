@@ -26,7 +26,7 @@ __all__ = [
 class SyncArgs(msgspec.Struct, frozen=True, kw_only=True, tag="sync"):
     """`grite sync`: neither flag (or both) means pull then push."""
 
-    remote: str = "origin"
+    remote: str | None = None  # None: `[sync] remote` from the repository config, else origin
     pull: bool = False
     push: bool = False
 

@@ -2,9 +2,11 @@
 that every issue write passes through (`check_lock_policy`, called by
 grite.ops.issues.write_events).
 
-Acquire checks every unexpired lock of another actor for a namespace conflict first (a held
-`path:src/` blocks `path:src/main.rs`; `repo:` blocks everything), then creates the exact ref
-atomically. Two actors taking overlapping (not identical) resources at the same instant can
+Acquire, renew, release and gc are decided where grite.ops.leases says: on the grite remote
+when the repository has one (unless `--local`), else in this clone's refs; either way each
+change is a compare-and-swap of one lock ref. Acquire checks every unexpired lock of another
+actor for a namespace conflict first (a held `path:src/` blocks `path:src/main.rs`; `repo:`
+blocks everything), then creates the exact ref atomically. Two actors taking overlapping (not identical) resources at the same instant can
 both pass the first check; each re-checks after winning its ref and backs off if it now sees a
 conflicting lock, so at worst both fail and retry, and never do both hold. Locks held by the
 acting actor never block it.
@@ -38,7 +40,9 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
+from grite.ops.leases import open_leases, remote_of
 from grite.storage.config import effective_lock_policy, load_repo_config
+from grite.storage.lock_remote import LeaseBook
 from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
@@ -121,7 +125,7 @@ def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
     )
 
 
-def _result(action: str, lk: StoredLock, ttl: int) -> LockResult:
+def _result(action: str, lk: StoredLock, ttl: int, book: LeaseBook) -> LockResult:
     r = lk.record
     return LockResult(
         action=action,
@@ -131,10 +135,11 @@ def _result(action: str, lk: StoredLock, ttl: int) -> LockResult:
         expires_unix_ms=r.expires_unix_ms,
         ttl_seconds=ttl,
         ref=lk.ref,
+        remote=remote_of(book),
     )
 
 
-def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
+def _take(ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool) -> LockResult:
     me = actor_bytes(ctx).hex()
     now = ctx.now_ms
     record = LockRecord(
@@ -143,7 +148,8 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
         expires_unix_ms=now + ttl * 1000,
         resource=resource,
     )
-    with LockStore(ctx.paths.git_dir) as store:
+    doing = f"{'renew' if renew else 'acquire'} the lock on {resource}"
+    with open_leases(ctx, local=local, doing=doing) as store:
         for _ in range(_ATTEMPTS):
             others = [
                 lk
@@ -164,6 +170,7 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
                 action = "renewed" if renew else ("refreshed" if ex.owner == me else "acquired")
             if won is None:
                 continue  # the ref moved between our read and our write: look again
+            store.refresh()  # on a remote, see what other clones took meanwhile
             late = [
                 lk
                 for lk in _blocking(store.list(), resource, me, now)
@@ -173,7 +180,7 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
                 # Someone took an overlapping resource while we took ours: back off.
                 store.delete(won)
                 raise _conflict(resource, late[0], now)
-            return _result(action, won, ttl)
+            return _result(action, won, ttl, store)
     raise Conflict(
         f"the lock on {resource} kept changing while taking it; try again",
         {"resource": resource},
@@ -182,22 +189,25 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
 
 def lock_acquire(ctx: OpContext, args: LockAcquireArgs) -> LockResult:
     """Take (or refresh, when already ours) a lease on a resource."""
-    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=False)
+    resource = parse_resource(args.resource)
+    return _take(ctx, resource, parse_ttl(args.ttl), renew=False, local=args.local)
 
 
 def lock_renew(ctx: OpContext, args: LockRenewArgs) -> LockResult:
     """Extend our lease; a lock owned by another actor, even expired, is refused."""
-    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=True)
+    resource = parse_resource(args.resource)
+    return _take(ctx, resource, parse_ttl(args.ttl), renew=True, local=args.local)
 
 
 def lock_release(ctx: OpContext, args: LockReleaseArgs) -> LockReleaseResult:
     resource = parse_resource(args.resource)
     me = actor_bytes(ctx).hex()
-    with LockStore(ctx.paths.git_dir) as store:
+    with open_leases(ctx, local=args.local, doing=f"release the lock on {resource}") as store:
+        remote = remote_of(store)
         for _ in range(_ATTEMPTS):
             existing = store.read(resource)
             if existing is None:
-                return LockReleaseResult(resource=resource, released=False)
+                return LockReleaseResult(resource=resource, released=False, remote=remote)
             r = existing.record
             if r.owner != me and not r.expired(ctx.now_ms):
                 raise Conflict(
@@ -207,7 +217,7 @@ def lock_release(ctx: OpContext, args: LockReleaseArgs) -> LockReleaseResult:
                     {"resource": resource, "owner": r.owner},
                 )
             if store.delete(existing):
-                return LockReleaseResult(resource=resource, released=True)
+                return LockReleaseResult(resource=resource, released=True, remote=remote)
     raise Conflict(f"the lock on {resource} kept changing; try again", {"resource": resource})
 
 
@@ -232,15 +242,17 @@ def lock_status(ctx: OpContext, args: LockStatusArgs) -> LockStatusResult:
 
 
 def lock_gc(ctx: OpContext, args: LockGcArgs) -> LockGcResult:
-    """Delete every expired lock ref (whoever owned it)."""
-    removed = kept = 0
-    with LockStore(ctx.paths.git_dir) as store:
-        for lk in store.list():
-            if lk.record.expired(ctx.now_ms) and store.delete(lk):
-                removed += 1
-            else:
-                kept += 1
-    return LockGcResult(removed=removed, kept=kept)
+    """Delete every expired lock (whoever owned it), where leases are decided.
+
+    On a remote, the expired leases go in one push, each deleted only if the remote still
+    holds the very lease found expired: one renewed or taken over meanwhile stays, and no
+    live lease is ever deleted.
+    """
+    with open_leases(ctx, local=args.local, doing="remove expired locks") as store:
+        locks = store.list()
+        expired = [lk for lk in locks if lk.record.expired(ctx.now_ms)]
+        removed = store.delete_many(expired)
+        return LockGcResult(removed=removed, kept=len(locks) - removed, remote=remote_of(store))
 
 
 @contextmanager
@@ -261,7 +273,8 @@ def held_for_write(ctx: OpContext, issue_id: bytes, wanted: bool) -> Iterator[No
         yield
         return
     resource = f"issue:{issue_id.hex()}"
-    taken = _take(ctx, resource, DEFAULT_TTL_SECONDS, renew=False)
+    # Clone-local, like 0.5.3's: the lease lives only as long as this one local write.
+    taken = _take(ctx, resource, DEFAULT_TTL_SECONDS, renew=False, local=True)
     try:
         yield
     finally:

@@ -27,6 +27,7 @@ __all__ = [
     "DaemonSettings",
     "RepoConfig",
     "SnapshotSettings",
+    "SyncSettings",
     "accepted_unsigned_actors",
     "actor_dir",
     "effective_lock_policy",
@@ -53,6 +54,12 @@ class DaemonSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     idle_timeout_seconds: int | None = None
 
 
+class SyncSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # The git remote that `grite sync` uses by default and that arbitrates leases (claims
+    # and `grite lock`); unset means `origin`.
+    remote: str | None = None
+
+
 class RepoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     """`.git/grite/config.toml`. The policies are kept as written: any string grite 0.5.3
     runs with is accepted here too, and read through effective_lock_policy and
@@ -66,6 +73,7 @@ class RepoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     accept_unsigned_from: list[str] | None = None
     snapshot: SnapshotSettings | None = None
     daemon: DaemonSettings | None = None
+    sync: SyncSettings | None = None
 
 
 class ActorConfig(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -39,6 +39,7 @@ __all__ = [
     "NETWORK_TIMEOUT",
     "SNAPSHOTS_PREFIX",
     "PushReport",
+    "RemoteUnreachable",
     "SyncRepo",
     "tracking_prefix",
 ]
@@ -86,9 +87,13 @@ class _TimeoutTCPGitClient(TCPGitClient):
         return proto, can_read, stderr
 
 
+class RemoteUnreachable(Environment):
+    """The remote could not be reached (or is not a git repository); nothing was changed."""
+
+
 def _unreachable(remote: str, url: str, exc: BaseException) -> Environment:
     reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-    return Environment(
+    return RemoteUnreachable(
         f"cannot reach remote {remote!r} ({url}): {reason}; check the URL with 'git remote -v' "
         "and that the server is up (nothing was changed)",
         {"remote": remote, "url": url},
@@ -220,7 +225,8 @@ class SyncRepo:
         """Push every local grite ref to the same name on the remote, fast-forward only.
 
         WAL and lock refs go when the remote value is absent or an ancestor of ours; snapshot
-        refs only when absent (they never change). A lock ref deleted here (released) is
+        refs only when absent (they never change). A lock ref whose value is the one this
+        clone last saw on the remote is not local news and is not sent. A lock ref deleted here (released) is
         deleted on the remote only if the remote still holds exactly the commit we last fetched
         and that lock is owned by `release_owner`. Nothing is forced.
 
@@ -245,6 +251,12 @@ class SyncRepo:
                     before[name.decode("utf-8")] = oid.decode("ascii")
             for name, oid in sorted(local.items()):
                 theirs = remote_refs.get(name)
+                if name.startswith(LOCKS_PREFIX) and oid == self._raw_ref(
+                    tracking + name[len(GRITE_PREFIX) :]
+                ):
+                    # A lease this clone saw on the remote (arbitrated there, or mirrored from
+                    # it): nothing local to send; if the remote dropped it, it stays dropped.
+                    continue
                 if theirs is None or theirs == ZERO_SHA:
                     sent[name] = oid
                 elif theirs == oid:
