@@ -34,7 +34,7 @@ from dulwich.pack import pack_objects_to_data
 from grite.model.errors import Environment
 from grite.model.leases import Follow, follow_remote
 from grite.model.locks import LockRecord, lock_ref_name
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref
 from grite.storage.locks import LOCKS_PREFIX, LockStore, StoredLock
 from grite.storage.sync import GRITE_PREFIX, SyncRepo, tracking_prefix
 
@@ -193,13 +193,12 @@ def mirror_lock_refs(
                     mine.move(ref, local, now)
             if now == tracked:
                 continue
-            try:
-                if now is None:
-                    refs.remove_if_equals(_tracking_ref(remote, ref), None)
-                else:
-                    refs.set_if_equals(_tracking_ref(remote, ref), None, now.encode("ascii"))
-            except FileLocked:
-                pass  # another process of this clone is recording the remote's value now
+            track = _tracking_ref(remote, ref)
+            if now is None:
+                update_ref(repo._git_dir, lambda t=track: refs.remove_if_equals(t, None))
+            else:
+                value = now.encode("ascii")
+                update_ref(repo._git_dir, lambda t=track, v=value: refs.set_if_equals(t, None, v))
     finally:
         if store is None:
             mine.close()

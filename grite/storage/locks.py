@@ -22,7 +22,7 @@ from dulwich.objects import Blob, Commit, Tree
 
 from grite.model.errors import Environment
 from grite.model.locks import LockRecord, lock_ref_name
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref_or_lose
 
 __all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]
 
@@ -174,10 +174,15 @@ class LockStore:
             if new is None:
                 if old is None:
                     return name not in refs
-                return bool(refs.remove_if_equals(name, old))
+                return bool(
+                    update_ref_or_lose(self._git_dir, lambda: refs.remove_if_equals(name, old))
+                )
+            value = new.encode("ascii")
             if old is None:
-                return bool(refs.add_if_new(name, new.encode("ascii")))
-            return bool(refs.set_if_equals(name, old, new.encode("ascii")))
+                return bool(update_ref_or_lose(self._git_dir, lambda: refs.add_if_new(name, value)))
+            return bool(
+                update_ref_or_lose(self._git_dir, lambda: refs.set_if_equals(name, old, value))
+            )
         except FileLocked:
             return False
 
@@ -190,7 +195,7 @@ class LockStore:
         ref = lock_ref_name(record.resource).encode()
         oid = self._commit(record, None)
         try:
-            won = self._repo.refs.add_if_new(ref, oid)
+            won = update_ref_or_lose(self._git_dir, lambda: self._repo.refs.add_if_new(ref, oid))
         except FileLocked:
             return None
         if not won:
@@ -202,7 +207,10 @@ class LockStore:
         ref = lock_ref_name(record.resource).encode()
         oid = self._commit(record, expected)
         try:
-            won = self._repo.refs.set_if_equals(ref, expected.encode("ascii"), oid)
+            old = expected.encode("ascii")
+            won = update_ref_or_lose(
+                self._git_dir, lambda: self._repo.refs.set_if_equals(ref, old, oid)
+            )
         except FileLocked:
             return None
         if not won:
@@ -212,8 +220,11 @@ class LockStore:
     def delete(self, lock: StoredLock) -> bool:
         """Delete the lock ref if it still holds `lock.commit`."""
         try:
+            name, old = lock.ref.encode(), lock.commit.encode("ascii")
             return bool(
-                self._repo.refs.remove_if_equals(lock.ref.encode(), lock.commit.encode("ascii"))
+                update_ref_or_lose(
+                    self._git_dir, lambda: self._repo.refs.remove_if_equals(name, old)
+                )
             )
         except FileLocked:
             return False

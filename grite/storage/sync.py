@@ -30,7 +30,7 @@ from dulwich.objects import ZERO_SHA
 
 from grite.model.errors import Environment, GriteError, NotFound
 from grite.model.events import Event
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref
 from grite.storage.wal import Wal
 
 __all__ = [
@@ -213,10 +213,10 @@ class SyncRepo:
         existing = {name for name in refs.keys() if name.startswith(prefix)}
         for name, oid in wanted.items():
             tracking = prefix + name[len(GRITE_PREFIX) :]
-            refs.set_if_equals(tracking, None, oid)
+            update_ref(self._git_dir, lambda t=tracking, o=oid: refs.set_if_equals(t, None, o))
             existing.discard(tracking)
         for stale in existing:
-            refs.remove_if_equals(stale, None)
+            update_ref(self._git_dir, lambda s=stale: refs.remove_if_equals(s, None))
         return {k.decode("utf-8"): v.decode("ascii") for k, v in wanted.items()}
 
     # -- push ----------------------------------------------------------------------------------
@@ -301,10 +301,10 @@ class SyncRepo:
             # Like git, record what the remote now holds, so the next push knows what it saw.
             track = tracking + name[len(GRITE_PREFIX) :]
             if oid == ZERO_SHA:
-                refs.remove_if_equals(track, None)
+                update_ref(self._git_dir, lambda t=track: refs.remove_if_equals(t, None))
                 updated[name.decode()] = None
             else:
-                refs.set_if_equals(track, None, oid)
+                update_ref(self._git_dir, lambda t=track, o=oid: refs.set_if_equals(t, None, o))
                 updated[name.decode()] = oid.decode("ascii")
         return PushReport(remote_before=before, updated=updated, rejected=rejected)
 
