@@ -23,6 +23,7 @@ from grite.model.invocation import Invocation, Outcome
 __all__ = [
     "BUILD_ID_LEN",
     "ERROR_CODES",
+    "NO_DATA",
     "PROTOCOL_VERSION",
     "SCHEMA_VERSION",
     "Ack",
@@ -192,10 +193,18 @@ class OpError(msgspec.Struct, frozen=True, kw_only=True):
     details: msgspec.Raw = msgspec.Raw(b"\x80")  # msgpack map, as the JSON envelope shows it
 
 
-class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
-    """The outcome of an Op: `data` (msgpack of the result Struct) or `error`."""
+# msgpack nil: the `data` of an OpResult that carries an error instead.
+NO_DATA = msgspec.Raw(b"\xc0")
 
-    data: msgspec.Raw | None = None
+
+class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
+    """The outcome of an Op: `data` (msgpack of the result Struct) unless `error` is set.
+
+    `data` is a plain Raw with a nil default, never `Raw | None`: msgspec 0.23 refuses to
+    decode a union with Raw, and an optional Raw made every reply undecodable.
+    """
+
+    data: msgspec.Raw = NO_DATA
     error: OpError | None = None
     warnings: list[str] = []
 
