@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from grite.daemon.binding import Binding
-from grite.daemon.execution import default_executor, discover, op_runner, run_op
+from grite.daemon.execution import default_executor, discover, run_op
 from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
 from grite.ipc import framing, protocol
+from grite.ipc.build import install_dir
 from grite.ipc.framing import ConnectionClosed, FrameTooLarge
 from grite.ipc.paths import paths_for_socket
 from grite.model import notifications
@@ -46,7 +47,6 @@ from grite.model.invocation import command_word
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
-    from grite.ops.agents import OpRunner
 
 __all__ = ["Executor", "OpExecutor", "State", "StopReason", "Supervisor", "shutdown_signal"]
 
@@ -189,7 +189,6 @@ class Supervisor:
         self._executor: Executor = executor or default_executor
         self._registry = registry or Registry(socket_path)
         self._op_executor = op_executor
-        self._runner: OpRunner | None = None
         self._hub = hub or Hub()
         self._max_in_flight = max_in_flight
         self._on_ready = on_ready
@@ -219,6 +218,7 @@ class Supervisor:
                 protocol.request_tag(kind) for kind in (*self._handlers, *self._streams)
             ),
             mode=mode,
+            install=install_dir(),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: dict[asyncio.Task[Any], _Conn] = {}
@@ -661,14 +661,8 @@ class Supervisor:
 
     def _execute_op(self, op: protocol.Op, request: protocol.Request) -> protocol.OpResult:
         with self._registry.scope(request.actor) as handles:
-            if self._op_executor is not None:
-                result, source = self._op_executor(op, request.request_id, request.actor, handles)
-            else:
-                if self._runner is None:
-                    self._runner = op_runner()
-                result, source = run_op(
-                    self._runner, op, request.request_id, request.actor, handles
-                )
+            run = self._op_executor or run_op
+            result, source = run(op, request.request_id, request.actor, handles)
             used = handles.used()
         self._publish(used, source)
         return result

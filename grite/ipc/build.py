@@ -1,0 +1,62 @@
+"""Which grite is this: the build id and the installation, as both ends of a hello give them.
+
+The build id hashes the installed grite source (relative paths, sizes and mtimes of every .py
+file, no file reads), the Python version and the protocol version: two processes with the same
+id run the same code. The installation is the directory the grite package was loaded from; a
+changed build in the same installation is an upgrade (the current build retires the old
+daemon), a different installation is another build that keeps a daemon of its own (see
+grite.ipc.transport). Standard library only, and cheap: every `grite` command computes both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["BUILD_ID_LEN", "PROTOCOL_VERSION", "build_id", "compute_build_id", "install_dir"]
+
+PROTOCOL_VERSION = 1
+BUILD_ID_LEN = 16
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CACHE: list[str] = []
+
+
+def install_dir() -> str:
+    """The directory this grite package was loaded from (its installation)."""
+    return _ROOT
+
+
+def compute_build_id(root: str = _ROOT) -> str:
+    """Hash the grite source tree under `root` (stats only) with the Python and protocol versions.
+
+    Returns:
+        BUILD_ID_LEN hex characters.
+    """
+    # blake2b from the builtin module: hashlib would pull in OpenSSL (~2 ms on the hot path).
+    from _blake2 import blake2b
+
+    cut = len(root) + 1
+    entries: list[str] = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                name = entry.name
+                if name.endswith(".py"):
+                    st = entry.stat()
+                    entries.append(f"{entry.path[cut:]}\0{st.st_size}\0{st.st_mtime_ns}")
+                elif name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    entries.sort()
+    entries.append(f"py{sys.version_info[0]}.{sys.version_info[1]}")
+    entries.append(f"proto{PROTOCOL_VERSION}")
+    digest = blake2b("\n".join(entries).encode(), digest_size=BUILD_ID_LEN // 2)
+    return digest.hexdigest()
+
+
+def build_id() -> str:
+    """The build id of this process, computed on first use and then kept for its life."""
+    if not _CACHE:
+        _CACHE.append(compute_build_id())
+    return _CACHE[0]
