@@ -7,7 +7,8 @@ head this handle reflects and applies only the newer commits, so writes by other
 
 Writers to the view on disk take `view.lock`; a process that cannot get it within a short wait
 still answers, from the view plus an in-memory overlay of the WAL delta, and never fails.
-Appends are serialized per handle (one writer per repository in the daemon) and made safe
+Appends are group-committed per handle (the writes that queue while one commit is written go
+into the next commit together; one committer per repository in the daemon) and made safe
 across processes by the ref's compare-and-swap. A write whose events are already in the WAL
 (a retried request: the client sends the same request id and clock) is not appended again.
 """
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from grite.model.errors import CorruptData, Environment, InvalidArgs, NotFound
+from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
 from grite.model.events import Event
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
@@ -64,6 +65,10 @@ class RepoHandle:
         self.verifier = EntryVerifier(paths.grite_dir)
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
+        # Group commit: writes waiting for the next commit, and whether a thread commits now.
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._committing = False
         self._head: str | None = None
         self._fresh = False
         # Overlay of projections newer than the disk view (only when view.lock was busy).
@@ -399,26 +404,110 @@ class RepoHandle:
     # -- writes ------------------------------------------------------------------------------
 
     def append(self, actor: bytes, events: list[Event]) -> AppendResult:
-        """Append `events` as one WAL commit unless they are already there.
+        """Append `events` as part of one WAL commit unless they are already there.
 
-        Acknowledged (returned) only after the commit is on the ref.
+        Group commit: while one thread commits, the writes that arrive queue up, and the next
+        commit carries all of them in one chunk (grite 0.5.3 reads multi-event chunks; the
+        commit is attributed to the first writer's actor, every event keeps its own). Each
+        write is acknowledged (returned) only after the commit holding it is on the ref. When a
+        group's commit fails, each of its writes is committed again on its own, so an error
+        reaches exactly the writers it concerns.
+
+        Raises:
+            CorruptData: the WAL is damaged (appending would hide the write from readers).
+            Environment: the WAL could not be written.
         """
+        write = _Write(actor, events)
+        with self._queue_lock:
+            self._queue.append(write)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            write.done.wait()
+            lead = write.lead  # handed over by the previous committer, with writes queued
+        if lead:
+            self._commit_queued()
+        if write.error is not None:
+            raise write.error
+        assert write.result is not None
+        return write.result
 
-        def before_try(_parent: str | None) -> bool:
+    def _commit_queued(self) -> None:
+        """Commit everything queued as one group, then hand over to a waiting writer."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        try:
+            with self._write_lock:
+                self._commit_group(group)
+        except BaseException as exc:  # never leave the group waiting: each sees the failure
+            for write in group:
+                if write.result is None and write.error is None:
+                    write.error = exc
+            raise
+        finally:
+            with self._queue_lock:
+                if self._queue:
+                    # Someone is waiting already: they commit the next group (and return with
+                    # it), so no thread keeps committing for others while its caller waits.
+                    heir = self._queue[0]
+                    heir.lead = True
+                    heir.done.set()
+                else:
+                    self._committing = False
+            for write in group:
+                write.done.set()
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            head, pending = self._append_writes(group)
+        except GriteError as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for write in group:  # find out whose write it was
+                self._commit_group([write])
+            return
+        for write in group:
+            write.result = AppendResult(head, write in pending)
+
+    def _append_writes(self, group: list[_Write]) -> tuple[str | None, list[_Write]]:
+        """Append the events of every write of `group` not yet in the WAL, as one commit.
+
+        Returns:
+            The head after the call and the writes this call appended.
+        """
+        pending: list[_Write] = []
+
+        def before_try(_parent: str | None) -> list[Event]:
             try:
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             except ViewDamaged:
                 self._forget_view()
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             if self.wal_error is not None:
                 # Appending on top of damage would hide the write from every reader (views
                 # stop at the last good commit): refuse until `grite doctor` has been run.
                 raise self.wal_error
-            return not known
+            pending[:] = fresh
+            return [e for w in fresh for e in w.events]
 
-        with self._write_lock:
-            head, appended = append_with_retry(self.wal, actor, events, before_try=before_try)
-            self.refresh()
-        return AppendResult(head, appended)
+        all_events = [e for w in group for e in w.events]
+        head, _ = append_with_retry(self.wal, group[0].actor, all_events, before_try=before_try)
+        self.refresh()
+        return head, pending
+
+
+class _Write:
+    """One caller's append, queued for the next group commit."""
+
+    __slots__ = ("actor", "done", "error", "events", "lead", "result")
+
+    def __init__(self, actor: bytes, events: list[Event]) -> None:
+        self.actor = actor
+        self.events = events
+        self.done = threading.Event()
+        self.lead = False  # set when this writer must commit the next group itself
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None

@@ -427,7 +427,7 @@ def append_with_retry(
     actor: bytes,
     events: list[Event],
     *,
-    before_try: Callable[[str | None], bool] | None = None,
+    before_try: Callable[[str | None], bool | list[Event]] | None = None,
     max_wait_seconds: float = 30.0,
     stale_lock_seconds: float = STALE_LOCK_SECONDS,
 ) -> tuple[str | None, bool]:
@@ -438,7 +438,9 @@ def append_with_retry(
 
     Args:
         before_try: called with the head about to be used; returning False means the events are
-            already in the WAL (a retried request), so nothing is appended.
+            already in the WAL (a retried request), so nothing is appended; returning a list
+            appends those events instead of `events` (a group commit leaves out the writes
+            that are already in the WAL), an empty list meaning nothing.
         stale_lock_seconds: a `refs/grite/wal.lock` older than this was left by a writer that
             died holding it; it is removed and the append retried (see grite.storage.reflock).
 
@@ -453,9 +455,14 @@ def append_with_retry(
     delay = 0.001
     while True:
         parent = wal.head()
-        if before_try is not None and not before_try(parent):
-            return parent, False
-        new = wal.try_append(actor, events, parent)
+        todo = events
+        if before_try is not None:
+            verdict = before_try(parent)
+            if not verdict:
+                return parent, False
+            if isinstance(verdict, list):
+                todo = verdict
+        new = wal.try_append(actor, todo, parent)
         if new is not None:
             return new, True
         lock = os.path.join(wal.git_dir, "refs", "grite", "wal.lock")
