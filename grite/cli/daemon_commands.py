@@ -66,6 +66,7 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     uptime_ms: int | None = None
     repositories: list[str] | None = None
     requests_served: int | None = None
+    kept_replies_served: int | None = None  # of requests_served: warm reads kept in memory
     in_flight: int | None = None
     idle_timeout_s: int | None = None
     idle_left_ms: int | None = None
@@ -136,6 +137,7 @@ def _info(st: protocol.StatusResult, **extra: object) -> DaemonInfo:
         uptime_ms=st.uptime_ms,
         repositories=st.repositories,
         requests_served=st.requests_served,
+        kept_replies_served=st.kept_replies_served,
         in_flight=st.in_flight,
         idle_timeout_s=st.idle_timeout_s,
         idle_left_ms=st.idle_left_ms,
@@ -178,7 +180,8 @@ def _human(st: protocol.StatusResult, headline: str, paths: RuntimePaths) -> str
         f"  build id:     {build}",
         f"  uptime:       {_duration(st.uptime_ms)}",
         f"  repositories: {len(st.repositories)} ({repos})",
-        f"  requests:     {st.requests_served} served, {st.in_flight} in flight",
+        f"  requests:     {st.requests_served} served ({st.kept_replies_served} from kept "
+        f"replies), {st.in_flight} in flight",
         f"  idle exit:    {idle}",
         *_fallback_lines(paths),
     ]

@@ -37,6 +37,7 @@ from grite.daemon.binding import Binding
 from grite.daemon.execution import default_executor, discover, run_op
 from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
+from grite.daemon.replies import READ_TAGS, ReplyCache, Stamp, key_of, read_tag
 from grite.ipc import framing, protocol
 from grite.ipc.build import install_dir
 from grite.ipc.framing import ConnectionClosed, FrameTooLarge
@@ -47,6 +48,7 @@ from grite.model.invocation import command_word
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
+    from grite.storage.wal import Wal
 
 __all__ = ["Executor", "OpExecutor", "State", "StopReason", "Supervisor", "shutdown_signal"]
 
@@ -189,6 +191,7 @@ class Supervisor:
         self._executor: Executor = executor or default_executor
         self._registry = registry or Registry(socket_path)
         self._op_executor = op_executor
+        self._replies = ReplyCache()
         self._hub = hub or Hub()
         self._max_in_flight = max_in_flight
         self._on_ready = on_ready
@@ -565,8 +568,16 @@ class Supervisor:
                 return
             conn.busy = True
             try:
-                reply = await self._dispatch(conn, data)
-                await self._send(writer, reply)
+                # A warm read whose answer is kept and still holds is answered here, on the
+                # loop, without the worker hop (grite.daemon.replies).
+                kept = None if conn.mismatched else self._replies.answer(data)
+                reply: protocol.Result | protocol.Error | None = None
+                if kept is not None:
+                    self._requests_served += 1
+                    await framing.write_frame(writer, kept)
+                else:
+                    reply = await self._dispatch(conn, data)
+                    await self._send(writer, reply)
             finally:
                 conn.busy = False
                 conn.served += 1
@@ -655,17 +666,42 @@ class Supervisor:
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._execute_op, body, request)
+            result, kept = await loop.run_in_executor(self._pool, self._execute_op, body, request)
         finally:
             self._in_flight -= 1
+        key = key_of(request)
+        if kept is not None and key is not None:
+            self._replies.keep(key, kept[0], kept[1], result)
+        return result
 
-    def _execute_op(self, op: protocol.Op, request: protocol.Request) -> protocol.OpResult:
+    def _execute_op(
+        self, op: protocol.Op, request: protocol.Request
+    ) -> tuple[protocol.OpResult, tuple[Wal, Stamp] | None]:
+        """Run one Op; also (WAL, stamp) when its answer may be kept for the next ones."""
         with self._registry.scope(request.actor) as handles:
+            before = None if self._op_executor else self._read_stamp(op, handles)
             run = self._op_executor or run_op
             result, source = run(op, request.request_id, request.actor, handles)
             used = handles.used()
         self._publish(used, source)
-        return result
+        if before is None or result.error is not None or result.warnings:
+            return result, None
+        # Kept only if the ref did not move while the read ran: it then saw that head.
+        return result, before if before[0].stamp() == before[1] else None
+
+    @staticmethod
+    def _read_stamp(op: protocol.Op, handles: RequestHandles) -> tuple[Wal, Stamp] | None:
+        """For a read that may be kept: its repository's WAL and ref stamp, before it runs."""
+        if read_tag(bytes(op.args)) not in READ_TAGS:
+            return None
+        try:
+            handle = handles.get(discover(op.cwd))
+        except GriteError:
+            return None  # the read itself reports it
+        wal = getattr(handle, "wal", None)
+        if wal is None or getattr(handle, "wal_error", None) is not None:
+            return None  # a damaged WAL: every read looks again
+        return wal, wal.stamp()
 
     async def cmd_watch(self, request: protocol.Request, conn: _Conn) -> protocol.ResultData:
         body = request.body
@@ -740,6 +776,7 @@ class Supervisor:
             connections=len(self._connections),
             idle_timeout_s=int(idle_timeout),
             idle_left_ms=idle_left_ms,
+            kept_replies_served=self._replies.hits,
         )
 
     async def cmd_daemon_stop(self, request: protocol.Request) -> protocol.ResultData:

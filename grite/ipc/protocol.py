@@ -177,6 +177,7 @@ class StatusResult(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status
     connections: int
     idle_timeout_s: int  # 0 = never
     idle_left_ms: int  # -1 when there is no idle timeout
+    kept_replies_served: int = 0  # warm reads answered from grite.daemon.replies
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):

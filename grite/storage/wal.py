@@ -85,7 +85,7 @@ class Wal:
         """The WAL head commit as hex, or None when nothing was ever appended."""
         # Every read asks this first, so an unchanged ref is answered from a stat of the ref
         # files: git replaces a ref file by rename, so its inode changes on every update.
-        stamp = self._ref_stamp()
+        stamp = self.stamp()
         memo = self._head_memo
         if memo is not None and memo[0] == stamp:
             return memo[1]
@@ -96,16 +96,22 @@ class Wal:
         self._head_memo = (stamp, value)
         return value
 
-    def _ref_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
-        stamps = []
-        for path in self._ref_paths:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        return tuple(stamps)
+    def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """(inode, mtime, size) of the files the ref is read from: it changes whenever the ref
+        moves, as git replaces a ref file by rename. No read, and one stat while the loose
+        ref exists (git reads packed-refs only for a ref that has no loose file)."""
+        loose, packed = self._ref_paths
+        try:
+            st = os.stat(loose)
+        except FileNotFoundError:
+            pass
+        else:
+            return ((st.st_ino, st.st_mtime_ns, st.st_size),)
+        try:
+            st = os.stat(packed)
+        except FileNotFoundError:
+            return (None, None)
+        return (None, (st.st_ino, st.st_mtime_ns, st.st_size))
 
     def try_append(self, actor: bytes, events: list[Event], parent: str | None) -> str | None:
         """Write one WAL commit on top of `parent` and move the ref if it still points there.

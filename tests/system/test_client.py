@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,25 @@ def test_client_watch_yields_typed_notifications(daemon_env: DaemonEnv, tmp_path
         pytest.raises(grite.model.errors.Environment),
     ):
         next(local.watch())
+
+
+def test_kept_replies_never_hide_a_write_by_another_process(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    local = dict(daemon_env.env, GRITE_NO_DAEMON="1")
+    with grite.Client(str(repo), environ=_strict(daemon_env)) as g:
+        issue = g.issue_create("one").issue_id
+        for _ in range(5):
+            assert g.issue_show(issue).comments == []
+        kept = json.loads(daemon_env.run("daemon", "status", "--json").stdout)["data"]
+        assert kept["kept_replies_served"] >= 4  # answered from memory, on the daemon's loop
+        # Another process writes without the daemon; the very next read must see it.
+        proc = subprocess.run(
+            [sys.executable, "-m", "grite", "issue", "comment", issue, "--body", "hi"],
+            cwd=repo, env=local, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert [c.body for c in g.issue_show(issue).comments] == ["hi"]
+        assert g.issue_list().issues[0].issue_id == issue
+        assert g.served_by == "daemon" and g.fallbacks == 0
