@@ -24,7 +24,7 @@ def default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
     # diskcache, which the daemon loads in a worker thread after it has reported ready.
     from grite.cli import app
 
-    return app.run_invocation(inv, handles)  # type: ignore[arg-type]
+    return app.run_invocation(inv, handles, ran=handles.ran)  # type: ignore[arg-type]
 
 
 def run_op(

@@ -1,8 +1,9 @@
 """Encoded replies of warm reads, answered on the event loop while their repository is unchanged.
 
-A typed read (READ_TAGS) that ran without error or warning is kept as the msgpack of its
-OpResult, keyed by everything the answer depends on besides the repository's WAL: the args
-bytes, the cwd, the data dir and the actor. It stays valid while the WAL ref files have the
+A read (an operation of READ_TAGS) that ran without error or warning is kept as the msgpack of
+its result, keyed by everything the answer depends on besides the repository's WAL: for a
+typed Op the args bytes, the cwd, the data dir and the actor; for a forwarded command line
+(RunArgv) the argv, cwd, forwarded environment, stdin, terminal facts and actor. It stays valid while the WAL ref files have the
 stamp they had both before and after the read ran (grite.storage.wal.Wal.stamp: inode, mtime
 and size, the check Wal.head makes before every read): the read then saw exactly that head,
 and nothing has moved since. Another process's write, `git fetch` or `grite sync` changes the
@@ -32,7 +33,7 @@ READ_TAGS = frozenset(
     {"issue_show", "issue_list", "issue_ready", "issue_dep_list", "issue_dep_topo"}
 )
 
-Key = tuple[bytes, str, str | None, str]
+Key = tuple[object, ...]
 Stamp = tuple[tuple[int, int, int] | None, ...]
 
 # A Result frame, around the request id and the OpResult (msgspec's field order: the tag,
@@ -57,17 +58,31 @@ def read_tag(args: bytes) -> str:
         return ""
 
 
-def result_frame(request_id: bytes, op_result: bytes) -> bytes:
-    """The encoded Result frame carrying `op_result` (msgpack of an OpResult)."""
-    return _HEAD + wire.encode(request_id) + _DATA + op_result + _TAIL
+def result_frame(request_id: bytes, data: bytes) -> bytes:
+    """The encoded Result frame carrying `data` (msgpack of a ResultData variant)."""
+    return _HEAD + wire.encode(request_id) + _DATA + data + _TAIL
 
 
 def key_of(request: protocol.Request) -> Key | None:
-    """The cache key of a request, None when it is not an Op."""
+    """The cache key of a request, None when it is neither an Op nor a RunArgv."""
     body = request.body
-    if type(body) is not protocol.Op:
-        return None
-    return (bytes(body.args), body.cwd, body.data_dir, request.actor)
+    if type(body) is protocol.Op:
+        return ("op", bytes(body.args), body.cwd, body.data_dir, request.actor)
+    if type(body) is protocol.RunArgv:
+        inv = body.invocation
+        env = tuple(sorted(inv.env.items()))
+        argv = tuple(inv.argv)
+        return (
+            "argv",
+            argv,
+            inv.cwd,
+            env,
+            inv.stdin,
+            inv.stdout_isatty,
+            inv.columns,
+            request.actor,
+        )
+    return None
 
 
 class _Entry:
@@ -108,7 +123,7 @@ class ReplyCache:
         self.hits += 1
         return result_frame(request.request_id, entry.payload)
 
-    def keep(self, key: Key, wal: Wal, stamp: Stamp, result: protocol.OpResult) -> None:
+    def keep(self, key: Key, wal: Wal, stamp: Stamp, result: protocol.ResultData) -> None:
         """Keep `result`, the answer to `key` computed while the WAL had `stamp`."""
         if len(self._entries) >= self._capacity:
             self._entries.clear()

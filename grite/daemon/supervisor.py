@@ -113,6 +113,12 @@ def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notific
     )
 
 
+def _tag(kind: type) -> str:
+    config = getattr(kind, "__struct_config__", None)
+    tag = getattr(config, "tag", None)
+    return tag if isinstance(tag, str) else ""
+
+
 def _peer_uid(sock: Any) -> int | None:
     """The connecting process's uid (SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS)."""
     try:
@@ -643,20 +649,35 @@ class Supervisor:
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(
+            outcome, kept = await loop.run_in_executor(
                 self._pool, self._execute, body.invocation, request.actor
             )
         finally:
             self._in_flight -= 1
-        return protocol.RunArgvResult(outcome=outcome)
+        result = protocol.RunArgvResult(outcome=outcome)
+        key = key_of(request)
+        if kept is not None and key is not None:
+            self._replies.keep(key, kept[0], kept[1], result)
+        return result
 
-    def _execute(self, invocation: Invocation, actor: str) -> Outcome:
+    def _execute(
+        self, invocation: Invocation, actor: str
+    ) -> tuple[Outcome, tuple[Wal, Stamp] | None]:
+        """Run one command line; also (WAL, stamp) when its output may be kept."""
+        # Only `issue ...` commands hold reads whose output may be kept; only the default
+        # executor reports which operation ran.
+        may_keep = self._executor is default_executor and command_word(invocation.argv) == "issue"
         with self._registry.scope(actor) as handles:
+            before = self._stamp_of(invocation.cwd, handles) if may_keep else None
             outcome = self._executor(invocation, handles)
             used = handles.used()
+            ran = list(handles.ran)
         source = "sync" if command_word(invocation.argv) == "sync" else "local_write"
         self._publish(used, source)
-        return outcome
+        read = len(ran) == 1 and _tag(ran[0]) in READ_TAGS
+        if before is None or not read or outcome.exit_code or outcome.stderr:
+            return outcome, None
+        return outcome, before if before[0].stamp() == before[1] else None
 
     async def cmd_op(self, request: protocol.Request) -> protocol.ResultData:
         body = request.body
@@ -694,10 +715,14 @@ class Supervisor:
         """For a read that may be kept: its repository's WAL and ref stamp, before it runs."""
         if read_tag(bytes(op.args)) not in READ_TAGS:
             return None
+        return Supervisor._stamp_of(op.cwd, handles)
+
+    @staticmethod
+    def _stamp_of(cwd: str, handles: RequestHandles) -> tuple[Wal, Stamp] | None:
         try:
-            handle = handles.get(discover(op.cwd))
+            handle = handles.get(discover(cwd))
         except GriteError:
-            return None  # the read itself reports it
+            return None  # the request itself reports it
         wal = getattr(handle, "wal", None)
         if wal is None or getattr(handle, "wal_error", None) is not None:
             return None  # a damaged WAL: every read looks again

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from grite.ipc import fallbacks, wire
+from grite.ipc import wire
 from grite.ipc.build import build_id, compute_build_id, install_dir
 from grite.ipc.client import (
     CONNECT_TIMEOUT,
@@ -562,6 +562,9 @@ class FallbackTransport(BaseTransport):
                 sys.stderr.write(f"grite: {exc.message}; running in-process\n")
             return
         self.fallbacks += 1
+        # Deliberately lazy: only a fallback writes the record.
+        from grite.ipc import fallbacks
+
         fallbacks.record(self._paths.fallback_log, self._client, exc.cause, exc.message)
         if self.policy.debug:
             sys.stderr.write(

@@ -9,6 +9,7 @@ diskcache, cbor2, asyncio, socket, enum, re, json, subprocess, hashlib, ...) fai
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,6 @@ ALLOWED = {
     "grite.ipc",
     "grite.ipc.build",
     "grite.ipc.client",
-    "grite.ipc.fallbacks",
     "grite.ipc.framing",
     "grite.ipc.paths",
     "grite.ipc.transport",
@@ -75,3 +75,30 @@ def test_a_warm_command_imports_only_the_lean_client(daemon_env: DaemonEnv, tmp_
     extra = loaded - floor
     assert extra <= ALLOWED, f"the warm path imported {sorted(extra - ALLOWED)}"
     assert not extra & HEAVY
+
+
+def test_a_warm_command_is_answered_from_memory_and_never_stale(
+    daemon_env: DaemonEnv, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    strict = dict(daemon_env.env, GRITE_DAEMON="require")
+    local = dict(daemon_env.env, GRITE_NO_DAEMON="1")
+
+    def grite(env: dict[str, str], *argv: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", SHIM, *argv],
+            env=env, cwd=repo, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    grite(local, "init", "--no-agents-md")
+    grite(local, "issue", "create", "--title", "first")
+    listed = [grite(strict, "issue", "list") for _ in range(3)]
+    assert listed[0] == listed[1] == listed[2] and "first" in listed[0]
+    status = json.loads(grite(strict, "daemon", "status", "--json"))["data"]
+    assert status["kept_replies_served"] >= 2
+    # Another process writes without the daemon: the next listing shows it at once.
+    grite(local, "issue", "create", "--title", "second")
+    assert "second" in grite(strict, "issue", "list")
+    assert grite(strict, "issue", "list") == grite(local, "issue", "list")
