@@ -34,7 +34,6 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
 from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
@@ -53,7 +52,7 @@ _ATTEMPTS = 20
 
 def lock_policy(ctx: OpContext) -> str:
     """The repository's lock policy: `off`, `warn` (default) or `require`."""
-    return load_repo_config(ctx.paths.grite_dir).lock_policy or "warn"
+    return ctx.repo_config().lock_policy or "warn"
 
 
 def _blocking(locks: list[StoredLock], resource: str, me: str, now_ms: int) -> list[StoredLock]:
@@ -97,8 +96,7 @@ def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
     policy = lock_policy(ctx)
     if policy == "off":
         return
-    with LockStore(ctx.paths.git_dir) as store:
-        blocking = _blocking(store.list(), resource, actor.hex(), ctx.now_ms)
+    blocking = _blocking(ctx.handle.locks().list(), resource, actor.hex(), ctx.now_ms)
     if not blocking:
         return
     if policy == "warn":

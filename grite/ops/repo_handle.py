@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
 from grite.model.events import Event
@@ -27,10 +27,13 @@ from grite.model.projection import (
     IssueProjection,
     IssueSummary,
     apply_event,
+    copy_projection,
     new_projection,
     summarize,
 )
+from grite.storage.filecache import FileCache
 from grite.storage.filelock import try_lock
+from grite.storage.locks import LockStore
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore
@@ -44,6 +47,7 @@ __all__ = ["AppendResult", "RepoHandle"]
 _VIEW_LOCK_WAIT = 2.0
 # Decoded projections kept in memory (cleared wholesale when full: cheap and bounded).
 _PROJECTION_CACHE = 4096
+_ABSENT = object()
 
 
 class AppendResult:
@@ -61,8 +65,12 @@ class RepoHandle:
         self.paths = paths
         self.wal = Wal(paths.git_dir)
         self.view = View(paths.grite_dir)
+        # Config files parsed once per change (every write reads them; see OpContext).
+        self.files = FileCache()
         # verify_signatures: refuses badly signed events before they reach the view.
-        self.verifier = EntryVerifier(paths.grite_dir)
+        self.verifier = EntryVerifier(paths.grite_dir, files=self.files)
+        self._locks: LockStore | None = None
+        self._event_count: int | None = None  # of the view at self._head (None: unknown)
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
         # Group commit: writes waiting for the next commit, and whether a thread commits now.
@@ -75,7 +83,10 @@ class RepoHandle:
         self._overlay: dict[bytes, IssueProjection] = {}
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
-        self._projections: dict[bytes, tuple[str | None, IssueProjection | None]] = {}
+        # Decoded projections, all valid at `_projections_head`; a catch-up carries them over
+        # to the new head (replacing the changed ones), so a warm handle keeps them all.
+        self._projections: dict[bytes, IssueProjection | None] = {}
+        self._projections_head: str | None = None
         self._dependents_memo: (
             tuple[tuple[str | None, int], dict[bytes, list[tuple[bytes, str]]]] | None
         ) = None
@@ -92,6 +103,23 @@ class RepoHandle:
         with self._lock:
             self.view.close()
             self.wal.close()
+            if self._locks is not None:
+                self._locks.close()
+
+    def locks(self) -> LockStore:
+        """The repository's lock refs, opened once for the handle's life (for reading)."""
+        with self._lock:
+            if self._locks is None:
+                self._locks = LockStore(self.paths.git_dir)
+            return self._locks
+
+    def event_count(self) -> int:
+        """Events in the view, after a refresh (from memory while the WAL is unchanged)."""
+        self.refresh()
+        with self._lock:
+            if self._event_count is not None and not self._overlay:
+                return self._event_count
+        return self.view.meta().event_count
 
     # -- consistency -------------------------------------------------------------------------
 
@@ -105,7 +133,7 @@ class RepoHandle:
             if self._fresh and head == self._head and self.wal_error is None:
                 return head
             if self.wal_error is not None:
-                self._projections.clear()  # keyed by the ref head, which a repair keeps
+                self._projections.clear()  # kept per ref head, which a repair keeps
             for attempt in (1, 2):
                 fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
                 try:
@@ -140,8 +168,12 @@ class RepoHandle:
             meta = ViewMeta()
         if meta.wal_head == head:
             self.wal_error = None
+            self._event_count = meta.event_count
             if self._summaries_head != head:
                 self._summaries = None
+            if self._projections_head != head:
+                self._projections.clear()
+                self._projections_head = head
             return
         seeded = self._seed_from_snapshot(head) if meta.wal_head is None and use_snapshot else None
         if seeded is not None:
@@ -157,8 +189,9 @@ class RepoHandle:
         before = meta.wal_head
         # Up to the last good commit: the view never moves past a damaged one.
         head = entries[-1].commit if entries else base_head
-        # An empty view has nothing to load: skip one database read per issue.
-        load = self.view.projection if before else seed.get
+        # An empty view has nothing to load: skip one database read per issue. Projections
+        # kept in memory at `before` are copied instead of read and decoded again.
+        load = self._loader(before) if before else seed.get
         changed = {**seed, **self._apply(entries, load)}
         new_meta = ViewMeta(
             wal_head=head,
@@ -167,6 +200,12 @@ class RepoHandle:
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
         self.view.store(changed.values(), summaries, new_meta)
+        self._event_count = new_meta.event_count
+        if self._projections_head == before and before is not None:
+            self._projections.update(changed)
+        else:
+            self._projections.clear()
+        self._projections_head = head
         if self._summaries is not None and self._summaries_head == before:
             for issue_id, summary in summaries.items():
                 if summary is None:
@@ -176,6 +215,18 @@ class RepoHandle:
             self._summaries_head = head
         else:
             self._summaries = None
+
+    def _loader(self, head: str | None) -> Callable[[bytes], IssueProjection | None]:
+        """Loads a projection at `head` for changing: a copy of the kept one, else the view's."""
+        kept = self._projections if self._projections_head == head else {}
+
+        def load(issue_id: bytes) -> IssueProjection | None:
+            p = kept.get(issue_id, _ABSENT)
+            if p is _ABSENT:
+                return self.view.projection(issue_id)
+            return None if p is None else copy_projection(p)  # type: ignore[arg-type]
+
+        return load
 
     def _seed_from_snapshot(
         self, head: str | None
@@ -336,21 +387,28 @@ class RepoHandle:
 
     def _projection_once(self, issue_id: bytes) -> IssueProjection | None:
         head = self.refresh()
+        p = self._any_projection(issue_id, head)
+        return p if p is not None and p.created else None
+
+    def _any_projection(self, issue_id: bytes, head: str | None) -> IssueProjection | None:
+        """The projection at `head` (created or not), from the overlay, memory or the view.
+
+        Decoded projections are kept: a warm daemon answers repeated reads and checks
+        retried writes from memory. Callers treat projections as read-only.
+        """
         with self._lock:
             p = self._overlay.get(issue_id)
-            cached = self._projections.get(issue_id)
-        if p is None:
-            # Decoded projections are kept per WAL head: a warm daemon answers repeated shows
-            # from memory. Callers treat projections as read-only.
-            if cached is not None and cached[0] == head:
-                p = cached[1]
-            else:
-                p = self.view.projection(issue_id)
-                with self._lock:
-                    if len(self._projections) >= _PROJECTION_CACHE:
-                        self._projections.clear()
-                    self._projections[issue_id] = (head, p)
-        return p if p is not None and p.created else None
+            if p is not None:
+                return p
+            if self._projections_head == head and issue_id in self._projections:
+                return self._projections[issue_id]
+        p = self.view.projection(issue_id)
+        with self._lock:
+            if self._projections_head == head and not self._overlay:
+                if len(self._projections) >= _PROJECTION_CACHE:
+                    self._projections.clear()
+                self._projections[issue_id] = p
+        return p
 
     def resolve_issue(self, text: str) -> bytes:
         """Resolve a full id or a unique prefix (4+ hex characters) to an issue id.
@@ -392,11 +450,9 @@ class RepoHandle:
 
     def has_events(self, events: Iterable[Event]) -> bool:
         """True when every event is already merged into the view (after a refresh)."""
+        head = self._head
         for e in events:
-            with self._lock:
-                p = self._overlay.get(e.issue_id)
-            if p is None:
-                p = self.view.projection(e.issue_id)
+            p = self._any_projection(e.issue_id, head)
             if p is None or e.event_id not in p.applied:
                 return False
         return True
