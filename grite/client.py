@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -243,7 +243,9 @@ class Client:
 
     # -- notifications ---------------------------------------------------------------------
 
-    def _watch_connection(self, call: Call, timeout: float | None) -> Iterator[bytes] | None:
+    def _watch_connection(
+        self, call: Call, timeout: float | None
+    ) -> Generator[bytes, None, None] | None:
         if self._paths is None:
             return None
         daemon = DaemonTransport(self._paths, environ=self._environ, start="wait")
@@ -254,7 +256,7 @@ class Client:
             daemon.close()
             return None
 
-        def rest() -> Iterator[bytes]:
+        def rest() -> Generator[bytes, None, None]:
             try:
                 yield first
                 yield from frames
@@ -329,7 +331,7 @@ class Client:
             except IpcError:
                 pass  # the daemon went away mid-stream: resume below
             finally:
-                frames.close()  # type: ignore[attr-defined]
+                frames.close()
             if not resume:
                 return
             # The daemon said goodbye or vanished: give it a moment to exit before a new one.

@@ -209,12 +209,12 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         env, _local, client="cli", policy=policy, start="background"
     )
     try:
-        code, out, err = transport.request(call, _outcome)
+        code, out, errors = transport.request(call, _outcome)
     except DaemonRequired as exc:
         return _error(exc, argv)
     finally:
         transport.close()
-    return _write(code, out, err)
+    return _write(code, out, errors)
 
 
 def console_main() -> None:

@@ -14,8 +14,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     # Only for annotations: the blocking client must not pay for importing asyncio, socket
     # (enum, selectors) or typing.
+    import _socket
     import asyncio
-    import socket
 
 __all__ = [
     "MAX_FRAME",
@@ -76,7 +76,7 @@ def encode_frame(payload: bytes) -> bytes:
     return size.to_bytes(_HEADER_SIZE, "big") + payload
 
 
-def send_frame(sock: socket.socket, *payloads: bytes) -> None:
+def send_frame(sock: _socket.socket, *payloads: bytes) -> None:
     """Write one frame per payload on a blocking socket (honouring its timeout), in one write.
 
     Raises:
@@ -93,7 +93,7 @@ def send_frame(sock: socket.socket, *payloads: bytes) -> None:
         raise ConnectionClosed(f"lost the grite daemon connection while sending: {exc}") from exc
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+def _recv_exactly(sock: _socket.socket, size: int) -> bytes:
     if size == 0:
         return b""
     buf = bytearray(size)
@@ -116,7 +116,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-def recv_frame(sock: socket.socket) -> bytes:
+def recv_frame(sock: _socket.socket) -> bytes:
     """Read one frame from a blocking socket (honouring its timeout).
 
     Returns:
