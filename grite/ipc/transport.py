@@ -57,7 +57,7 @@ from grite.model.errors import Environment, GriteError, InvalidArgs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Generator, Mapping
     from types import TracebackType
     from typing import Literal, TypeVar
 
@@ -306,7 +306,7 @@ class DaemonTransport(BaseTransport):
             raise Unserved(code, f"the daemon declined the request ({code})")
         return data
 
-    def stream(self, call: Call, frame_timeout: float | None) -> Iterator[bytes]:
+    def stream(self, call: Call, frame_timeout: float | None) -> Generator[bytes, None, None]:
         """Send one request on a new connection and yield every frame of its reply.
 
         Raises:
