@@ -56,6 +56,8 @@ _log = logging.getLogger("grite.daemon")
 
 # How long a connection accepted while draining may take to send its request.
 _DRAIN_READ = 2.0
+# Kept replies are written without waiting while less than this is still unsent.
+_WRITE_BUFFER = 64 * 1024
 # Connections accepted per readiness event before the loop serves others.
 _ACCEPT_BATCH = 64
 
@@ -104,6 +106,35 @@ class _Conn:
         self.served = 0  # requests answered; a fresh connection gets one even while draining
         self.mismatched = False  # the client is another build: only control requests
         self.reader: asyncio.StreamReader | None = None  # set once greeted (watch needs EOF)
+        # The read watchdog: the deadline of the read in progress (None between reads) and
+        # the one timer that enforces it, moved on lazily rather than re-armed per frame.
+        self.read_deadline: float | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def watch_read(self, timeout: float) -> None:
+        """Abort the connection unless the read starting now completes within `timeout`."""
+        loop = asyncio.get_running_loop()
+        self.read_deadline = loop.time() + timeout
+        if self.watchdog is None or self.watchdog.when() > self.read_deadline:
+            if self.watchdog is not None:
+                self.watchdog.cancel()
+            self.watchdog = loop.call_at(self.read_deadline, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        deadline = self.read_deadline
+        if deadline is None:
+            return  # not reading now: the next read arms a timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            self.writer.transport.abort()  # the pending read ends with a reset
+        else:
+            self.watchdog = loop.call_at(deadline, self._check)
+
+    def stop_watching(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
 
 def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notification:
@@ -515,20 +546,22 @@ class Supervisor:
         except Exception:  # the one place a bug is caught: log it, keep serving others
             _log.exception("connection handler failed")
         finally:
+            conn.stop_watching()
             del self._connections[task]
             self._last_activity = time.monotonic()
             writer.close()
 
     async def _read(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+        self, conn: _Conn, reader: asyncio.StreamReader, timeout: float
     ) -> bytes | None:
         # A timer that aborts the transport is far cheaper than wait_for (no extra task per
-        # frame); the pending read then ends with a reset and the handler returns.
-        watchdog = asyncio.get_running_loop().call_later(timeout, writer.transport.abort)
+        # frame), and one timer per connection, moved on only when it fires, is cheaper than
+        # one per frame; the pending read then ends with a reset and the handler returns.
+        conn.watch_read(timeout)
         try:
             return await framing.read_frame(reader)
         finally:
-            watchdog.cancel()
+            conn.read_deadline = None
 
     async def _send(self, writer: asyncio.StreamWriter, message: msgspec.Struct) -> None:
         await framing.write_frame(writer, protocol.encode(message))
@@ -546,7 +579,7 @@ class Supervisor:
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            data = await self._read(reader, writer, self._hello_timeout)
+            data = await self._read(conn, reader, self._hello_timeout)
         except FrameTooLarge as exc:
             await self._refuse(writer, b"", "bad_request", exc.message)
             return
@@ -566,7 +599,7 @@ class Supervisor:
         while True:
             wait = self._connection_idle if self.state is State.RUNNING else _DRAIN_READ
             try:
-                data = await self._read(reader, writer, wait)
+                data = await self._read(conn, reader, wait)
             except FrameTooLarge as exc:
                 await self._refuse(writer, b"", "bad_request", exc.message)
                 return
@@ -580,7 +613,9 @@ class Supervisor:
                 reply: protocol.Result | protocol.Error | None = None
                 if kept is not None:
                     self._requests_served += 1
-                    await framing.write_frame(writer, kept)
+                    writer.write(framing.encode_frame(kept))
+                    if writer.transport.get_write_buffer_size() > _WRITE_BUFFER:
+                        await writer.drain()  # a slow reader: wait for it, as _send does
                 else:
                     reply = await self._dispatch(conn, data)
                     await self._send(writer, reply)
