@@ -88,7 +88,7 @@ def test_strict_client_raises_naming_the_cause_instead_of_falling_back(
         assert info.value.cause == "unsafe_runtime_dir"
         assert info.value.code == "environment" and "GRITE_DAEMON=require" in info.value.message
     # Without the strict mode the same call runs here, and the fallback is recorded.
-    with grite.Client(str(repo), environ=daemon_env.env) as g:
+    with grite.Client(str(repo), environ=dict(daemon_env.env, GRITE_DAEMON="auto")) as g:
         assert g.issue_list().total == 0
         assert g.served_by == "local" and g.fallbacks == 1
     os.chmod(daemon_env.paths.runtime_dir, 0o700)
@@ -102,7 +102,7 @@ def test_client_falls_back_in_process_when_the_daemon_dies(
     daemon_env: DaemonEnv, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    with grite.Client(str(repo), environ=daemon_env.env) as g:
+    with grite.Client(str(repo), environ=dict(daemon_env.env, GRITE_DAEMON="auto")) as g:
         created = g.issue_create("one")
         assert g.served_by == "daemon"
         for pid in daemon_env.daemon_pids():
