@@ -3,12 +3,13 @@
 A connection starts with one Hello in each direction (client first). Then the client sends
 Request envelopes; for each, the daemon answers zero or more non-final frames (Output,
 Notification) and exactly one final frame (Result or Error). Tags never change; new fields get
-defaults; a rename or removal bumps PROTOCOL_VERSION. The build id (grite.ipc.build) identifies the
-installed grite source so that a client never talks to a daemon running other code. The client
-side encodes these shapes without msgspec in grite.ipc.wire; a test keeps the two identical.
+defaults; a rename or removal bumps PROTOCOL_VERSION. The build id (grite.ipc.build) identifies
+the installed grite source so that a client never talks to a daemon running other code. The
+`grite` command encodes these shapes without msgspec (grite.ipc.wire); a test keeps the two
+identical.
 
-Imports only the standard library, msgspec and grite.model (this runs on the client's hot
-path: keep it cheap, in particular no hashlib, asyncio or grite.ops).
+Imports only the standard library, msgspec, grite.ipc.build and grite.model: library clients
+(grite.Client) and the daemon load it; a warm `grite` command does not (grite.ipc.wire).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def fault_env() -> Iterator[FaultEnv]:
     try:
         yield fenv
     finally:
-        kill_daemons(fenv.paths.socket)
+        kill_daemons(fenv.paths.runtime_dir)  # a build's own daemon too
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -73,5 +73,5 @@ def daemon_env() -> Iterator[DaemonEnv]:
     try:
         yield denv
     finally:
-        kill_daemons(denv.paths.socket)
+        kill_daemons(denv.paths.runtime_dir)  # a build's own daemon too
         shutil.rmtree(base, ignore_errors=True)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import grite
-from tests.conftest import make_repo
+from tests.conftest import daemon_pids, make_repo
 from tests.system.conftest import DaemonEnv
 
 
@@ -51,8 +51,8 @@ def test_two_builds_alternating_start_one_daemon_each_and_never_restart(
     b = dict(daemon_env.env, **_install(tmp_path, "b", "another build"))
     code = "from grite.ipc.build import build_id; print(build_id())"
     builds = {
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       check=True).stdout.strip()
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True,
+                       text=True, check=True).stdout.strip()
         for env in (a, b)
     }  # fmt: skip
     assert len(builds) == 2, "the two copies must be two builds"
@@ -62,13 +62,13 @@ def test_two_builds_alternating_start_one_daemon_each_and_never_restart(
     log = Path(daemon_env.paths.log_file)
     starts = len(re.findall(r"grite daemon \d+ serving", log.read_text()))
     assert starts == 2
-    pids = set(daemon_env.daemon_pids())
+    pids = set(daemon_pids(daemon_env.paths.runtime_dir))  # both sockets' daemons
     listings = set()
     for i in range(20):
         listings.add(_run(a if i % 2 == 0 else b, repo, "issue", "list"))
     assert len(listings) == 1 and "shared" in listings.pop()
     assert len(re.findall(r"grite daemon \d+ serving", log.read_text())) == starts
-    assert set(daemon_env.daemon_pids()) == pids and len(pids) == 2
+    assert set(daemon_pids(daemon_env.paths.runtime_dir)) == pids and len(pids) == 2
     assert "retire" not in log.read_text()
     # Each build's status names the daemon that serves it.
     status_a = json.loads(_run(a, repo, "daemon", "status", "--json"))["data"]
