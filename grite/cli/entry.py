@@ -214,7 +214,9 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return _error(exc, argv)
     finally:
         transport.close()
-    return _write(code, out, errors)
+    status = _write(code, out, errors)
+    transport.finish()  # a cold start's daemon starts now, when the command is done
+    return status
 
 
 def console_main() -> None:

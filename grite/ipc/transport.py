@@ -264,6 +264,7 @@ class DaemonTransport(BaseTransport):
         self._socket_path = socket_path
         self._conn: Connection | None = None
         self._last_start = -_RESTART_PAUSE
+        self._deferred: RuntimePaths | None = None  # a background start not made yet
         self.server: ServerHello | None = None  # the hello of the daemon last talked to
         self.connected_to = ""  # and its socket
 
@@ -332,6 +333,24 @@ class DaemonTransport(BaseTransport):
 
     def close(self) -> None:
         self._drop()
+
+    def start_deferred(self) -> bool:
+        """Make the background start a cold start asked for (once the command is done).
+
+        Returns:
+            Whether this call started a daemon (False: none was asked for, one is starting,
+            or one answers already).
+        """
+        paths, self._deferred = self._deferred, None
+        if paths is None:
+            return False
+        # Deliberately lazy, as in _started.
+        from grite.ipc import spawner
+
+        try:
+            return spawner.start_detached(paths, idle_timeout=self._idle_timeout)
+        except (GriteError, OSError):
+            return False  # the next command tries again; this one is done
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -433,9 +452,12 @@ class DaemonTransport(BaseTransport):
             raise Unserved("no_daemon", f"no grite daemon at {paths.socket}")
         self._last_start = now
         if self._start == "background":
-            started = spawner.start_detached(paths, idle_timeout=self._idle_timeout)
-            what = "started one" if started else "one is starting"
-            raise Unserved("cold_start", f"no grite daemon was running; {what} in the background")
+            # Started once this command is done (start_deferred): a daemon starting now would
+            # take the CPU the command runs on in-process.
+            self._deferred = paths
+            raise Unserved(
+                "cold_start", "no grite daemon was running; one starts in the background"
+            )
         try:
             sock = spawner.ensure_daemon(paths, idle_timeout=self._idle_timeout)
         except GriteError as exc:
@@ -570,6 +592,11 @@ class FallbackTransport(BaseTransport):
             sys.stderr.write(
                 f"grite: daemon not used ({exc.cause}: {exc.message}); running in-process\n"
             )
+
+    def finish(self) -> None:
+        """After the command's output is written: start the daemon a cold start asked for."""
+        if self.daemon is not None:
+            self.daemon.start_deferred()
 
     def close(self) -> None:
         if self.daemon is not None:

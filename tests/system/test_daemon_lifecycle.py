@@ -278,15 +278,17 @@ def test_repository_config_lengthens_the_idle_timeout(daemon_env: DaemonEnv) -> 
     os.makedirs(os.path.join(repo, ".git", "grite"), exist_ok=True)
     with open(os.path.join(repo, ".git", "grite", "config.toml"), "w") as f:
         f.write("[daemon]\nidle_timeout_seconds = 3600\n")
-    env = dict(daemon_env.env, GRITE_DAEMON_IDLE_TIMEOUT="1")
+    # Long enough that the daemon is still up for `status` on a slow machine, shorter than
+    # the repository's 3600.
+    env = dict(daemon_env.env, GRITE_DAEMON_IDLE_TIMEOUT="600")
     listed = subprocess.run(
         [sys.executable, "-m", "grite.cli.entry", "issue", "list", "--json"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     status = json.loads(daemon_env.run("daemon", "status", "--json").stdout)["data"]
-    # The spawn passed --idle-timeout 1 explicitly: that wins over the repository's 3600.
-    assert status["idle_timeout_s"] == 1
+    # The spawn passed --idle-timeout 600 explicitly: that wins over the repository's 3600.
+    assert status["idle_timeout_s"] == 600
     daemon_env.run("daemon", "stop")
     started = daemon_env.run("daemon", "start")
     assert started.returncode == 0, started.stderr
