@@ -207,13 +207,17 @@ def _run_local(cmd: LocalCommand, json: bool, quiet: bool, inv: Invocation) -> O
     return Outcome(exit_code=code, stdout=out, stderr=err)
 
 
-def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Outcome:
+def run_invocation(
+    inv: Invocation, handles: HandleProvider | None = None, ran: list[type] | None = None
+) -> Outcome:
     """Run one grite command and return its output and exit status.
 
     Args:
         inv: argv, cwd, environment facts, stdin, request id and clock from the client.
         handles: where to get open repositories (the daemon's warm registry); None opens one
             for this command and closes it afterwards.
+        ran: receives the args type of the operation the command ran (the daemon keeps the
+            replies of reads).
     """
     streams = _Streams()
     token = _streams.set(streams)
@@ -234,6 +238,8 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
             return _run_local(command, want_json, quiet, inv)
         warnings: list[str] = []
         result = _execute(command, ns, inv, handles, warnings)
+        if ran is not None:
+            ran.append(type(command))
         renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
         if want_json:
             out = json_success(result)

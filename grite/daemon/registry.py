@@ -315,6 +315,7 @@ class RequestHandles:
         self._registry = registry
         self._actor = actor
         self._taken: dict[str, tuple[RepoPaths, Handle]] = {}
+        self.ran: list[type] = []  # the args types of the operations this request ran
 
     def get(self, paths: RepoPaths) -> Handle:
         """Return the warm handle for `paths` (opened on first use)."""

@@ -63,6 +63,7 @@ __all__ = [
     "LwwElement",
     "Version",
     "apply_event",
+    "copy_projection",
     "current_assignees",
     "current_dependencies",
     "current_labels",
@@ -178,6 +179,25 @@ def _set_element(elements: dict[_K, LwwElement], key: _K, version: Version, pres
 def new_projection(issue_id: bytes) -> IssueProjection:
     """An empty, not yet created projection for `issue_id`."""
     return IssueProjection(issue_id=issue_id)
+
+
+def copy_projection(p: IssueProjection) -> IssueProjection:
+    """A copy of `p` that apply_event may change without touching `p`.
+
+    apply_event replaces versions, LwwElements and records and never changes one in place,
+    so copying the containers is enough (and far cheaper than decoding the projection again).
+    """
+    return msgspec.structs.replace(
+        p,
+        labels=dict(p.labels),
+        assignees=dict(p.assignees),
+        dependencies=dict(p.dependencies),
+        comments=list(p.comments),
+        links=list(p.links),
+        attachments=list(p.attachments),
+        applied=set(p.applied),
+        events=list(p.events),
+    )
 
 
 def apply_event(p: IssueProjection, e: Event) -> bool:

@@ -74,32 +74,33 @@ def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str
     grite_dir = ctx.paths.grite_dir
     if sel.data_dir is not None:
         directory = os.path.abspath(sel.data_dir)
-        return load_actor_config(directory), directory, "env"
+        return ctx.actor_config(directory), directory, "env"
     if sel.actor is not None:
         id_from_hex(sel.actor.lower(), ACTOR_ID_LEN, "actor id")
         directory = actor_dir(grite_dir, sel.actor.lower())
         try:
-            return load_actor_config(directory), directory, "flag"
+            return ctx.actor_config(directory), directory, "flag"
         except NotFound:
             raise NotFound(
                 f"actor {sel.actor} not found; run 'grite actor list' to see actors or "
                 "'grite actor init' to create one",
                 {"actor_id": sel.actor},
             ) from None
-    repo_cfg = load_repo_config(grite_dir)
-    if repo_cfg.default_actor:
-        directory = actor_dir(grite_dir, repo_cfg.default_actor)
+    default_actor = ctx.repo_config().default_actor
+    if default_actor:
+        directory = actor_dir(grite_dir, default_actor)
         try:
-            return load_actor_config(directory), directory, "repo_default"
+            return ctx.actor_config(directory), directory, "repo_default"
         except NotFound:
             pass
     ids = list_actor_ids(grite_dir)
     if ids:
         directory = actor_dir(grite_dir, ids[0])
-        return load_actor_config(directory), directory, "auto"
+        return ctx.actor_config(directory), directory, "auto"
     if not create:
         raise NotFound("no actor configured; run 'grite init' or 'grite actor init'")
     cfg, directory = _new_actor(ctx, None)
+    repo_cfg = load_repo_config(grite_dir)  # a private copy: it is changed and saved
     repo_cfg.default_actor = cfg.actor_id
     save_repo_config(grite_dir, repo_cfg)
     return cfg, directory, "auto"

@@ -86,6 +86,7 @@ def write_events(
     other actors cover it), is signed when the actor has a key, and may trigger an automatic
     snapshot afterwards. With `lock` (--lock) it holds `issue:<id>` while it writes.
     """
+    handle = ctx.handle  # opened first: the checks below read config through its cache
     actor = actor_bytes(ctx)
     with held_for_write(ctx, issue_id, lock):
         check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
@@ -94,7 +95,7 @@ def write_events(
             sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
             for kind in kinds
         ]
-        result = ctx.handle.append(actor, events)
+        result = handle.append(actor, events)
     maybe_snapshot(ctx)
     return IssueWriteResult(
         action=action,

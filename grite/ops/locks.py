@@ -41,7 +41,7 @@ from grite.model.requests_locks import (
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
 from grite.ops.leases import open_leases, remote_of
-from grite.storage.config import effective_lock_policy, load_repo_config
+from grite.storage.config import effective_lock_policy
 from grite.storage.lock_remote import LeaseBook
 from grite.storage.locks import LockStore, StoredLock
 
@@ -63,7 +63,7 @@ _ATTEMPTS = 20
 def lock_policy(ctx: OpContext) -> str:
     """The repository's lock policy: `off`, `warn` (default) or `require`; an unknown value
     is warned about once and read as grite 0.5.3 reads it (see effective_lock_policy)."""
-    policy, problem = effective_lock_policy(load_repo_config(ctx.paths.grite_dir))
+    policy, problem = effective_lock_policy(ctx.repo_config())
     if problem is not None:
         ctx.warn_once(problem)
     return policy
@@ -110,8 +110,7 @@ def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
     policy = lock_policy(ctx)
     if policy == "off":
         return
-    with LockStore(ctx.paths.git_dir) as store:
-        blocking = _blocking(store.list(), resource, actor.hex(), ctx.now_ms)
+    blocking = _blocking(ctx.handle.locks().list(), resource, actor.hex(), ctx.now_ms)
     if not blocking:
         return
     if policy == "warn":

@@ -171,13 +171,13 @@ def maybe_snapshot(ctx: OpContext) -> None:
     since the newest snapshot. Costs one view-meta read below the threshold; never fails the
     write (a failure becomes a warning)."""
     try:
-        cfg = load_repo_config(ctx.paths.grite_dir)
+        cfg = ctx.repo_config()
         limit = DEFAULT_SNAPSHOT_EVENTS
         if cfg.snapshot is not None and cfg.snapshot.max_events is not None:
             limit = cfg.snapshot.max_events
         if limit <= 0:
             return
-        count = ctx.handle.view.meta().event_count
+        count = ctx.handle.event_count()
         if count < limit:
             return
         with SnapshotStore(ctx.paths.git_dir) as store:

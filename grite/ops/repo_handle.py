@@ -7,7 +7,8 @@ head this handle reflects and applies only the newer commits, so writes by other
 
 Writers to the view on disk take `view.lock`; a process that cannot get it within a short wait
 still answers, from the view plus an in-memory overlay of the WAL delta, and never fails.
-Appends are serialized per handle (one writer per repository in the daemon) and made safe
+Appends are group-committed per handle (the writes that queue while one commit is written go
+into the next commit together; one committer per repository in the daemon) and made safe
 across processes by the ref's compare-and-swap. A write whose events are already in the WAL
 (a retried request: the client sends the same request id and clock) is not appended again.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from grite.model.context import (
     ContextChanges,
@@ -26,17 +27,20 @@ from grite.model.context import (
     is_context_event,
     merge_context_event,
 )
-from grite.model.errors import CorruptData, Environment, InvalidArgs, NotFound
+from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
 from grite.model.events import ContextUpdated, Event, ProjectContextUpdated
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
     IssueProjection,
     IssueSummary,
     apply_event,
+    copy_projection,
     new_projection,
     summarize,
 )
+from grite.storage.filecache import FileCache
 from grite.storage.filelock import try_lock
+from grite.storage.locks import LockStore
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore
@@ -50,6 +54,7 @@ __all__ = ["AppendResult", "RepoHandle"]
 _VIEW_LOCK_WAIT = 2.0
 # Decoded projections kept in memory (cleared wholesale when full: cheap and bounded).
 _PROJECTION_CACHE = 4096
+_ABSENT = object()
 
 
 def _nothing(_key: str) -> None:
@@ -71,10 +76,18 @@ class RepoHandle:
         self.paths = paths
         self.wal = Wal(paths.git_dir)
         self.view = View(paths.grite_dir)
+        # Config files parsed once per change (every write reads them; see OpContext).
+        self.files = FileCache()
         # verify_signatures: refuses badly signed events before they reach the view.
-        self.verifier = EntryVerifier(paths.grite_dir)
+        self.verifier = EntryVerifier(paths.grite_dir, files=self.files)
+        self._locks: LockStore | None = None
+        self._event_count: int | None = None  # of the view at self._head (None: unknown)
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
+        # Group commit: writes waiting for the next commit, and whether a thread commits now.
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._committing = False
         self._head: str | None = None
         self._fresh = False
         # Overlay of projections newer than the disk view (only when view.lock was busy).
@@ -85,7 +98,10 @@ class RepoHandle:
         self._context_full = False
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
-        self._projections: dict[bytes, tuple[str | None, IssueProjection | None]] = {}
+        # Decoded projections, all valid at `_projections_head`; a catch-up carries them over
+        # to the new head (replacing the changed ones), so a warm handle keeps them all.
+        self._projections: dict[bytes, IssueProjection | None] = {}
+        self._projections_head: str | None = None
         self._dependents_memo: (
             tuple[tuple[str | None, int], dict[bytes, list[tuple[bytes, str]]]] | None
         ) = None
@@ -102,6 +118,23 @@ class RepoHandle:
         with self._lock:
             self.view.close()
             self.wal.close()
+            if self._locks is not None:
+                self._locks.close()
+
+    def locks(self) -> LockStore:
+        """The repository's lock refs, opened once for the handle's life (for reading)."""
+        with self._lock:
+            if self._locks is None:
+                self._locks = LockStore(self.paths.git_dir)
+            return self._locks
+
+    def event_count(self) -> int:
+        """Events in the view, after a refresh (from memory while the WAL is unchanged)."""
+        self.refresh()
+        with self._lock:
+            if self._event_count is not None and not self._overlay:
+                return self._event_count
+        return self.view.meta().event_count
 
     # -- consistency -------------------------------------------------------------------------
 
@@ -115,7 +148,7 @@ class RepoHandle:
             if self._fresh and head == self._head and self.wal_error is None:
                 return head
             if self.wal_error is not None:
-                self._projections.clear()  # keyed by the ref head, which a repair keeps
+                self._projections.clear()  # kept per ref head, which a repair keeps
             for attempt in (1, 2):
                 fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
                 try:
@@ -150,8 +183,12 @@ class RepoHandle:
             meta = ViewMeta()
         if meta.wal_head == head:
             self.wal_error = None
+            self._event_count = meta.event_count
             if self._summaries_head != head:
                 self._summaries = None
+            if self._projections_head != head:
+                self._projections.clear()
+                self._projections_head = head
             return
         context = ContextChanges()
         seeded = (
@@ -172,8 +209,9 @@ class RepoHandle:
         before = meta.wal_head
         # Up to the last good commit: the view never moves past a damaged one.
         head = entries[-1].commit if entries else base_head
-        # An empty view has nothing to load: skip one database read per issue.
-        load = self.view.projection if before else seed.get
+        # An empty view has nothing to load: skip one database read per issue. Projections
+        # kept in memory at `before` are copied instead of read and decoded again.
+        load = self._loader(before) if before else seed.get
         changed = {**seed, **self._apply(entries, load, context, from_view=before is not None)}
         event_count = base_count + sum(len(e.events) for e in entries)
         new_meta = ViewMeta(
@@ -184,6 +222,12 @@ class RepoHandle:
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
         self.view.store(changed.values(), summaries, new_meta, context)
+        self._event_count = new_meta.event_count
+        if self._projections_head == before and before is not None:
+            self._projections.update(changed)
+        else:
+            self._projections.clear()
+        self._projections_head = head
         if self._summaries is not None and self._summaries_head == before:
             for issue_id, summary in summaries.items():
                 if summary is None:
@@ -193,6 +237,18 @@ class RepoHandle:
             self._summaries_head = head
         else:
             self._summaries = None
+
+    def _loader(self, head: str | None) -> Callable[[bytes], IssueProjection | None]:
+        """Loads a projection at `head` for changing: a copy of the kept one, else the view's."""
+        kept = self._projections if self._projections_head == head else {}
+
+        def load(issue_id: bytes) -> IssueProjection | None:
+            p = kept.get(issue_id, _ABSENT)
+            if p is _ABSENT:
+                return self.view.projection(issue_id)
+            return None if p is None else copy_projection(p)  # type: ignore[arg-type]
+
+        return load
 
     def _seed_from_snapshot(
         self, head: str | None, context: ContextChanges
@@ -381,21 +437,28 @@ class RepoHandle:
 
     def _projection_once(self, issue_id: bytes) -> IssueProjection | None:
         head = self.refresh()
+        p = self._any_projection(issue_id, head)
+        return p if p is not None and p.created else None
+
+    def _any_projection(self, issue_id: bytes, head: str | None) -> IssueProjection | None:
+        """The projection at `head` (created or not), from the overlay, memory or the view.
+
+        Decoded projections are kept: a warm daemon answers repeated reads and checks
+        retried writes from memory. Callers treat projections as read-only.
+        """
         with self._lock:
             p = self._overlay.get(issue_id)
-            cached = self._projections.get(issue_id)
-        if p is None:
-            # Decoded projections are kept per WAL head: a warm daemon answers repeated shows
-            # from memory. Callers treat projections as read-only.
-            if cached is not None and cached[0] == head:
-                p = cached[1]
-            else:
-                p = self.view.projection(issue_id)
-                with self._lock:
-                    if len(self._projections) >= _PROJECTION_CACHE:
-                        self._projections.clear()
-                    self._projections[issue_id] = (head, p)
-        return p if p is not None and p.created else None
+            if p is not None:
+                return p
+            if self._projections_head == head and issue_id in self._projections:
+                return self._projections[issue_id]
+        p = self.view.projection(issue_id)
+        with self._lock:
+            if self._projections_head == head and not self._overlay:
+                if len(self._projections) >= _PROJECTION_CACHE:
+                    self._projections.clear()
+                self._projections[issue_id] = p
+        return p
 
     def resolve_issue(self, text: str) -> bytes:
         """Resolve a full id or a unique prefix (4+ hex characters) to an issue id.
@@ -509,15 +572,13 @@ class RepoHandle:
 
     def has_events(self, events: Iterable[Event]) -> bool:
         """True when every event is already merged into the view (after a refresh)."""
+        head = self._head
         for e in events:
             if is_context_event(e):
                 if not self._context_known(e):
                     return False
                 continue
-            with self._lock:
-                p = self._overlay.get(e.issue_id)
-            if p is None:
-                p = self.view.projection(e.issue_id)
+            p = self._any_projection(e.issue_id, head)
             if p is None or e.event_id not in p.applied:
                 return False
         return True
@@ -525,26 +586,110 @@ class RepoHandle:
     # -- writes ------------------------------------------------------------------------------
 
     def append(self, actor: bytes, events: list[Event]) -> AppendResult:
-        """Append `events` as one WAL commit unless they are already there.
+        """Append `events` as part of one WAL commit unless they are already there.
 
-        Acknowledged (returned) only after the commit is on the ref.
+        Group commit: while one thread commits, the writes that arrive queue up, and the next
+        commit carries all of them in one chunk (grite 0.5.3 reads multi-event chunks; the
+        commit is attributed to the first writer's actor, every event keeps its own). Each
+        write is acknowledged (returned) only after the commit holding it is on the ref. When a
+        group's commit fails, each of its writes is committed again on its own, so an error
+        reaches exactly the writers it concerns.
+
+        Raises:
+            CorruptData: the WAL is damaged (appending would hide the write from readers).
+            Environment: the WAL could not be written.
         """
+        write = _Write(actor, events)
+        with self._queue_lock:
+            self._queue.append(write)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            write.done.wait()
+            lead = write.lead  # handed over by the previous committer, with writes queued
+        if lead:
+            self._commit_queued()
+        if write.error is not None:
+            raise write.error
+        assert write.result is not None
+        return write.result
 
-        def before_try(_parent: str | None) -> bool:
+    def _commit_queued(self) -> None:
+        """Commit everything queued as one group, then hand over to a waiting writer."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        try:
+            with self._write_lock:
+                self._commit_group(group)
+        except BaseException as exc:  # never leave the group waiting: each sees the failure
+            for write in group:
+                if write.result is None and write.error is None:
+                    write.error = exc
+            raise
+        finally:
+            with self._queue_lock:
+                if self._queue:
+                    # Someone is waiting already: they commit the next group (and return with
+                    # it), so no thread keeps committing for others while its caller waits.
+                    heir = self._queue[0]
+                    heir.lead = True
+                    heir.done.set()
+                else:
+                    self._committing = False
+            for write in group:
+                write.done.set()
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            head, pending = self._append_writes(group)
+        except GriteError as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for write in group:  # find out whose write it was
+                self._commit_group([write])
+            return
+        for write in group:
+            write.result = AppendResult(head, write in pending)
+
+    def _append_writes(self, group: list[_Write]) -> tuple[str | None, list[_Write]]:
+        """Append the events of every write of `group` not yet in the WAL, as one commit.
+
+        Returns:
+            The head after the call and the writes this call appended.
+        """
+        pending: list[_Write] = []
+
+        def before_try(_parent: str | None) -> list[Event]:
             try:
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             except ViewDamaged:
                 self._forget_view()
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             if self.wal_error is not None:
                 # Appending on top of damage would hide the write from every reader (views
                 # stop at the last good commit): refuse until `grite doctor` has been run.
                 raise self.wal_error
-            return not known
+            pending[:] = fresh
+            return [e for w in fresh for e in w.events]
 
-        with self._write_lock:
-            head, appended = append_with_retry(self.wal, actor, events, before_try=before_try)
-            self.refresh()
-        return AppendResult(head, appended)
+        all_events = [e for w in group for e in w.events]
+        head, _ = append_with_retry(self.wal, group[0].actor, all_events, before_try=before_try)
+        self.refresh()
+        return head, pending
+
+
+class _Write:
+    """One caller's append, queued for the next group commit."""
+
+    __slots__ = ("actor", "done", "error", "events", "lead", "result")
+
+    def __init__(self, actor: bytes, events: list[Event]) -> None:
+        self.actor = actor
+        self.events = events
+        self.done = threading.Event()
+        self.lead = False  # set when this writer must commit the next group itself
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None

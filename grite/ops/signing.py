@@ -15,7 +15,7 @@ from grite.model.errors import InvalidArgs
 from grite.model.events import Event
 from grite.ops.actors import resolve_actor
 from grite.ops.context import OpContext
-from grite.storage.config import effective_verify_policy, load_repo_config
+from grite.storage.config import effective_verify_policy
 from grite.storage.signing import load_signing_seed, sign_event_id
 
 __all__ = ["event_signer"]
@@ -33,7 +33,7 @@ def event_signer(ctx: OpContext) -> Callable[[Event], Event]:
     """
     cfg, directory, _source = resolve_actor(ctx)
     seed = load_signing_seed(directory)
-    policy, problem = effective_verify_policy(load_repo_config(ctx.paths.grite_dir))
+    policy, problem = effective_verify_policy(ctx.repo_config())
     if problem is not None:
         ctx.warn_once(problem)
     if seed is None:

@@ -43,8 +43,10 @@ from grite.storage.config import (
     list_actor_ids,
     load_actor_config,
     load_repo_config,
+    repo_config_path,
     write_atomic,
 )
+from grite.storage.filecache import FileCache
 
 __all__ = [
     "KEY_SCHEME",
@@ -186,11 +188,17 @@ class _Entry(Protocol):
 class EntryVerifier:
     """Applies `verify_signatures` to WAL entries before they reach the view."""
 
-    def __init__(self, grite_dir: str) -> None:
+    def __init__(self, grite_dir: str, files: FileCache | None = None) -> None:
         self._grite_dir = grite_dir
+        self._files = files  # parsed config kept between checks (a warm handle's)
 
     def policy(self) -> str:
-        return effective_verify_policy(load_repo_config(self._grite_dir))[0]
+        if self._files is None:
+            cfg = load_repo_config(self._grite_dir)
+        else:
+            path = repo_config_path(self._grite_dir)
+            cfg = self._files.load(path, lambda: load_repo_config(self._grite_dir))
+        return effective_verify_policy(cfg)[0]
 
     def check(self, entries: Iterable[_Entry]) -> None:
         """Refuse entries with unsigned or badly signed events under policy `require`.

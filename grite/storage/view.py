@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 import diskcache
 import msgspec
@@ -36,6 +37,17 @@ __all__ = ["VIEW_FORMAT", "View", "ViewDamaged", "ViewMeta", "symbol_key_order"]
 
 # 2: adds the context store (cf:, cy:, cp); a view of format 1 is rebuilt from the WAL.
 VIEW_FORMAT = 2
+
+
+# No eviction (the view must hold every issue). Values up to 1 MiB stay in SQLite: diskcache
+# puts larger ones (default 32 KiB) in files of their own, and replacing such a file on every
+# change of a busy issue cost more than the rest of a group commit (benchmarks/RESULTS.md).
+_SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",
+    "size_limit": 2**62,
+    "cull_limit": 0,
+    "disk_min_file_size": 2**20,
+}
 
 
 class ViewMeta(msgspec.Struct, kw_only=True):
@@ -90,9 +102,7 @@ class View:
 
     def _open(self) -> diskcache.Cache:
         try:
-            cache = diskcache.Cache(
-                self.path, eviction_policy="none", size_limit=2**62, cull_limit=0
-            )
+            cache = diskcache.Cache(self.path, **_SETTINGS)
             # Touch the database so that a garbage file fails here, not in the middle of a query.
             cache.get("meta")
             return cache
@@ -103,7 +113,7 @@ class View:
         # The view is only a cache of the WAL: a damaged one is deleted and rebuilt.
         shutil.rmtree(self.path, ignore_errors=True)
         try:
-            return diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
+            return diskcache.Cache(self.path, **_SETTINGS)
         except (sqlite3.DatabaseError, OSError) as exc2:
             raise Environment(
                 f"cannot create the view at {self.path} ({exc2}; earlier: {exc}); "

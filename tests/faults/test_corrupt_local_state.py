@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import FALLBACK_MARK, FaultEnv, init_repo, wal_event_counts
+from tests.faults.conftest import STRICT, FaultEnv, assert_served, init_repo, wal_event_counts
 
 
 def _env(fenv: FaultEnv, mode: str) -> dict[str, str]:
     if mode == "local":
         return dict(fenv.env, GRITE_NO_DAEMON="1")
-    return dict(fenv.env, GRITE_DEBUG="1")
+    return dict(fenv.env, **STRICT)
 
 
 def _json(fenv: FaultEnv, repo: Path, mode: str, *args: str) -> tuple[int, dict[str, object]]:
     proc = fenv.run(repo, *args, "--json", env=_env(fenv, mode))
-    assert FALLBACK_MARK not in proc.stderr, proc.stderr
+    assert_served(proc)
     return proc.returncode, json.loads(proc.stdout)
 
 
