@@ -9,7 +9,8 @@ holding `--issues` issues, and measures:
   (connection already open). Wall time of each, and ratios to the batch;
 - notification latency: from just before a write (issue comment through a grite.Client) to
   the moment a `grite watch --json` process prints its wal_advanced line: median and p99.
-Prints a Markdown table; timings are wall clock on this machine.
+Every command and Client call runs with GRITE_DAEMON=require: one the daemon did not serve
+fails the run. Prints a Markdown table; timings are wall clock on this machine.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _env(base: str) -> dict[str, str]:
         XDG_STATE_HOME=os.path.join(base, "state"),
         XDG_CONFIG_HOME=os.path.join(base, "config"),
         PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        # Strict: a command or Client call the daemon did not serve fails the benchmark.
+        GRITE_DAEMON="require",
     )
     os.makedirs(env["HOME"], exist_ok=True)
     return env
@@ -65,7 +68,7 @@ def main() -> None:
     try:
         with grite.Client(str(repo), environ=env) as g:
             ids = [g.issue_create(f"issue {i}").issue_id for i in range(opts.issues)]
-            assert g.via_daemon, "no daemon: the benchmark needs one"
+            assert g.served_by == "daemon" and g.fallbacks == 0, "the daemon did not serve"
             targets = [ids[i % len(ids)] for i in range(opts.queries)]
 
             lines = "".join(json.dumps({"type": "issue_show", "issue": t}) + "\n" for t in targets)
@@ -88,6 +91,7 @@ def main() -> None:
             for t in targets:
                 g.issue_show(t)
             t_client = time.perf_counter() - t0
+            assert g.served_by == "daemon" and g.fallbacks == 0, "the daemon did not serve"
 
             n = opts.queries
             rows += [

@@ -1,13 +1,12 @@
 """grite: an issue tracker that lives in a git repository.
 
 The top level stays tiny on purpose: the `grite` entry point imports this package before it
-decides whether a daemon serves the command, so nothing heavy may load here.
+decides whether a daemon serves the command, so nothing may load here (not even typing or
+importlib: tests/system/test_lean_client.py counts every module a warm command imports).
 """
 
-import importlib as _importlib
-import typing as _typing
-
-if _typing.TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from grite.client import Client
 
 __version__ = "0.6.0"
@@ -20,5 +19,7 @@ def __getattr__(name: str) -> object:
     # does first) stays cheap. import_module rather than an import statement: grite.client
     # reaches grite.cli.app, which imports this package, and that is only a cycle on paper.
     if name == "Client":
-        return _importlib.import_module("grite.client").Client
+        import importlib
+
+        return importlib.import_module("grite.client").Client
     raise AttributeError(f"module 'grite' has no attribute {name!r}")

@@ -3,12 +3,16 @@
 One Client talks to one repository over ONE persistent daemon connection, with a method per
 operation returning the typed result Structs of grite.model.requests (and requests_agents);
 `call(args)` runs any operation, including the sync and lock areas'. Errors raise the
-grite.model.errors classes with their `code` and `exit_code`. When no daemon can be reached
-(or `daemon=False`) the same operations run in this process, through the same code
-(grite.cli.app.OPERATIONS via grite.ops.agents.OpRunner), with one repository handle kept open
-for the Client's life; a daemon lost mid-call is replaced by an in-process retry of the same
-request (same request id and clock, so a write is applied once). `watch()` iterates over the
-repository's notifications on a second connection (it needs the daemon).
+grite.model.errors classes with their `code` and `exit_code`. Requests go through
+grite.ipc.transport like every client's: the daemon when it can serve, else the same operation
+in this process (grite.cli.local, with one repository handle kept open for the Client's life),
+as the daemon policy says: `daemon=True` takes it from the environment (GRITE_DAEMON: auto,
+require or off; GRITE_NO_DAEMON), or pass "auto", "require" (the daemon or an error, for
+tests and harnesses that must know) or False. A daemon lost mid-call is replaced by a retry
+of the same request (same request id and clock, so a write is applied once). `served_by`
+says who ran the last call and `fallbacks` how many calls ran here because the daemon could
+not serve them. `watch()` iterates over the repository's notifications on a second connection
+(it needs the daemon).
 
     with grite.Client("path/to/repo") as g:
         for n in g.watch():
@@ -24,17 +28,15 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from grite.ipc import protocol
-from grite.ipc.client import Connection, DaemonUnavailable
 from grite.ipc.framing import FrameTimeout, IpcError
-from grite.ipc.paths import runtime_paths
+from grite.ipc.transport import Call, DaemonTransport, FallbackTransport, Policy, Unserved
 from grite.model import notifications
 from grite.model import requests as rq
 from grite.model.errors import (
@@ -54,16 +56,12 @@ from grite.model.requests_agents import (
 )
 
 if TYPE_CHECKING:
-    from grite.ops.agents import OpRunner
-    from grite.ops.repo_handle import RepoHandle
-    from grite.storage.repo import RepoPaths
+    from grite.ipc.transport import BaseTransport
 
 __all__ = ["Client", "error_from_code"]
 
 T = TypeVar("T")
 
-# Daemon answers meaning "not run there": the call then runs in this process.
-_FALL_BACK_CODES = frozenset({"busy", "version_mismatch", "bad_request"})
 _ERRORS: dict[str, type[GriteError]] = {
     "invalid_args": InvalidArgs,
     "not_found": NotFound,
@@ -89,12 +87,31 @@ def error_from_code(
     return err
 
 
-def _close_handles(handles: dict[str, RepoHandle]) -> None:
-    """Close and forget every repository in `handles` (the dict itself is kept)."""
-    opened = list(handles.values())
-    handles.clear()
-    for handle in opened:
-        handle.close()
+def _local() -> BaseTransport:
+    # Deliberately lazy: the operations table pulls in argh, dulwich and diskcache.
+    from grite.cli.local import LocalTransport
+
+    return LocalTransport()
+
+
+def _op_result(frame: bytes, request_id: bytes) -> protocol.OpResult:
+    """The OpResult in a reply's final frame; raises the error an Error frame carries.
+
+    Raises:
+        Unserved: the frame makes no sense as a reply to this Op.
+        GriteError: the daemon answered with an error (final: not retried).
+    """
+    try:
+        final = protocol.decode_response(frame)
+    except msgspec.DecodeError as exc:
+        raise Unserved("protocol", f"unreadable reply to an Op: {exc}") from exc
+    if final.request_id not in (request_id, b""):  # type: ignore[union-attr]
+        raise Unserved("protocol", "the daemon answered another request id")
+    if isinstance(final, protocol.Error):
+        raise error_from_code(final.code, final.message, dict(final.details))
+    if isinstance(final, protocol.Result) and isinstance(final.data, protocol.OpResult):
+        return final.data
+    raise Unserved("protocol", f"the daemon answered an Op with {type(final).__name__}")
 
 
 class Client:
@@ -104,12 +121,17 @@ class Client:
         repo: a directory inside the repository (default: the current directory).
         actor: act as this actor id (like --actor); default: the repository's default actor.
         data_dir: actor data directory (like --data-dir / GRITE_HOME).
-        daemon: use the per-user daemon (started when none runs); False runs in-process.
+        daemon: True (default): the policy of the environment (GRITE_DAEMON, GRITE_NO_DAEMON);
+            "auto": the daemon (started when none runs), else in-process; "require": the
+            daemon or a DaemonRequired error; False or "off": in-process.
         timeout: bound in seconds on each daemon reply.
-        environ: environment to find the daemon's runtime directory in (default os.environ).
+        environ: environment to find the daemon's runtime directory and policy in (default
+            os.environ).
 
-    The daemon connection is opened (and a daemon started) on the first call; an
-    unreachable daemon means running in-process, never an error.
+    The daemon connection is opened (and a daemon started) on the first call.
+
+    Raises:
+        InvalidArgs: `daemon` (or GRITE_DAEMON) names no daemon mode.
     """
 
     def __init__(
@@ -118,7 +140,7 @@ class Client:
         *,
         actor: str | None = None,
         data_dir: str | None = None,
-        daemon: bool = True,
+        daemon: bool | str = True,
         timeout: float = 60.0,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -128,60 +150,35 @@ class Client:
         self.timeout = timeout
         self.warnings: list[str] = []  # warnings of the last call (e.g. lock policy)
         self._environ = environ
-        self._use_daemon = daemon
-        self._conn: Connection | None = None
-        self._runner: OpRunner | None = None
-        self._handles: dict[str, RepoHandle] = {}
-        # A client nobody closed still closes its repositories when it is collected or the
-        # interpreter exits: left to the end of shutdown, dulwich's pack finalizers print
-        # tracebacks ("sys.meta_path is None") after an in-process sync.
-        weakref.finalize(self, _close_handles, self._handles)
-        # Connected on first use: an idle connection that never sent a request would hold a
-        # stopping daemon until the connection's read deadline.
-        self._tried = False
+        self._transport = FallbackTransport.for_environ(
+            environ, _local, client="client", policy=Policy.choose(daemon, environ), timeout=timeout
+        )
+        self._paths = self._transport.daemon.paths if self._transport.daemon else None
 
     # -- connection ------------------------------------------------------------------------
 
     @property
     def via_daemon(self) -> bool:
-        """Whether calls go to the daemon (False: they run in this process); connects."""
-        self._ensure_connection()
-        return self._conn is not None
+        """Whether calls go to the daemon: who served the last call, else whether a daemon
+        answers now (this connects, starting one if needed)."""
+        if self._transport.served_by:
+            return self._transport.served_by == "daemon"
+        daemon = self._transport.daemon
+        return daemon is not None and daemon.connect()
 
-    def _ensure_connection(self) -> None:
-        if self._conn is None and self._use_daemon:
-            # The first time a daemon may be started; later, one that came back is used.
-            self._conn = self._connect(spawn=not self._tried)
-            self._tried = True
+    @property
+    def served_by(self) -> str:
+        """ "daemon" or "local": who ran the last call ("" before the first)."""
+        return self._transport.served_by
 
-    def _connect(self, *, spawn: bool) -> Connection | None:
-        try:
-            paths = runtime_paths(self._environ)
-            try:
-                return Connection.open(paths.socket, timeout=self.timeout)
-            except DaemonUnavailable:
-                if not spawn:
-                    return None
-                # Deliberately lazy: subprocess is only needed to start a daemon.
-                from grite.ipc import spawner
-
-                idle = (self._environ or {}).get("GRITE_DAEMON_IDLE_TIMEOUT", "")
-                sock = spawner.ensure_daemon(
-                    paths, idle_timeout=int(idle) if idle.isdigit() else None
-                )
-                return None if sock is None else Connection.open(sock, timeout=self.timeout)
-        except (IpcError, GriteError, OSError):
-            return None  # the daemon is never needed for correctness
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    @property
+    def fallbacks(self) -> int:
+        """Calls run in this process because the daemon could not serve them."""
+        return self._transport.fallbacks
 
     def close(self) -> None:
         """Close the daemon connection and any repository opened in-process."""
-        self._drop()
-        _close_handles(self._handles)
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -206,85 +203,68 @@ class Client:
         Raises:
             GriteError: the operation failed (a subclass for each code).
         """
-        result = self._run(_encoder.encode(args))
-        if isinstance(result, msgspec.Raw):
-            kind = result_type or self._local_runner().result_type(type(args))
-            if kind is None:
-                return msgspec.msgpack.decode(result)  # type: ignore[no-any-return]
-            return msgspec.msgpack.decode(result, type=kind)
-        return result  # type: ignore[no-any-return]
+        data = self._run(_encoder.encode(args))
+        kind = result_type or self._result_type(type(args))
+        if kind is None:
+            return msgspec.msgpack.decode(data)  # type: ignore[no-any-return]
+        return msgspec.msgpack.decode(data, type=kind)
 
     def call_packed(self, packed: bytes) -> Any:
         """Run an operation given as msgpack of its args; returns plain data (dicts, lists).
 
         This is what `grite batch` uses: no Struct types are needed on the daemon path.
         """
-        result = self._run(packed)
-        if isinstance(result, msgspec.Raw):
-            return msgspec.msgpack.decode(result)
-        return result
+        return msgspec.msgpack.decode(self._run(packed))
 
-    def _run(self, packed: bytes) -> Any:
-        """Run once: a Raw result from the daemon, or a Struct when run in-process."""
+    def _result_type(self, args_type: type) -> type | None:
+        # Deliberately lazy: the operations table (and its result annotations) lives in the
+        # CLI, which pulls in argh, dulwich and diskcache.
+        from grite.cli.local import op_runner
+
+        return op_runner().result_type(args_type)
+
+    def _run(self, packed: bytes) -> msgspec.Raw:
+        """Run once; the msgpack of the result."""
         rid = os.urandom(16)
-        now_ms = time.time_ns() // 1_000_000
-        self.warnings = []
-        self._ensure_connection()
-        if self._conn is not None:
-            op = protocol.Op(
-                args=msgspec.Raw(packed), cwd=self.repo, now_ms=now_ms, data_dir=self.data_dir
-            )
-            try:
-                final = self._conn.request(op, request_id=rid, actor=self.actor or "")
-            except IpcError:
-                self._drop()  # lost before the final frame: retried here, applied once
-            else:
-                if isinstance(final, protocol.Result) and isinstance(final.data, protocol.OpResult):
-                    self.warnings = list(final.data.warnings)
-                    error = final.data.error
-                    if error is not None:
-                        details = msgspec.msgpack.decode(error.details) if error.details else {}
-                        raise error_from_code(error.code, error.message, details)
-                    return final.data.data
-                if isinstance(final, protocol.Error) and final.code not in _FALL_BACK_CODES:
-                    raise error_from_code(final.code, final.message, dict(final.details))
-                self._drop()
-        return self._run_here(packed, rid, now_ms)
-
-    def _local_runner(self) -> OpRunner:
-        if self._runner is None:
-            # Deliberately lazy: the operations table pulls in argh, dulwich and diskcache.
-            from grite.cli import app
-            from grite.ops.agents import OpRunner
-
-            self._runner = OpRunner(app.OPERATIONS)
-        return self._runner
-
-    def _open(self, paths: RepoPaths) -> RepoHandle:
-        key = str(paths.git_dir)
-        handle = self._handles.get(key)
-        if handle is None:
-            from grite.ops.repo_handle import RepoHandle  # loaded by _local_runner already
-
-            handle = RepoHandle.open(paths)
-            self._handles[key] = handle
-        return handle
-
-    def _run_here(self, packed: bytes, rid: bytes, now_ms: int) -> Any:
-        runner = self._local_runner()
-        args = runner.decode(packed)
-        return runner.run(
-            args,
+        op = protocol.Op(
+            args=msgspec.Raw(packed),
             cwd=self.repo,
-            opener=self._open,
-            request_id=rid,
-            now_ms=now_ms,
-            actor=self.actor,
+            now_ms=time.time_ns() // 1_000_000,
             data_dir=self.data_dir,
-            warnings=self.warnings,
         )
+        call = Call(protocol.encode(op), request_id=rid, actor=self.actor or "")
+        result = self._transport.request(call, lambda frame: _op_result(frame, rid))
+        self.warnings = list(result.warnings)
+        if result.error is not None:
+            error = result.error
+            details = msgspec.msgpack.decode(error.details) if error.details else {}
+            raise error_from_code(error.code, error.message, details)
+        return result.data
 
     # -- notifications ---------------------------------------------------------------------
+
+    def _watch_connection(
+        self, call: Call, timeout: float | None
+    ) -> Generator[bytes, None, None] | None:
+        if self._paths is None:
+            return None
+        daemon = DaemonTransport(self._paths, environ=self._environ, start="wait")
+        try:
+            frames = daemon.stream(call, timeout)
+            first = next(frames)
+        except (IpcError, StopIteration):
+            daemon.close()
+            return None
+
+        def rest() -> Generator[bytes, None, None]:
+            try:
+                yield first
+                yield from frames
+            finally:
+                frames.close()
+                daemon.close()
+
+        return rest()
 
     def watch(
         self, since: str | None = None, *, timeout: float | None = None, resume: bool = True
@@ -306,7 +286,7 @@ class Client:
             Environment: no daemon is available (notifications come from the daemon).
             GriteError: the daemon refused (e.g. NotFound for an unknown `since`).
         """
-        if not self._use_daemon:
+        if self._paths is None:
             raise Environment(
                 "watching needs the grite daemon, and this Client runs in-process; create it "
                 "with daemon=True"
@@ -314,23 +294,28 @@ class Client:
         cursor = since
         first = True
         while True:
-            conn = self._connect(spawn=True)
+            body = protocol.encode(protocol.Watch(cwd=self.repo, since=cursor))
+            call = Call(body, actor=self.actor or "")
+            frames = self._watch_connection(call, timeout)
             # A daemon that is retiring or still starting gets a few seconds to make way.
             deadline = time.monotonic() + (0 if first else _RESUME_SECONDS)
             delay = 0.05
-            while conn is None and time.monotonic() < deadline:
+            while frames is None and time.monotonic() < deadline:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-                conn = self._connect(spawn=True)
+                frames = self._watch_connection(call, timeout)
             first = False
-            if conn is None:
+            if frames is None:
                 raise Environment(
                     "watching needs the grite daemon, and none could be started; see "
                     "'grite daemon status' and the daemon log"
                 )
             try:
-                body = protocol.Watch(cwd=self.repo, since=cursor)
-                for frame in conn.stream(body, actor=self.actor or "", frame_timeout=timeout):
+                for data in frames:
+                    try:
+                        frame = protocol.decode_response(data)
+                    except msgspec.DecodeError:
+                        continue  # an unknown non-final kind (the connection checked finals)
                     if isinstance(frame, protocol.Notification):
                         note = notifications.decode(frame.body) if frame.body else None
                         if isinstance(note, notifications.WalAdvanced):
@@ -346,7 +331,7 @@ class Client:
             except IpcError:
                 pass  # the daemon went away mid-stream: resume below
             finally:
-                conn.close()
+                frames.close()
             if not resume:
                 return
             # The daemon said goodbye or vanished: give it a moment to exit before a new one.
@@ -440,6 +425,18 @@ class Client:
         """Open issues nothing open holds back, oldest first (created_ts, issue_id)."""
         return self.call(IssueReadyArgs(labels=labels or []), IssueReadyResult)
 
-    def claim(self, labels: list[str] | None = None, ttl: str | None = None) -> IssueClaimResult:
-        """Lease and assign the first unclaimed ready issue (NotFound when none is left)."""
-        return self.call(IssueClaimArgs(labels=labels or [], ttl=ttl), IssueClaimResult)
+    def claim(
+        self, labels: list[str] | None = None, ttl: str | None = None, *, local: bool = False
+    ) -> IssueClaimResult:
+        """Lease and assign the first unclaimed ready issue.
+
+        With a grite remote (`origin`, or `[sync] remote`), the lease is taken on the remote,
+        so agents on other clones never get the same issue; `local=True` leases in this clone
+        only.
+
+        Raises:
+            NotFound: no unclaimed ready issue is left.
+            Environment: the grite remote cannot be reached (nothing was taken).
+        """
+        args = IssueClaimArgs(labels=labels or [], ttl=ttl, local=local)
+        return self.call(args, IssueClaimResult)

@@ -9,18 +9,25 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from grite.ipc import protocol
+from grite.ipc.build import build_id, install_dir
+from grite.ipc.client import REQUEST_TIMEOUT, Connection, ServerHello
+from grite.ipc.transport import Call
+
 # The real entry point, as the `grite` console script runs it.
 GRITE = [sys.executable, "-m", "grite"]
-_FALLBACK_MARK = "grite: daemon not used"
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -95,8 +102,9 @@ class Grite:
         if mode == "local":
             self.env["GRITE_NO_DAEMON"] = "1"
         else:
-            # The entry says on stderr when it falls back; daemon-mode tests assert it never does.
-            self.env["GRITE_DEBUG"] = "1"
+            # Strict: a command the daemon did not serve fails, naming the cause, instead of
+            # quietly running in-process.
+            self.env["GRITE_DAEMON"] = "require"
 
     def run(
         self, cwd: Path, *args: str, input: str | None = None, check: bool = False
@@ -111,7 +119,9 @@ class Grite:
             timeout=60,
         )
         if self.mode == "daemon":
-            assert _FALLBACK_MARK not in proc.stderr, f"daemon was not used: {proc.stderr}"
+            assert "GRITE_DAEMON=require" not in proc.stdout + proc.stderr, (
+                f"daemon was not used: {proc.stdout}{proc.stderr}"
+            )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"grite {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -164,3 +174,84 @@ def assert_fsck_clean(repo: Path) -> None:
     proc = git(repo, "fsck", "--strict", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "error" not in proc.stderr.lower(), proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port` (fail if `proc` exits)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            assert proc.poll() is None, f"{what} exited with {proc.returncode}"
+            assert time.monotonic() < deadline, f"{what} did not start listening"
+            time.sleep(0.02)
+
+
+@contextmanager
+def serve_git_daemon(base: Path) -> Iterator[int]:
+    """A real `git daemon` serving `base` over git:// on 127.0.0.1 with push enabled; yields
+    its port. `git daemon` runs git-daemon as a child, so both get a session of their own and
+    are stopped together."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["git", "daemon", "--export-all", "--enable=receive-pack", f"--base-path={base}",
+         "--listen=127.0.0.1", f"--port={port}", "--reuseaddr", str(base)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_listening(port, proc, "git daemon")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+class TypedConnection:
+    """A greeted daemon connection whose requests and replies are protocol Structs (tests
+    speak the protocol directly; clients go through grite.ipc.transport)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: str, *, timeout: float = REQUEST_TIMEOUT) -> TypedConnection:
+        conn = Connection.open(path)
+        try:
+            conn.greet(build_id(), install_dir(), timeout=timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn)
+
+    @property
+    def server(self) -> ServerHello:
+        assert self._conn.server is not None
+        return self._conn.server
+
+    def request(
+        self, body: protocol.RequestBody, *, request_id: bytes | None = None, actor: str = ""
+    ) -> protocol.Result | protocol.Error:
+        call = Call(protocol.encode(body), request_id=request_id, actor=actor)
+        self._conn.send(call.frame())
+        final = protocol.decode_response(self._conn.read_final())
+        assert isinstance(final, (protocol.Result, protocol.Error)), final
+        return final
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> TypedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

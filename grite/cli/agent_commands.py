@@ -27,13 +27,13 @@ from grite.model.requests_agents import (
     IssueReadyArgs,
     IssueReadyResult,
 )
-from grite.ops import agents
+from grite.ops import agents, claims
 
 __all__ = ["OPERATIONS", "RENDERERS", "register"]
 
 OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
     IssueReadyArgs: agents.issue_ready,
-    IssueClaimArgs: agents.issue_claim,
+    IssueClaimArgs: claims.issue_claim,
 }
 
 
@@ -53,10 +53,11 @@ def _render_ready(renderer: Any, result: IssueReadyResult) -> str:
 
 
 def _render_claim(renderer: Any, result: IssueClaimResult) -> str:
+    where = f"on {result.remote}" if result.remote else "in this clone only"
     return (
         f"Claimed issue {result.issue.issue_id}: {printable(result.issue.title)}\n"
         f"Assigned to {printable(result.assignee)}; lease {printable(result.lease_resource)} "
-        f"until {renderer.when(result.lease_expires_unix_ms)}\n"
+        f"{where} until {renderer.when(result.lease_expires_unix_ms)}\n"
     )
 
 
@@ -70,14 +71,25 @@ RENDERERS: dict[type, Callable[[Any, Any], str]] = {
 @argh.arg("--label", action="append", help="only issues with this label (repeatable: all)")
 @argh.arg("--claim", help="take the first unclaimed ready issue: lease and assign it to me")
 @argh.arg("--ttl", help="with --claim: lease length, e.g. 300, 15m, 2h (default 300 s)")
+@argh.arg(
+    "--local",
+    help="with --claim: lease in this clone only, without asking the grite remote "
+    "(other clones learn of it at 'grite sync')",
+)
 def issue_ready(
-    *, label: list[str] | None = None, claim: bool = False, ttl: str | None = None
+    *,
+    label: list[str] | None = None,
+    claim: bool = False,
+    ttl: str | None = None,
+    local: bool = False,
 ) -> IssueReadyArgs | IssueClaimArgs:
     """Open issues nothing open holds back, oldest first; --claim takes one atomically."""
     if claim:
-        return IssueClaimArgs(labels=label or [], ttl=ttl)
+        return IssueClaimArgs(labels=label or [], ttl=ttl, local=local)
     if ttl is not None:
         raise InvalidArgs("--ttl only applies with --claim")
+    if local:
+        raise InvalidArgs("--local only applies with --claim")
     return IssueReadyArgs(labels=label or [])
 
 

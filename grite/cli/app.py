@@ -24,7 +24,15 @@ import argh
 import msgspec
 
 import grite
-from grite.cli import agent_commands, lock_commands, maint_commands, sync_commands
+from grite.cli import (
+    agent_commands,
+    context_commands,
+    lock_commands,
+    maint_commands,
+    prime_commands,
+    setup_commands,
+    sync_commands,
+)
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, human_error, json_error, json_success
 from grite.model import requests as rq
@@ -69,7 +77,15 @@ OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
 }
 
 # Command areas beyond the core issue tracker; each adds commands, operations and renderers.
-_AREAS = (sync_commands, lock_commands, maint_commands, agent_commands)
+_AREAS = (
+    sync_commands,
+    lock_commands,
+    maint_commands,
+    agent_commands,
+    context_commands,
+    prime_commands,
+    setup_commands,
+)
 for _area in _AREAS:
     OPERATIONS.update(_area.OPERATIONS)
 RENDERERS: dict[type, Callable[[Renderer, Any], str]] = {}
@@ -177,6 +193,9 @@ def _with_stdin(args: Any, inv: Invocation) -> Any:
 def _run_local(cmd: LocalCommand, json: bool, quiet: bool, inv: Invocation) -> Outcome:
     # The daemon-control commands always run in the client process; they import the daemon's
     # client side only here, deliberately.
+    if cmd.run is not None:
+        code, out, err = cmd.run(inv, _parser(), **cmd.kwargs, json=json, quiet=quiet)
+        return Outcome(exit_code=code, stdout=out, stderr=err)
     if cmd.name in ("install", "uninstall"):
         from grite.cli import service_commands
 
@@ -189,13 +208,17 @@ def _run_local(cmd: LocalCommand, json: bool, quiet: bool, inv: Invocation) -> O
     return Outcome(exit_code=code, stdout=out, stderr=err)
 
 
-def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Outcome:
+def run_invocation(
+    inv: Invocation, handles: HandleProvider | None = None, ran: list[type] | None = None
+) -> Outcome:
     """Run one grite command and return its output and exit status.
 
     Args:
         inv: argv, cwd, environment facts, stdin, request id and clock from the client.
         handles: where to get open repositories (the daemon's warm registry); None opens one
             for this command and closes it afterwards.
+        ran: receives the args type of the operation the command ran (the daemon keeps the
+            replies of reads).
     """
     streams = _Streams()
     token = _streams.set(streams)
@@ -216,6 +239,8 @@ def run_invocation(inv: Invocation, handles: HandleProvider | None = None) -> Ou
             return _run_local(command, want_json, quiet, inv)
         warnings: list[str] = []
         result = _execute(command, ns, inv, handles, warnings)
+        if ran is not None:
+            ran.append(type(command))
         renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
         if want_json:
             out = json_success(result)

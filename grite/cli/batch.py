@@ -9,7 +9,7 @@ Blank lines are skipped. For every other line, in order, one line of output: the
 identical to the command's `--json` output, on one line. A failing command does not stop the
 rest unless --stop-on-error. Exit status: 0 when every command succeeded, else the status of
 the first failure. Commands go over ONE daemon connection (a grite.Client), or run in this
-process with --no-daemon or when no daemon can be reached. Run by the `grite` entry before
+process with --no-daemon, or when no daemon can be reached and GRITE_DAEMON is not require. Run by the `grite` entry before
 routing; reads the environment only through the mapping the entry passes in.
 """
 
@@ -100,13 +100,19 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         err = InvalidArgs("usage: grite batch [--stop-on-error] < commands.jsonl")
         sys.stdout.write(_json.encode(_error(err)).decode() + "\n")
         return err.exit_code
-    no_daemon = ns.no_daemon or (
-        environ.get("GRITE_NO_DAEMON", "").strip().lower() in ("1", "true", "yes")
-    )
     data_dir = ns.data_dir or environ.get("GRITE_HOME") or None
-    client = Client(
-        os.getcwd(), actor=ns.actor, data_dir=data_dir, daemon=not no_daemon, environ=environ
-    )
+    try:
+        # The daemon policy (GRITE_DAEMON, GRITE_NO_DAEMON) comes from the environment.
+        client = Client(
+            os.getcwd(),
+            actor=ns.actor,
+            data_dir=data_dir,
+            daemon=False if ns.no_daemon else True,
+            environ=environ,
+        )
+    except GriteError as err:
+        sys.stdout.write(_json.encode(_error(err)).decode() + "\n")
+        return err.exit_code
     try:
         return run(client, sys.stdin, sys.stdout, ns.stop_on_error)
     except BrokenPipeError:

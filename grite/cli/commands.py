@@ -36,14 +36,22 @@ from grite.model.requests import (
 __all__ = ["LocalCommand", "build_tree", "group", "leaves"]
 
 _STATES = ("open", "closed", "all")
+_LOCK_HELP = "hold the lock issue:<ID> while writing (fails if another actor holds it)"
 
 
 class LocalCommand:
-    """A command that runs in the client process and renders itself (daemon control)."""
+    """A command that runs in the client process and renders itself (daemon control, setup).
 
-    def __init__(self, name: str, kwargs: dict[str, Any]) -> None:
+    `run`, when given, is called as `run(invocation, parser, **kwargs, json=, quiet=)` and
+    returns (exit status, stdout, stderr); without it the daemon-control modules run it.
+    """
+
+    def __init__(
+        self, name: str, kwargs: dict[str, Any], run: Callable[..., Any] | None = None
+    ) -> None:
         self.name = name
         self.kwargs = kwargs
+        self.run = run
 
 
 # -- top level ------------------------------------------------------------------------------
@@ -106,11 +114,12 @@ def issue_create(*, title: str, body: str = "", label: list[str] | None = None) 
 @argh.named("update")
 @argh.arg("--title", help="new title")
 @argh.arg("--body", help="new body; '-' reads it from standard input")
+@argh.arg("--lock", help=_LOCK_HELP)
 def issue_update(
-    issue: str, *, title: str | None = None, body: str | None = None
+    issue: str, *, title: str | None = None, body: str | None = None, lock: bool = False
 ) -> IssueUpdateArgs:
     """Change an issue's title and/or body."""
-    return IssueUpdateArgs(issue=issue, title=title, body=body)
+    return IssueUpdateArgs(issue=issue, title=title, body=body, lock=lock)
 
 
 @argh.named("list")
@@ -148,66 +157,77 @@ def issue_show(issue: str) -> IssueShowArgs:
 
 @argh.named("comment")
 @argh.arg("--body", required=True, help="comment text; '-' reads it from standard input")
-def issue_comment(issue: str, *, body: str) -> IssueCommentArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def issue_comment(issue: str, *, body: str, lock: bool = False) -> IssueCommentArgs:
     """Add a comment to an issue."""
-    return IssueCommentArgs(issue=issue, body=body)
+    return IssueCommentArgs(issue=issue, body=body, lock=lock)
 
 
 @argh.named("close")
-def issue_close(issue: str) -> IssueCloseArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def issue_close(issue: str, *, lock: bool = False) -> IssueCloseArgs:
     """Close an issue."""
-    return IssueCloseArgs(issue=issue)
+    return IssueCloseArgs(issue=issue, lock=lock)
 
 
 @argh.named("reopen")
-def issue_reopen(issue: str) -> IssueReopenArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def issue_reopen(issue: str, *, lock: bool = False) -> IssueReopenArgs:
     """Reopen a closed issue."""
-    return IssueReopenArgs(issue=issue)
+    return IssueReopenArgs(issue=issue, lock=lock)
 
 
 @argh.named("add")
 @argh.arg("--label", action="append", required=True, help="label to add (repeatable)")
-def label_add(issue: str, *, label: list[str]) -> IssueLabelArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def label_add(issue: str, *, label: list[str], lock: bool = False) -> IssueLabelArgs:
     """Add labels to an issue."""
-    return IssueLabelArgs(issue=issue, add=label)
+    return IssueLabelArgs(issue=issue, add=label, lock=lock)
 
 
 @argh.named("remove")
 @argh.arg("--label", action="append", required=True, help="label to remove (repeatable)")
-def label_remove(issue: str, *, label: list[str]) -> IssueLabelArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def label_remove(issue: str, *, label: list[str], lock: bool = False) -> IssueLabelArgs:
     """Remove labels from an issue."""
-    return IssueLabelArgs(issue=issue, remove=label)
+    return IssueLabelArgs(issue=issue, remove=label, lock=lock)
 
 
 @argh.named("add")
 @argh.arg("--user", action="append", required=True, help="user to assign (repeatable)")
-def assignee_add(issue: str, *, user: list[str]) -> IssueAssigneeArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def assignee_add(issue: str, *, user: list[str], lock: bool = False) -> IssueAssigneeArgs:
     """Assign users to an issue."""
-    return IssueAssigneeArgs(issue=issue, add=user)
+    return IssueAssigneeArgs(issue=issue, add=user, lock=lock)
 
 
 @argh.named("remove")
 @argh.arg("--user", action="append", required=True, help="user to unassign (repeatable)")
-def assignee_remove(issue: str, *, user: list[str]) -> IssueAssigneeArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def assignee_remove(issue: str, *, user: list[str], lock: bool = False) -> IssueAssigneeArgs:
     """Unassign users from an issue."""
-    return IssueAssigneeArgs(issue=issue, remove=user)
+    return IssueAssigneeArgs(issue=issue, remove=user, lock=lock)
 
 
 @argh.named("add")
 @argh.arg("--url", required=True, help="the URL")
 @argh.arg("--note", help="a note about the link")
-def link_add(issue: str, *, url: str, note: str | None = None) -> IssueLinkArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def link_add(issue: str, *, url: str, note: str | None = None, lock: bool = False) -> IssueLinkArgs:
     """Attach a URL to an issue."""
-    return IssueLinkArgs(issue=issue, url=url, note=note)
+    return IssueLinkArgs(issue=issue, url=url, note=note, lock=lock)
 
 
 @argh.named("add")
 @argh.arg("--name", required=True, help="file name")
 @argh.arg("--sha256", required=True, help="SHA-256 of the content (64 hex)")
 @argh.arg("--mime", required=True, help="media type, e.g. text/plain")
-def attachment_add(issue: str, *, name: str, sha256: str, mime: str) -> IssueAttachArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def attachment_add(
+    issue: str, *, name: str, sha256: str, mime: str, lock: bool = False
+) -> IssueAttachArgs:
     """Record an attachment (by content hash) on an issue."""
-    return IssueAttachArgs(issue=issue, name=name, sha256=sha256, mime=mime)
+    return IssueAttachArgs(issue=issue, name=name, sha256=sha256, mime=mime, lock=lock)
 
 
 _DEP_HELP = "blocks, depends_on (default) or related_to"
@@ -216,17 +236,23 @@ _DEP_HELP = "blocks, depends_on (default) or related_to"
 @argh.named("add")
 @argh.arg("--target", required=True, help="the other issue")
 @argh.arg("--type", dest="dep_type", help=_DEP_HELP)
-def dep_add(issue: str, *, target: str, dep_type: str = "depends_on") -> IssueDepArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def dep_add(
+    issue: str, *, target: str, dep_type: str = "depends_on", lock: bool = False
+) -> IssueDepArgs:
     """Add a dependency: ISSUE <type> TARGET."""
-    return IssueDepArgs(issue=issue, target=target, dep_type=dep_type)
+    return IssueDepArgs(issue=issue, target=target, dep_type=dep_type, lock=lock)
 
 
 @argh.named("remove")
 @argh.arg("--target", required=True, help="the other issue")
 @argh.arg("--type", dest="dep_type", help=_DEP_HELP)
-def dep_remove(issue: str, *, target: str, dep_type: str = "depends_on") -> IssueDepArgs:
+@argh.arg("--lock", help=_LOCK_HELP)
+def dep_remove(
+    issue: str, *, target: str, dep_type: str = "depends_on", lock: bool = False
+) -> IssueDepArgs:
     """Remove a dependency."""
-    return IssueDepArgs(issue=issue, target=target, dep_type=dep_type, remove=True)
+    return IssueDepArgs(issue=issue, target=target, dep_type=dep_type, remove=True, lock=lock)
 
 
 @argh.named("list")

@@ -2,24 +2,28 @@
 
 Each returns (exit code, stdout text, stderr text) and never prints or exits, so the same code
 serves the argh commands and tests. `status` always asks the daemon (a real round trip with a
-short timeout); `stop` is a request followed by a bounded wait for the process to exit;
-`restart` is stop then start; `start --foreground` replaces this process with grite-daemon.
-Imports grite.ipc and grite.model only.
+short timeout, through grite.ipc.transport like every client) and shows the fallbacks this
+user's clients recorded (grite.ipc.fallbacks); `stop` is a request followed by a bounded wait
+for the process to exit; `restart` is stop then start; `start --foreground` replaces this
+process with grite-daemon. The daemon asked is the one serving this build: its own socket
+(daemon-<build id>.sock) when it has one, else the main socket. Imports grite.ipc and
+grite.model only.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import sys
 import time
 
 import msgspec
 
-from grite.ipc import protocol, spawner
-from grite.ipc.client import Connection
+from grite.ipc import fallbacks, protocol
+from grite.ipc.build import build_id
 from grite.ipc.framing import IpcError
-from grite.ipc.paths import RuntimePaths, ensure_runtime_dir, runtime_paths
+from grite.ipc.paths import RuntimePaths, build_socket, ensure_runtime_dir, runtime_paths
+from grite.ipc.spawner import wait_exit
+from grite.ipc.transport import Call, DaemonTransport
 from grite.model.errors import GriteError
 
 __all__ = [
@@ -37,6 +41,20 @@ _STOP_WAIT = 10.0
 NOT_RUNNING = "grite daemon is not running"
 
 
+_DAY_MS = 24 * 3600 * 1000
+_RECENT = 5
+
+
+class FallbackInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded fallback, as `daemon status --json` shows it."""
+
+    ts_ms: int
+    pid: int
+    client: str
+    cause: str
+    message: str
+
+
 class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """`data` of `grite daemon status|start|stop --json`."""
 
@@ -48,12 +66,16 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     uptime_ms: int | None = None
     repositories: list[str] | None = None
     requests_served: int | None = None
+    kept_replies_served: int | None = None  # of requests_served: warm reads kept in memory
     in_flight: int | None = None
     idle_timeout_s: int | None = None
     idle_left_ms: int | None = None
     started: bool | None = None
     stopped: bool | None = None
     reason: str | None = None
+    this_build: bool | None = None  # the daemon runs this grite's build (it serves its commands)
+    fallbacks_24h: int | None = None
+    recent_fallbacks: list[FallbackInfo] | None = None
 
 
 class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,28 +88,48 @@ def _json(info: DaemonInfo) -> str:
     return msgspec.json.encode(_Envelope(data=info)).decode() + "\n"
 
 
-def _ask_status(paths: RuntimePaths) -> protocol.StatusResult | None:
-    """One status round trip; None when no daemon answers."""
+def _ask(paths: RuntimePaths, socket_path: str) -> protocol.StatusResult | None:
+    """One status round trip to `socket_path`; None when no daemon answers there."""
+    transport = DaemonTransport(
+        paths,
+        control=True,
+        socket_path=socket_path,
+        connect_timeout=_STATUS_TIMEOUT,
+        hello_timeout=_STATUS_TIMEOUT,
+        timeout=_STATUS_TIMEOUT,
+    )
     try:
-        with Connection.open(
-            paths.socket,
-            connect_timeout=_STATUS_TIMEOUT,
-            hello_timeout=_STATUS_TIMEOUT,
-            timeout=_STATUS_TIMEOUT,
-            retire_mismatch=False,
-            accept_other_build=True,
-        ) as conn:
-            final = conn.request(protocol.DaemonStatus())
-    except IpcError:
+        final = protocol.decode_response(
+            transport.handle_request(Call(protocol.encode(protocol.DaemonStatus())))
+        )
+    except (IpcError, msgspec.DecodeError):
         return None
+    finally:
+        transport.close()
     if isinstance(final, protocol.Result) and isinstance(final.data, protocol.StatusResult):
         return final.data
     return None
 
 
+def _ask_status(paths: RuntimePaths) -> protocol.StatusResult | None:
+    """The daemon serving this build (its own socket first), else the main socket's."""
+    own = _ask(paths, build_socket(paths, build_id()))
+    return own if own is not None else _ask(paths, paths.socket)
+
+
+def _fallbacks(paths: RuntimePaths) -> tuple[int, list[FallbackInfo]]:
+    recent = fallbacks.read(paths.fallback_log, time.time_ns() // 1_000_000 - _DAY_MS)
+    shown = [
+        FallbackInfo(ts_ms=f.ts_ms, pid=f.pid, client=f.client, cause=f.cause, message=f.message)
+        for f in recent[-_RECENT:]
+    ]
+    return len(recent), shown
+
+
 def _info(st: protocol.StatusResult, **extra: object) -> DaemonInfo:
     return DaemonInfo(
         running=True,
+        this_build=st.build_id == build_id(),
         pid=st.pid,
         mode=st.mode,
         socket=st.socket,
@@ -95,6 +137,7 @@ def _info(st: protocol.StatusResult, **extra: object) -> DaemonInfo:
         uptime_ms=st.uptime_ms,
         repositories=st.repositories,
         requests_served=st.requests_served,
+        kept_replies_served=st.kept_replies_served,
         in_flight=st.in_flight,
         idle_timeout_s=st.idle_timeout_s,
         idle_left_ms=st.idle_left_ms,
@@ -111,22 +154,36 @@ def _duration(ms: int) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def _human(st: protocol.StatusResult, headline: str) -> str:
+def _fallback_lines(paths: RuntimePaths) -> list[str]:
+    count, shown = _fallbacks(paths)
+    if not count:
+        return ["  fallbacks:    none in the last 24 h"]
+    lines = [f"  fallbacks:    {count} in the last 24 h ({paths.fallback_log}); newest:"]
+    for f in shown:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.ts_ms / 1000))
+        lines.append(f"    {when} {f.client} pid {f.pid}: {f.cause}: {f.message}")
+    return lines
+
+
+def _human(st: protocol.StatusResult, headline: str, paths: RuntimePaths) -> str:
     if st.idle_timeout_s:
         idle = f"{st.idle_timeout_s}s ({_duration(st.idle_left_ms)} left)"
     else:
         idle = "never"
     repos = ", ".join(st.repositories) if st.repositories else "none"
+    build = st.build_id if st.build_id == build_id() else f"{st.build_id} (not this grite's)"
     lines = [
         headline,
         f"  pid:          {st.pid}",
         f"  mode:         {st.mode}",
         f"  socket:       {st.socket}",
-        f"  build id:     {st.build_id}",
+        f"  build id:     {build}",
         f"  uptime:       {_duration(st.uptime_ms)}",
         f"  repositories: {len(st.repositories)} ({repos})",
-        f"  requests:     {st.requests_served} served, {st.in_flight} in flight",
+        f"  requests:     {st.requests_served} served ({st.kept_replies_served} from kept "
+        f"replies), {st.in_flight} in flight",
         f"  idle exit:    {idle}",
+        *_fallback_lines(paths),
     ]
     return "\n".join(lines) + "\n"
 
@@ -138,12 +195,16 @@ def daemon_status(
     rp = paths or runtime_paths()
     st = _ask_status(rp)
     if json:
-        return 0, _json(_info(st) if st else DaemonInfo(running=False, socket=rp.socket)), ""
+        count, shown = _fallbacks(rp)
+        info = _info(st) if st else DaemonInfo(running=False, socket=rp.socket)
+        info = msgspec.structs.replace(info, fallbacks_24h=count, recent_fallbacks=shown)
+        return 0, _json(info), ""
     if quiet:
         return 0, "", ""
     if st is None:
-        return 0, f"{NOT_RUNNING} (socket {rp.socket})\n", ""
-    return 0, _human(st, "grite daemon is running"), ""
+        lines = [f"{NOT_RUNNING} (socket {rp.socket})", *_fallback_lines(rp)]
+        return 0, "\n".join(lines) + "\n", ""
+    return 0, _human(st, "grite daemon is running", rp), ""
 
 
 def daemon_start(
@@ -164,7 +225,7 @@ def daemon_start(
     if st is not None:
         if json:
             return 0, _json(_info(st, started=False, reason="already running")), ""
-        return 0, "" if quiet else _human(st, "grite daemon is already running"), ""
+        return 0, "" if quiet else _human(st, "grite daemon is already running", rp), ""
     if foreground:
         cmd = [sys.executable, "-m", "grite.daemon", "--foreground", "--socket-path", rp.socket]
         if idle_timeout is not None:
@@ -172,40 +233,17 @@ def daemon_start(
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, cmd)
-    if (
-        spawner.ensure_daemon(rp, idle_timeout=idle_timeout) is None
-        or (st := _ask_status(rp)) is None
-    ):
+    transport = DaemonTransport(rp, start="wait", idle_timeout=idle_timeout)
+    try:
+        ready = transport.connect()
+    finally:
+        transport.close()
+    st = _ask(rp, transport.connected_to) if ready else None
+    if st is None:
         return 5, "", f"grite: the daemon did not become ready; see {rp.log_file}\n"
     if json:
         return 0, _json(_info(st, started=True)), ""
-    return 0, "" if quiet else _human(st, "grite daemon started"), ""
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """Wait until `pid` exits; True if it did within `timeout`."""
-    deadline = time.monotonic() + timeout
-    if hasattr(os, "pidfd_open"):
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            try:
-                return bool(select.select([fd], [], [], timeout)[0])
-            finally:
-                os.close(fd)
-    delay = 0.01  # no pidfd (macOS): a bounded back-off on kill(pid, 0)
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-    return False
+    return 0, "" if quiet else _human(st, "grite daemon started", rp), ""
 
 
 def daemon_stop(
@@ -213,28 +251,35 @@ def daemon_stop(
 ) -> Reply:
     """Ask the daemon to stop and wait (bounded) until its process is gone."""
     rp = paths or runtime_paths()
-    st = _ask_status(rp)
-    if st is None:
+    targets = [
+        (path, st)
+        for path in (build_socket(rp, build_id()), rp.socket)
+        if (st := _ask(rp, path)) is not None
+    ]
+    if not targets:
         if json:
             return 0, _json(DaemonInfo(running=False, stopped=False, reason="not running")), ""
         return 0, "" if quiet else f"{NOT_RUNNING}\n", ""
-    try:
-        with Connection.open(
-            rp.socket, retire_mismatch=False, accept_other_build=True, timeout=_STATUS_TIMEOUT
-        ) as conn:
-            conn.request(protocol.DaemonStop())
-    except IpcError:
-        pass  # it may be exiting already; the wait below decides
-    if not _wait_exit(st.pid, _STOP_WAIT):
-        return (
-            5,
-            "",
-            f"grite: daemon pid {st.pid} did not exit within {_STOP_WAIT:g}s; "
-            f"check {rp.log_file}, or kill {st.pid} yourself\n",
-        )
+    for path, _ in targets:
+        transport = DaemonTransport(rp, control=True, socket_path=path, timeout=_STATUS_TIMEOUT)
+        try:
+            transport.handle_request(Call(protocol.encode(protocol.DaemonStop())))
+        except IpcError:
+            pass  # it may be exiting already; the wait below decides
+        finally:
+            transport.close()
+    for _, st in targets:
+        if not wait_exit(st.pid, _STOP_WAIT):
+            return (
+                5,
+                "",
+                f"grite: daemon pid {st.pid} did not exit within {_STOP_WAIT:g}s; "
+                f"check {rp.log_file}, or kill {st.pid} yourself\n",
+            )
+    pids = ", ".join(str(st.pid) for _, st in targets)
     if json:
-        return 0, _json(DaemonInfo(running=False, pid=st.pid, stopped=True)), ""
-    return 0, "" if quiet else f"grite daemon stopped (pid {st.pid})\n", ""
+        return 0, _json(DaemonInfo(running=False, pid=targets[0][1].pid, stopped=True)), ""
+    return 0, "" if quiet else f"grite daemon stopped (pid {pids})\n", ""
 
 
 def daemon_restart(

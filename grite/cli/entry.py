@@ -1,13 +1,20 @@
-"""The `grite` console script: decide daemon or in-process, before importing anything heavy.
+"""The `grite` console script: send the command to the daemon, or run it here, cheaply.
 
-Imports only the standard library, msgspec, grite.ipc and grite.model until it has decided.
-`--no-daemon`, GRITE_NO_DAEMON, help/version, no arguments and `daemon ...` commands run
-in-process. Everything else is sent to the per-user daemon as one RunArgv (argv, cwd,
-environment, terminal facts, request id, clock), spawning the daemon when none answers. Any
-daemon failure (absent, refused, timeout, other build, lost before the final frame, busy, unsafe
-runtime dir) silently runs the SAME Invocation in-process, so a write whose acknowledgement was
-lost is retried with identical event ids and applied once. Outcomes the daemon returns are
-final, errors included. This module and storage/config read os.environ; nothing else in cli.
+A warm command costs about one Python start-up, so this module decides and talks to the
+daemon with almost nothing imported: the standard library's builtins, grite.ipc's lean modules
+(wire: msgpack without msgspec; client: the C `_socket`; transport: the one fallback policy)
+and grite.model.errors. tests/unit/cli/test_entry.py fails when msgspec, typing, argh, dulwich,
+diskcache, cbor2 or asyncio load on this path.
+
+`--no-daemon`, GRITE_NO_DAEMON, GRITE_DAEMON=off, help/version, no arguments and `daemon ...`
+commands run in-process. Everything else is sent to the per-user daemon as one RunArgv (argv,
+cwd, environment, terminal facts, request id, clock) through grite.ipc.transport's
+FallbackTransport: when the daemon cannot serve, the SAME request runs in-process (same request
+id and clock, so a write whose acknowledgement was lost is applied once), recorded for `grite
+daemon status`; under GRITE_DAEMON=require that is an error naming the cause instead. When no
+daemon runs, the first command runs in-process while one starts in the background. Outcomes
+the daemon returns are final, errors included. This module and storage/config read
+os.environ; nothing else in cli.
 """
 
 from __future__ import annotations
@@ -15,34 +22,48 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
 
-from grite.ipc import protocol
-from grite.ipc.client import Connection, DaemonUnavailable
-from grite.ipc.framing import ConnectionClosed, IpcError
-from grite.ipc.paths import ensure_runtime_dir, runtime_paths
-from grite.model.errors import GriteError
-from grite.model.invocation import Invocation, Outcome, command_word
+from grite.ipc import wire
+from grite.ipc.transport import Call, DaemonRequired, FallbackTransport, Policy, Unserved
+from grite.model.errors import GriteError, InvalidArgs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from grite.ipc.transport import BaseTransport
+    from grite.model.invocation import Invocation
 
 __all__ = ["build_invocation", "console_main", "route", "runs_in_process"]
 
 _IN_PROCESS_FLAGS = frozenset({"--no-daemon", "--help", "-h", "--version"})
-_IN_PROCESS_COMMANDS = frozenset({"daemon"})
+# setup/install-skill write the user's own files; completion needs only the command tree.
+_IN_PROCESS_COMMANDS = frozenset({"daemon", "setup", "install-skill", "completion"})
 # Commands run by their own client module whichever way they reach the daemon.
-_STREAMING_COMMANDS = frozenset({"watch", "batch"})
+_STREAMING_COMMANDS = frozenset({"watch", "batch", "mcp"})
 _HELP_FLAGS = frozenset({"--help", "-h", "--version"})
 _FORWARDED_ENV = ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
-# Daemon answers that mean "not run": the command is then run here. Other errors are final.
-_FALL_BACK_CODES = frozenset({"busy", "version_mismatch", "bad_request"})
+# Global options that take a value: their value is never the command word (as in
+# grite.model.invocation.command_word, which imports msgspec).
+_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes")
+def command_word(argv: list[str]) -> str:
+    """The first word of `argv` that is neither an option nor a global option's value."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return ""
 
 
 def runs_in_process(argv: list[str], environ: Mapping[str, str]) -> bool:
     """True when this command must not (or need not) go through the daemon."""
-    if not argv or _truthy(environ.get("GRITE_NO_DAEMON")):
+    if not argv or Policy.from_environ(environ).mode == "off":
         return True
     if any(word in _IN_PROCESS_FLAGS for word in argv):
         return True
@@ -63,8 +84,27 @@ def _columns(environ: Mapping[str, str]) -> int:
         return 80
 
 
+def _invocation_fields(argv: list[str], environ: Mapping[str, str]) -> dict[str, object]:
+    env = {k: v for k, v in environ.items() if k.startswith("GRITE_") or k in _FORWARDED_ENV}
+    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
+    try:
+        isatty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        isatty = False
+    return {
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "env": env,
+        "request_id": os.urandom(16),
+        "now_ms": time.time_ns() // 1_000_000,
+        "stdin": stdin,
+        "stdout_isatty": isatty,
+        "columns": _columns(environ),
+    }
+
+
 def build_invocation(argv: list[str], environ: Mapping[str, str]) -> Invocation:
-    """Capture this command for whichever side runs it.
+    """Capture this command for whichever side runs it (as a grite.model Invocation).
 
     Args:
         argv: arguments after the program name.
@@ -73,83 +113,64 @@ def build_invocation(argv: list[str], environ: Mapping[str, str]) -> Invocation:
     Returns:
         The Invocation, with a fresh request id (the idempotency key) and the client clock.
     """
-    env = {k: v for k, v in environ.items() if k.startswith("GRITE_") or k in _FORWARDED_ENV}
-    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
+    # Deliberately lazy: the Struct needs msgspec, which the daemon path never loads.
+    from grite.model.invocation import Invocation
+
+    return Invocation(**_invocation_fields(argv, environ))  # type: ignore[arg-type]
+
+
+def _local() -> BaseTransport:
+    # Deliberately lazy: the in-process path imports argh, dulwich and diskcache.
+    from grite.cli.local import LocalTransport
+
+    return LocalTransport()
+
+
+def _outcome(frame: bytes) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) from a RunArgv reply's final frame.
+
+    Raises:
+        Unserved: the frame is not a reply to RunArgv (the daemon is then not trusted).
+    """
     try:
-        isatty = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        isatty = False
-    return Invocation(
-        argv=list(argv),
-        cwd=os.getcwd(),
-        env=env,
-        request_id=os.urandom(16),
-        now_ms=time.time_ns() // 1_000_000,
-        stdin=stdin,
-        stdout_isatty=isatty,
-        columns=_columns(environ),
-    )
-
-
-def _idle_timeout(environ: Mapping[str, str]) -> int | None:
-    value = environ.get("GRITE_DAEMON_IDLE_TIMEOUT", "")
-    return int(value) if value.isdigit() else None
-
-
-def _connect(socket_path: str) -> Connection:
-    """Connect and greet, once more if the daemon hung up before its hello."""
+        reply = wire.decode(frame)
+    except wire.WireError as exc:
+        raise Unserved("protocol", f"unreadable reply: {exc}") from exc
     try:
-        return Connection.open(socket_path)
-    except ConnectionClosed:
-        # An activated daemon that was exiting took our connection from the queue and closed
-        # it unserved. Only our hello was sent, and the service manager starts a new instance
-        # for the next connection (self-bind: ENOENT, then the spawner), so retry once.
-        return Connection.open(socket_path)
+        if not isinstance(reply, dict):
+            raise TypeError("not a map")
+        if reply["type"] == "error":
+            return int(reply["exit_code"]), "", f"grite: {reply['message']}\n"
+        outcome = reply["data"]["outcome"]
+        return int(outcome["exit_code"]), str(outcome["stdout"]), str(outcome["stderr"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unserved("protocol", f"the daemon's reply to RunArgv lacks {exc}") from exc
 
 
-def _via_daemon(inv: Invocation, environ: Mapping[str, str]) -> Outcome:
-    """Run `inv` in the daemon. Raises IpcError/GriteError when it could not be run there."""
-    paths = runtime_paths(environ)
-    ensure_runtime_dir(paths)
+def _write(code: int, stdout: str, stderr: str) -> int:
     try:
-        conn = _connect(paths.socket)
-    except DaemonUnavailable:
-        # Deliberately lazy: subprocess and select are only needed on a cold start.
-        from grite.ipc import spawner
-
-        sock = spawner.ensure_daemon(paths, idle_timeout=_idle_timeout(environ))
-        if sock is None:
-            raise DaemonUnavailable(f"could not start a daemon; see {paths.log_file}") from None
-        conn = _connect(sock)
-    with conn:
-        final = conn.request(
-            protocol.RunArgv(invocation=inv),
-            request_id=inv.request_id,
-            actor=inv.env.get("GRITE_ACTOR", ""),
-        )
-    if isinstance(final, protocol.Result):
-        if isinstance(final.data, protocol.RunArgvResult):
-            return final.data.outcome
-        raise IpcError(f"the daemon answered RunArgv with {type(final.data).__name__}")
-    if final.code in _FALL_BACK_CODES:
-        raise IpcError(f"daemon declined ({final.code}): {final.message}")
-    return Outcome(exit_code=final.exit_code, stdout="", stderr=f"grite: {final.message}\n")
-
-
-def _write(outcome: Outcome) -> int:
-    try:
-        if outcome.stdout:
-            sys.stdout.write(outcome.stdout)
+        if stdout:
+            sys.stdout.write(stdout)
             sys.stdout.flush()
-        if outcome.stderr:
-            sys.stderr.write(outcome.stderr)
+        if stderr:
+            sys.stderr.write(stderr)
             sys.stderr.flush()
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); do not let the interpreter complain at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    return outcome.exit_code
+    return code
+
+
+def _error(err: GriteError, argv: list[str]) -> int:
+    """Report an error that stopped the command before it ran, as the CLI reports errors."""
+    # Deliberately lazy: only this error path renders (msgspec's JSON, like every command).
+    from grite.cli.render import human_error, json_error
+
+    if "--json" in argv:
+        return _write(err.exit_code, json_error(err), "")
+    return _write(err.exit_code, "", human_error(err))
 
 
 def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
@@ -169,26 +190,36 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         # also runs in-process), so they never go through RunArgv or app.main.
         if word == "watch":
             from grite.cli.watch import main as streaming_main
+        elif word == "mcp":
+            from grite.cli.mcp_server import main as streaming_main
         else:
             from grite.cli.batch import main as streaming_main
         return streaming_main(argv, env)
-    if runs_in_process(argv, env):
-        # Deliberately lazy: the full CLI imports argh, dulwich and diskcache.
-        from grite.cli import app
-
-        return _write(app.run_invocation(build_invocation(argv, env)))
-    inv = build_invocation(argv, env)
     try:
-        outcome = _via_daemon(inv, env)
-    except Exception as exc:  # any daemon failure means running here, silently
-        if _truthy(env.get("GRITE_DEBUG")):
-            kind = "" if isinstance(exc, (IpcError, GriteError)) else f"{type(exc).__name__}: "
-            sys.stderr.write(f"grite: daemon not used ({kind}{exc}); running in-process\n")
-        # Deliberately lazy, as above; the same Invocation keeps the request id and clock.
-        from grite.cli import app
-
-        outcome = app.run_invocation(inv)
-    return _write(outcome)
+        policy = Policy.from_environ(env)
+    except InvalidArgs as err:
+        return _error(err, argv)
+    if runs_in_process(argv, env):
+        policy.mode = "off"  # chosen, not a fallback
+    fields = _invocation_fields(argv, env)
+    call = Call(
+        wire.run_argv(**fields),  # type: ignore[arg-type]
+        request_id=fields["request_id"],  # type: ignore[arg-type]
+        actor=str(env.get("GRITE_ACTOR", "")),
+    )
+    # A cold start runs here while the daemon starts in the background (no cold penalty).
+    transport = FallbackTransport.for_environ(
+        env, _local, client="cli", policy=policy, start="background"
+    )
+    try:
+        code, out, errors = transport.request(call, _outcome)
+    except DaemonRequired as exc:
+        return _error(exc, argv)
+    finally:
+        transport.close()
+    status = _write(code, out, errors)
+    transport.finish()  # a cold start's daemon starts now, when the command is done
+    return status
 
 
 def console_main() -> None:

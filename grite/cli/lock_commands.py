@@ -33,29 +33,36 @@ __all__ = ["OPERATIONS", "RENDERERS", "register"]
 
 _RESOURCE_HELP = "what to lock: repo:NAME, path:PATH or issue:ID"
 _TTL_HELP = "lease length: seconds (300) or 30s, 15m, 2h, 1d (default 300s)"
+_LOCAL_HELP = (
+    "this clone's leases only, without asking the grite remote "
+    "(other clones learn of them at 'grite sync')"
+)
 
 
 @argh.named("acquire")
 @argh.arg("resource", help=_RESOURCE_HELP)
 @argh.arg("--ttl", help=_TTL_HELP)
-def lock_acquire(resource: str, *, ttl: str | None = None) -> LockAcquireArgs:
+@argh.arg("--local", help=_LOCAL_HELP)
+def lock_acquire(resource: str, *, ttl: str | None = None, local: bool = False) -> LockAcquireArgs:
     """Take a lease lock (refreshes it when you already hold it)."""
-    return LockAcquireArgs(resource=resource, ttl=ttl)
+    return LockAcquireArgs(resource=resource, ttl=ttl, local=local)
 
 
 @argh.named("renew")
 @argh.arg("resource", help=_RESOURCE_HELP)
 @argh.arg("--ttl", help=_TTL_HELP)
-def lock_renew(resource: str, *, ttl: str | None = None) -> LockRenewArgs:
+@argh.arg("--local", help=_LOCAL_HELP)
+def lock_renew(resource: str, *, ttl: str | None = None, local: bool = False) -> LockRenewArgs:
     """Extend a lease lock you hold."""
-    return LockRenewArgs(resource=resource, ttl=ttl)
+    return LockRenewArgs(resource=resource, ttl=ttl, local=local)
 
 
 @argh.named("release")
 @argh.arg("resource", help=_RESOURCE_HELP)
-def lock_release(resource: str) -> LockReleaseArgs:
+@argh.arg("--local", help=_LOCAL_HELP)
+def lock_release(resource: str, *, local: bool = False) -> LockReleaseArgs:
     """Release a lease lock you hold (or one that expired)."""
-    return LockReleaseArgs(resource=resource)
+    return LockReleaseArgs(resource=resource, local=local)
 
 
 @argh.named("status")
@@ -65,23 +72,26 @@ def lock_status() -> LockStatusArgs:
 
 
 @argh.named("gc")
-def lock_gc() -> LockGcArgs:
-    """Delete expired lease locks."""
-    return LockGcArgs()
+@argh.arg("--local", help=_LOCAL_HELP)
+def lock_gc(*, local: bool = False) -> LockGcArgs:
+    """Delete expired lease locks (never a live one)."""
+    return LockGcArgs(local=local)
+
+
+def _on(remote: str | None) -> str:
+    return f" on {remote}" if remote else ""
 
 
 def _lock(r: Renderer, x: LockResult) -> str:
     verb = {"acquired": "Acquired", "refreshed": "Refreshed", "renewed": "Renewed"}[x.action]
-    return (
-        f"{verb} lock on {printable(x.resource)} until {r.when(x.expires_unix_ms)} "
-        f"({x.ttl_seconds}s)\n"
-    )
+    until = f"until {r.when(x.expires_unix_ms)} ({x.ttl_seconds}s)"
+    return f"{verb} lock on {printable(x.resource)}{_on(x.remote)} {until}\n"
 
 
 def _release(_r: Renderer, x: LockReleaseResult) -> str:
     if x.released:
-        return f"Released lock on {printable(x.resource)}\n"
-    return f"No lock on {printable(x.resource)}\n"
+        return f"Released lock on {printable(x.resource)}{_on(x.remote)}\n"
+    return f"No lock on {printable(x.resource)}{_on(x.remote)}\n"
 
 
 def _status(r: Renderer, x: LockStatusResult) -> str:
@@ -99,7 +109,7 @@ def _status(r: Renderer, x: LockStatusResult) -> str:
 
 
 def _gc(_r: Renderer, x: LockGcResult) -> str:
-    return f"Removed {x.removed} expired lock(s), kept {x.kept}\n"
+    return f"Removed {x.removed} expired lock(s){_on(x.remote)}, kept {x.kept}\n"
 
 
 OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {

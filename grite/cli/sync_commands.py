@@ -28,10 +28,10 @@ __all__ = ["OPERATIONS", "RENDERERS", "register"]
 
 
 @argh.named("sync")
-@argh.arg("--remote", help="git remote to sync with (default: origin)")
+@argh.arg("--remote", help="git remote to sync with (default: [sync] remote, else origin)")
 @argh.arg("--pull", help="only fetch and merge the remote's events")
 @argh.arg("--push", help="only push local events (pulling first if the remote moved)")
-def sync(*, remote: str = "origin", pull: bool = False, push: bool = False) -> SyncArgs:
+def sync(*, remote: str | None = None, pull: bool = False, push: bool = False) -> SyncArgs:
     """Exchange issues with a git remote: pull and merge, then push (refs/grite/*)."""
     return SyncArgs(remote=remote, pull=pull, push=push)
 

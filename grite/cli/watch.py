@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import msgspec
 
 from grite.client import Client
+from grite.ipc.transport import Policy
 from grite.model import notifications
 from grite.model.display import printable
 from grite.model.errors import Environment, GriteError, InvalidArgs
@@ -91,15 +92,16 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         return _fail(InvalidArgs("usage: grite watch [--json] [--since WAL_HEAD]"), json)
     except GriteError as err:
         return _fail(err, json)
-    no_daemon = ns.no_daemon or (
-        environ.get("GRITE_NO_DAEMON", "").strip().lower() in ("1", "true", "yes")
-    )
+    try:
+        no_daemon = ns.no_daemon or Policy.from_environ(environ).mode == "off"
+    except GriteError as err:
+        return _fail(err, json)
     if no_daemon:
         return _fail(
             Environment(
                 "grite watch needs the daemon: notifications are published by the daemon that "
-                "runs the repository's commands and polls its refs; run it without --no-daemon "
-                "and GRITE_NO_DAEMON"
+                "runs the repository's commands and polls its refs; run it without --no-daemon, "
+                "GRITE_NO_DAEMON and GRITE_DAEMON=off"
             ),
             json,
         )

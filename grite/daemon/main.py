@@ -49,6 +49,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     parser.add_argument("--log-file", help="append logs here instead of stderr")
     parser.add_argument("--ready-fd", type=int, help="write one readiness line to this fd")
+    parser.add_argument(
+        "--spawn-lock-fd",
+        type=int,
+        help="an fd holding the spawner's lock, closed once the socket is published",
+    )
     parser.add_argument("--foreground", action="store_true", help="run attached, logging to stderr")
     parser.add_argument(
         "--worker-idle-seconds",
@@ -111,6 +116,14 @@ def _service_manager() -> tuple[socket.socket, str, Notifier | None] | None:
     return listener, str(mode.value), notify.Notifier()
 
 
+def _close_fd(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def _report(ready_fd: int | None, line: str) -> None:
     if ready_fd is None:
         return
@@ -143,7 +156,12 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
             if args.socket_path
             else runtime_paths()
         )
-        binding = Binding.acquire(paths)
+        try:
+            binding = Binding.acquire(paths)
+        finally:
+            # A client that started us in the background holds other clients off until the
+            # socket is live (or we gave up): then they connect instead of starting another.
+            _close_fd(args.spawn_lock_fd)
         if binding is None:
             other = read_pid_record(paths.pid_file)
             _log.info(

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from grite.model.context import is_context_event
 from grite.model.errors import InvalidArgs, NotFound
 from grite.model.ids import is_hex
 from grite.model.notifications import (
@@ -53,6 +54,8 @@ def notes_for_entries(
     prev = previous
     for entry in entries:
         for e in entry.events:
+            if is_context_event(e):
+                continue  # the context store's pseudo-issues are not issues (WalAdvanced counts them)
             tag = type(e.kind).__struct_config__.tag
             notes.append(
                 IssueChanged(

@@ -4,9 +4,15 @@ This registry is the only long-lived shared mutable object of the daemon. It imp
 HandleProvider seam that grite.cli.app.run_invocation takes (through a per-request scope), opens
 `RepoHandle.open(paths)` once per git dir (concurrent first requests share one opening: no
 lock-retry stalls), closes handles that no request used for `worker_idle_seconds` (releasing
-their locks) and, while a repository is open, keeps `<git_dir>/grite/daemon.lock` (reference
-3.8 fields and order) fresh so a standalone CLI can see who owns it. Blocking: call it from
-worker threads, never from the event loop. Must not import grite.cli.
+their locks) and, while a repository is open, keeps `<git_dir>/grite/pydaemon.json` fresh so
+a standalone CLI can see who serves it. Blocking: call it from worker threads, never from the
+event loop. Must not import grite.cli.
+
+Not `daemon.lock`: grite 0.5.3's CLI reads `<git_dir>/grite/daemon.lock` as its own daemon's
+lock and, while it is fresh, talks its rkyv protocol to the socket named there
+(https://github.com/neul-labs/grite, crates/grite/src/context.rs `execution_mode`), so a
+Python daemon advertising itself there broke every Rust command in the clone. This file has a
+name 0.5.3 never reads, and says which implementation wrote it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ _log = logging.getLogger("grite.daemon")
 
 DEFAULT_LEASE_MS = 30_000
 WORKER_IDLE_SECONDS = 120.0
-LOCK_FILE = "daemon.lock"
+LOCK_FILE = "pydaemon.json"
+IMPLEMENTATION = "grite-py"
 
 
 class Handle(Protocol):
@@ -42,8 +49,9 @@ class Handle(Protocol):
 
 
 class DaemonLock(msgspec.Struct, frozen=True, kw_only=True):
-    """`<git_dir>/grite/daemon.lock`: which daemon serves this repository (advisory)."""
+    """`<git_dir>/grite/pydaemon.json`: which daemon serves this repository (advisory)."""
 
+    implementation: str = IMPLEMENTATION
     pid: int
     started_ts: int
     repo_root: str
@@ -96,10 +104,10 @@ class Registry:
     """Open repository handles keyed by git dir.
 
     Args:
-        endpoint: the daemon's socket path (written into daemon.lock files).
+        endpoint: the daemon's socket path (written into pydaemon.json files).
         opener: opens a handle (default grite.ops.repo_handle.RepoHandle.open).
         worker_idle_seconds: close a handle no request used for this long.
-        lease_ms: daemon.lock lease; heartbeats must come more often than this.
+        lease_ms: pydaemon.json lease; heartbeats must come more often than this.
     """
 
     def __init__(
@@ -216,7 +224,7 @@ class Registry:
         return [str(e.paths.repo_root) for _, e in idle]
 
     def heartbeat(self) -> None:
-        """Refresh (or retry claiming) the daemon.lock of every open repository."""
+        """Refresh (or retry claiming) the pydaemon.json of every open repository."""
         with self._lock:
             entries = [e for e in self._entries.values() if e.handle is not None]
         for entry in entries:
@@ -240,7 +248,7 @@ class Registry:
             self._drop_lock(entry)
             _log.info("closed repository %s", entry.paths.repo_root)
 
-    # ---- <git_dir>/grite/daemon.lock ----
+    # ---- <git_dir>/grite/pydaemon.json ----
 
     def _lock_path(self, entry: _Entry) -> str:
         return os.path.join(str(entry.paths.git_dir), "grite", LOCK_FILE)
@@ -307,6 +315,7 @@ class RequestHandles:
         self._registry = registry
         self._actor = actor
         self._taken: dict[str, tuple[RepoPaths, Handle]] = {}
+        self.ran: list[type] = []  # the args types of the operations this request ran
 
     def get(self, paths: RepoPaths) -> Handle:
         """Return the warm handle for `paths` (opened on first use)."""

@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from grite.daemon.binding import Binding
-from grite.daemon.execution import default_executor, discover, op_runner, run_op
+from grite.daemon.execution import default_executor, discover, run_op
 from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
+from grite.daemon.replies import READ_TAGS, ReplyCache, Stamp, key_of, read_tag
 from grite.ipc import framing, protocol
+from grite.ipc.build import install_dir
 from grite.ipc.framing import ConnectionClosed, FrameTooLarge
 from grite.ipc.paths import paths_for_socket
 from grite.model import notifications
@@ -46,7 +48,7 @@ from grite.model.invocation import command_word
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
-    from grite.ops.agents import OpRunner
+    from grite.storage.wal import Wal
 
 __all__ = ["Executor", "OpExecutor", "State", "StopReason", "Supervisor", "shutdown_signal"]
 
@@ -54,6 +56,8 @@ _log = logging.getLogger("grite.daemon")
 
 # How long a connection accepted while draining may take to send its request.
 _DRAIN_READ = 2.0
+# Kept replies are written without waiting while less than this is still unsent.
+_WRITE_BUFFER = 64 * 1024
 # Connections accepted per readiness event before the loop serves others.
 _ACCEPT_BATCH = 64
 
@@ -102,6 +106,35 @@ class _Conn:
         self.served = 0  # requests answered; a fresh connection gets one even while draining
         self.mismatched = False  # the client is another build: only control requests
         self.reader: asyncio.StreamReader | None = None  # set once greeted (watch needs EOF)
+        # The read watchdog: the deadline of the read in progress (None between reads) and
+        # the one timer that enforces it, moved on lazily rather than re-armed per frame.
+        self.read_deadline: float | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def watch_read(self, timeout: float) -> None:
+        """Abort the connection unless the read starting now completes within `timeout`."""
+        loop = asyncio.get_running_loop()
+        self.read_deadline = loop.time() + timeout
+        if self.watchdog is None or self.watchdog.when() > self.read_deadline:
+            if self.watchdog is not None:
+                self.watchdog.cancel()
+            self.watchdog = loop.call_at(self.read_deadline, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        deadline = self.read_deadline
+        if deadline is None:
+            return  # not reading now: the next read arms a timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            self.writer.transport.abort()  # the pending read ends with a reset
+        else:
+            self.watchdog = loop.call_at(deadline, self._check)
+
+    def stop_watching(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
 
 def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notification:
@@ -109,6 +142,12 @@ def _frame(note: notifications.Notification, repo_root: str) -> protocol.Notific
     return protocol.Notification(
         kind=str(tag), repo_root=repo_root, body=notifications.encode(note)
     )
+
+
+def _tag(kind: type) -> str:
+    config = getattr(kind, "__struct_config__", None)
+    tag = getattr(config, "tag", None)
+    return tag if isinstance(tag, str) else ""
 
 
 def _peer_uid(sock: Any) -> int | None:
@@ -189,7 +228,7 @@ class Supervisor:
         self._executor: Executor = executor or default_executor
         self._registry = registry or Registry(socket_path)
         self._op_executor = op_executor
-        self._runner: OpRunner | None = None
+        self._replies = ReplyCache()
         self._hub = hub or Hub()
         self._max_in_flight = max_in_flight
         self._on_ready = on_ready
@@ -219,6 +258,7 @@ class Supervisor:
                 protocol.request_tag(kind) for kind in (*self._handlers, *self._streams)
             ),
             mode=mode,
+            install=install_dir(),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: dict[asyncio.Task[Any], _Conn] = {}
@@ -506,20 +546,22 @@ class Supervisor:
         except Exception:  # the one place a bug is caught: log it, keep serving others
             _log.exception("connection handler failed")
         finally:
+            conn.stop_watching()
             del self._connections[task]
             self._last_activity = time.monotonic()
             writer.close()
 
     async def _read(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+        self, conn: _Conn, reader: asyncio.StreamReader, timeout: float
     ) -> bytes | None:
         # A timer that aborts the transport is far cheaper than wait_for (no extra task per
-        # frame); the pending read then ends with a reset and the handler returns.
-        watchdog = asyncio.get_running_loop().call_later(timeout, writer.transport.abort)
+        # frame), and one timer per connection, moved on only when it fires, is cheaper than
+        # one per frame; the pending read then ends with a reset and the handler returns.
+        conn.watch_read(timeout)
         try:
             return await framing.read_frame(reader)
         finally:
-            watchdog.cancel()
+            conn.read_deadline = None
 
     async def _send(self, writer: asyncio.StreamWriter, message: msgspec.Struct) -> None:
         await framing.write_frame(writer, protocol.encode(message))
@@ -537,7 +579,7 @@ class Supervisor:
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            data = await self._read(reader, writer, self._hello_timeout)
+            data = await self._read(conn, reader, self._hello_timeout)
         except FrameTooLarge as exc:
             await self._refuse(writer, b"", "bad_request", exc.message)
             return
@@ -557,7 +599,7 @@ class Supervisor:
         while True:
             wait = self._connection_idle if self.state is State.RUNNING else _DRAIN_READ
             try:
-                data = await self._read(reader, writer, wait)
+                data = await self._read(conn, reader, wait)
             except FrameTooLarge as exc:
                 await self._refuse(writer, b"", "bad_request", exc.message)
                 return
@@ -565,8 +607,18 @@ class Supervisor:
                 return
             conn.busy = True
             try:
-                reply = await self._dispatch(conn, data)
-                await self._send(writer, reply)
+                # A warm read whose answer is kept and still holds is answered here, on the
+                # loop, without the worker hop (grite.daemon.replies).
+                kept = None if conn.mismatched else self._replies.answer(data)
+                reply: protocol.Result | protocol.Error | None = None
+                if kept is not None:
+                    self._requests_served += 1
+                    writer.write(framing.encode_frame(kept))
+                    if writer.transport.get_write_buffer_size() > _WRITE_BUFFER:
+                        await writer.drain()  # a slow reader: wait for it, as _send does
+                else:
+                    reply = await self._dispatch(conn, data)
+                    await self._send(writer, reply)
             finally:
                 conn.busy = False
                 conn.served += 1
@@ -632,20 +684,35 @@ class Supervisor:
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(
+            outcome, kept = await loop.run_in_executor(
                 self._pool, self._execute, body.invocation, request.actor
             )
         finally:
             self._in_flight -= 1
-        return protocol.RunArgvResult(outcome=outcome)
+        result = protocol.RunArgvResult(outcome=outcome)
+        key = key_of(request)
+        if kept is not None and key is not None:
+            self._replies.keep(key, kept[0], kept[1], result)
+        return result
 
-    def _execute(self, invocation: Invocation, actor: str) -> Outcome:
+    def _execute(
+        self, invocation: Invocation, actor: str
+    ) -> tuple[Outcome, tuple[Wal, Stamp] | None]:
+        """Run one command line; also (WAL, stamp) when its output may be kept."""
+        # Only `issue ...` commands hold reads whose output may be kept; only the default
+        # executor reports which operation ran.
+        may_keep = self._executor is default_executor and command_word(invocation.argv) == "issue"
         with self._registry.scope(actor) as handles:
+            before = self._stamp_of(invocation.cwd, handles) if may_keep else None
             outcome = self._executor(invocation, handles)
             used = handles.used()
+            ran = list(handles.ran)
         source = "sync" if command_word(invocation.argv) == "sync" else "local_write"
         self._publish(used, source)
-        return outcome
+        read = len(ran) == 1 and _tag(ran[0]) in READ_TAGS
+        if before is None or not read or outcome.exit_code or outcome.stderr:
+            return outcome, None
+        return outcome, before if before[0].stamp() == before[1] else None
 
     async def cmd_op(self, request: protocol.Request) -> protocol.ResultData:
         body = request.body
@@ -655,23 +722,46 @@ class Supervisor:
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._execute_op, body, request)
+            result, kept = await loop.run_in_executor(self._pool, self._execute_op, body, request)
         finally:
             self._in_flight -= 1
+        key = key_of(request)
+        if kept is not None and key is not None:
+            self._replies.keep(key, kept[0], kept[1], result)
+        return result
 
-    def _execute_op(self, op: protocol.Op, request: protocol.Request) -> protocol.OpResult:
+    def _execute_op(
+        self, op: protocol.Op, request: protocol.Request
+    ) -> tuple[protocol.OpResult, tuple[Wal, Stamp] | None]:
+        """Run one Op; also (WAL, stamp) when its answer may be kept for the next ones."""
         with self._registry.scope(request.actor) as handles:
-            if self._op_executor is not None:
-                result, source = self._op_executor(op, request.request_id, request.actor, handles)
-            else:
-                if self._runner is None:
-                    self._runner = op_runner()
-                result, source = run_op(
-                    self._runner, op, request.request_id, request.actor, handles
-                )
+            before = None if self._op_executor else self._read_stamp(op, handles)
+            run = self._op_executor or run_op
+            result, source = run(op, request.request_id, request.actor, handles)
             used = handles.used()
         self._publish(used, source)
-        return result
+        if before is None or result.error is not None or result.warnings:
+            return result, None
+        # Kept only if the ref did not move while the read ran: it then saw that head.
+        return result, before if before[0].stamp() == before[1] else None
+
+    @staticmethod
+    def _read_stamp(op: protocol.Op, handles: RequestHandles) -> tuple[Wal, Stamp] | None:
+        """For a read that may be kept: its repository's WAL and ref stamp, before it runs."""
+        if read_tag(bytes(op.args)) not in READ_TAGS:
+            return None
+        return Supervisor._stamp_of(op.cwd, handles)
+
+    @staticmethod
+    def _stamp_of(cwd: str, handles: RequestHandles) -> tuple[Wal, Stamp] | None:
+        try:
+            handle = handles.get(discover(cwd))
+        except GriteError:
+            return None  # the request itself reports it
+        wal = getattr(handle, "wal", None)
+        if wal is None or getattr(handle, "wal_error", None) is not None:
+            return None  # a damaged WAL: every read looks again
+        return wal, wal.stamp()
 
     async def cmd_watch(self, request: protocol.Request, conn: _Conn) -> protocol.ResultData:
         body = request.body
@@ -746,6 +836,7 @@ class Supervisor:
             connections=len(self._connections),
             idle_timeout_s=int(idle_timeout),
             idle_left_ms=idle_left_ms,
+            kept_replies_served=self._replies.hits,
         )
 
     async def cmd_daemon_stop(self, request: protocol.Request) -> protocol.ResultData:

@@ -8,14 +8,13 @@ names an OSError from a socket. Imports only the standard library and grite.mode
 
 from __future__ import annotations
 
-import socket
-import struct
-from typing import TYPE_CHECKING
-
 from grite.model.errors import Environment
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    # Only for annotations: the blocking client must not pay for importing asyncio.
+    # Only for annotations: the blocking client must not pay for importing asyncio, socket
+    # (enum, selectors) or typing.
+    import _socket
     import asyncio
 
 __all__ = [
@@ -32,7 +31,7 @@ __all__ = [
 ]
 
 MAX_FRAME = 16 * 1024 * 1024
-_HEADER = struct.Struct(">I")
+_HEADER_SIZE = 4  # big-endian unsigned length
 
 
 class IpcError(Environment):
@@ -74,18 +73,18 @@ def encode_frame(payload: bytes) -> bytes:
     size = len(payload)
     if size > MAX_FRAME:
         raise FrameTooLarge(size)
-    return _HEADER.pack(size) + payload
+    return size.to_bytes(_HEADER_SIZE, "big") + payload
 
 
-def send_frame(sock: socket.socket, payload: bytes) -> None:
-    """Write one frame on a blocking socket (honouring its timeout).
+def send_frame(sock: _socket.socket, *payloads: bytes) -> None:
+    """Write one frame per payload on a blocking socket (honouring its timeout), in one write.
 
     Raises:
-        FrameTooLarge: if the payload exceeds MAX_FRAME.
+        FrameTooLarge: if a payload exceeds MAX_FRAME.
         FrameTimeout: if the socket timeout expired.
         ConnectionClosed: if the peer went away.
     """
-    data = encode_frame(payload)
+    data = b"".join(encode_frame(payload) for payload in payloads)
     try:
         sock.sendall(data)
     except TimeoutError as exc:
@@ -94,7 +93,9 @@ def send_frame(sock: socket.socket, payload: bytes) -> None:
         raise ConnectionClosed(f"lost the grite daemon connection while sending: {exc}") from exc
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+def _recv_exactly(sock: _socket.socket, size: int) -> bytes:
+    if size == 0:
+        return b""
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
@@ -115,7 +116,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-def recv_frame(sock: socket.socket) -> bytes:
+def recv_frame(sock: _socket.socket) -> bytes:
     """Read one frame from a blocking socket (honouring its timeout).
 
     Returns:
@@ -126,7 +127,7 @@ def recv_frame(sock: socket.socket) -> bytes:
         FrameTooLarge: if the announced length exceeds MAX_FRAME.
         FrameTimeout: if the socket timeout expired.
     """
-    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+    size = int.from_bytes(_recv_exactly(sock, _HEADER_SIZE), "big")
     if size > MAX_FRAME:
         raise FrameTooLarge(size)
     return _recv_exactly(sock, size) if size else b""
@@ -143,14 +144,14 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         FrameTooLarge: if the announced length exceeds MAX_FRAME (the body is not read).
     """
     try:
-        header = await reader.readexactly(_HEADER.size)
+        header = await reader.readexactly(_HEADER_SIZE)
     except EOFError as exc:  # asyncio.IncompleteReadError, caught by base to keep asyncio lazy
         if not getattr(exc, "partial", b""):
             return None
         raise ConnectionClosed("the client sent a truncated frame header") from exc
     except OSError as exc:
         raise ConnectionClosed(f"client connection lost: {exc}") from exc
-    (size,) = _HEADER.unpack(header)
+    size = int.from_bytes(header, "big")
     if size > MAX_FRAME:
         raise FrameTooLarge(size)
     try:

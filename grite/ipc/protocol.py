@@ -3,26 +3,26 @@
 A connection starts with one Hello in each direction (client first). Then the client sends
 Request envelopes; for each, the daemon answers zero or more non-final frames (Output,
 Notification) and exactly one final frame (Result or Error). Tags never change; new fields get
-defaults; a rename or removal bumps PROTOCOL_VERSION. BUILD_ID identifies the installed grite
-source so that an upgraded client never talks to an old daemon.
+defaults; a rename or removal bumps PROTOCOL_VERSION. The build id (grite.ipc.build) identifies
+the installed grite source so that a client never talks to a daemon running other code. The
+`grite` command encodes these shapes without msgspec (grite.ipc.wire); a test keeps the two
+identical.
 
-Imports only the standard library, msgspec and grite.model (this runs on the client's hot
-path: keep it cheap, in particular no hashlib, asyncio or grite.ops).
+Imports only the standard library, msgspec, grite.ipc.build and grite.model: library clients
+(grite.Client) and the daemon load it; a warm `grite` command does not (grite.ipc.wire).
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-
 import msgspec
 
+from grite.ipc.build import BUILD_ID_LEN, PROTOCOL_VERSION, build_id, compute_build_id
 from grite.model.invocation import Invocation, Outcome
 
 __all__ = [
     "BUILD_ID_LEN",
     "ERROR_CODES",
+    "NO_DATA",
     "PROTOCOL_VERSION",
     "SCHEMA_VERSION",
     "Ack",
@@ -50,6 +50,7 @@ __all__ = [
     "Watch",
     "build_id",
     "compute_build_id",
+    "decode_body",
     "decode_hello",
     "decode_request",
     "decode_request_head",
@@ -59,9 +60,7 @@ __all__ = [
     "request_tag",
 ]
 
-PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 1
-BUILD_ID_LEN = 16
 
 # Wire error codes: the daemon-level ones, then grite.model.errors codes carried unchanged.
 ERROR_CODES = (
@@ -85,6 +84,7 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True):
     pid: int
     capabilities: list[str] = []
     mode: str = ""  # server only: "systemd", "launchd" or "self-bind"
+    install: str = ""  # the grite package directory (grite.ipc.build.install_dir)
 
 
 # ---- request bodies (tag = snake_case name; never change a tag) ----
@@ -178,6 +178,7 @@ class StatusResult(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status
     connections: int
     idle_timeout_s: int  # 0 = never
     idle_left_ms: int  # -1 when there is no idle timeout
+    kept_replies_served: int = 0  # warm reads answered from grite.daemon.replies
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):
@@ -192,10 +193,18 @@ class OpError(msgspec.Struct, frozen=True, kw_only=True):
     details: msgspec.Raw = msgspec.Raw(b"\x80")  # msgpack map, as the JSON envelope shows it
 
 
-class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
-    """The outcome of an Op: `data` (msgpack of the result Struct) or `error`."""
+# msgpack nil: the `data` of an OpResult that carries an error instead.
+NO_DATA = msgspec.Raw(b"\xc0")
 
-    data: msgspec.Raw | None = None
+
+class OpResult(msgspec.Struct, frozen=True, kw_only=True, tag="op"):
+    """The outcome of an Op: `data` (msgpack of the result Struct) unless `error` is set.
+
+    `data` is a plain Raw with a nil default, never `Raw | None`: msgspec 0.23 refuses to
+    decode a union with Raw, and an optional Raw made every reply undecodable.
+    """
+
+    data: msgspec.Raw = NO_DATA
     error: OpError | None = None
     warnings: list[str] = []
 
@@ -257,6 +266,7 @@ class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):
 _encoder = msgspec.msgpack.Encoder()
 _hello_decoder = msgspec.msgpack.Decoder(Hello)
 _request_decoder = msgspec.msgpack.Decoder(Request)
+_body_decoder = msgspec.msgpack.Decoder(RequestBody)
 _request_head_decoder = msgspec.msgpack.Decoder(RequestHead)
 _response_decoder = msgspec.msgpack.Decoder(Response)
 _response_head_decoder = msgspec.msgpack.Decoder(ResponseHead)
@@ -275,6 +285,11 @@ def decode_hello(data: bytes) -> Hello:
 def decode_request(data: bytes) -> Request:
     """Decode a request envelope. Raises msgspec.DecodeError (ValidationError) on bad input."""
     return _request_decoder.decode(data)
+
+
+def decode_body(data: bytes) -> RequestBody:
+    """Decode one request body variant. Raises msgspec.DecodeError on bad input."""
+    return _body_decoder.decode(data)
 
 
 def decode_request_head(data: bytes) -> RequestHead:
@@ -298,41 +313,3 @@ def request_tag(kind: type[msgspec.Struct]) -> str:
     if not isinstance(tag, str):
         raise TypeError(f"{kind.__name__} has no string tag")
     return tag
-
-
-def compute_build_id() -> str:
-    """Hash the installed grite source tree (paths, sizes, mtimes) and the interpreter version.
-
-    Cheap by design (a few dozen stats, no file reads) because every client computes it once.
-
-    Returns:
-        BUILD_ID_LEN hex characters.
-    """
-    # blake2b from the builtin module: hashlib would pull in OpenSSL (~2 ms on the hot path).
-    from _blake2 import blake2b
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    entries: list[str] = []
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        with os.scandir(directory) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name != "__pycache__":
-                        stack.append(entry.path)
-                elif entry.name.endswith(".py"):
-                    st = entry.stat()
-                    rel = os.path.relpath(entry.path, root)
-                    entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
-    entries.sort()
-    entries.append(f"py{sys.version_info[0]}.{sys.version_info[1]}")
-    entries.append(f"proto{PROTOCOL_VERSION}")
-    digest = blake2b("\n".join(entries).encode(), digest_size=BUILD_ID_LEN // 2)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def build_id() -> str:
-    """The build id of this process, computed on first use and then cached for its life."""
-    return compute_build_id()

@@ -63,6 +63,7 @@ __all__ = [
     "LwwElement",
     "Version",
     "apply_event",
+    "copy_projection",
     "current_assignees",
     "current_dependencies",
     "current_labels",
@@ -154,6 +155,8 @@ class IssueProjection(msgspec.Struct, kw_only=True):
     links: list[Link] = msgspec.field(default_factory=list)
     attachments: list[Attachment] = msgspec.field(default_factory=list)
     applied: set[bytes] = msgspec.field(default_factory=set)
+    # Every issue event applied, sorted by version: what `issue show --json` lists as `events`.
+    events: list[Event] = msgspec.field(default_factory=list)
 
     @property
     def event_count(self) -> int:
@@ -176,6 +179,25 @@ def _set_element(elements: dict[_K, LwwElement], key: _K, version: Version, pres
 def new_projection(issue_id: bytes) -> IssueProjection:
     """An empty, not yet created projection for `issue_id`."""
     return IssueProjection(issue_id=issue_id)
+
+
+def copy_projection(p: IssueProjection) -> IssueProjection:
+    """A copy of `p` that apply_event may change without touching `p`.
+
+    apply_event replaces versions, LwwElements and records and never changes one in place,
+    so copying the containers is enough (and far cheaper than decoding the projection again).
+    """
+    return msgspec.structs.replace(
+        p,
+        labels=dict(p.labels),
+        assignees=dict(p.assignees),
+        dependencies=dict(p.dependencies),
+        comments=list(p.comments),
+        links=list(p.links),
+        attachments=list(p.attachments),
+        applied=set(p.applied),
+        events=list(p.events),
+    )
 
 
 def apply_event(p: IssueProjection, e: Event) -> bool:
@@ -204,6 +226,7 @@ def apply_event(p: IssueProjection, e: Event) -> bool:
         return False
     p.applied.add(event_id)
     version = (e.ts_unix_ms, e.actor, event_id)
+    bisect.insort(p.events, e, key=lambda x: x.version)
     if e.ts_unix_ms > p.updated_ts:
         p.updated_ts = e.ts_unix_ms
 

@@ -17,7 +17,9 @@ __all__ = [
     "ActorInfo",
     "ActorInitArgs",
     "ActorListArgs",
+    "ActorCard",
     "ActorListResult",
+    "ActorShowResult",
     "ActorShowArgs",
     "ActorUseArgs",
     "ActorUseResult",
@@ -27,6 +29,7 @@ __all__ = [
     "DepListResult",
     "DepTopoResult",
     "DepWriteResult",
+    "DependencyView",
     "InitArgs",
     "InitResult",
     "IssueAssigneeArgs",
@@ -34,6 +37,7 @@ __all__ = [
     "IssueCloseArgs",
     "IssueCommentArgs",
     "IssueCreateArgs",
+    "IssueCreateResult",
     "IssueDepArgs",
     "IssueDepListArgs",
     "IssueDepTopoArgs",
@@ -48,6 +52,7 @@ __all__ = [
     "IssueView",
     "IssueWriteResult",
     "LinkView",
+    "ShowEvent",
     "OpArgs",
 ]
 
@@ -98,6 +103,7 @@ class IssueUpdateArgs(_Args, frozen=True, kw_only=True, tag="issue_update"):
     issue: str
     title: str | None = None
     body: str | None = None
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueListArgs(_Args, frozen=True, kw_only=True, tag="issue_list"):
@@ -116,32 +122,38 @@ class IssueShowArgs(_Args, frozen=True, kw_only=True, tag="issue_show"):
 class IssueCommentArgs(_Args, frozen=True, kw_only=True, tag="issue_comment"):
     issue: str
     body: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueCloseArgs(_Args, frozen=True, kw_only=True, tag="issue_close"):
     issue: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueReopenArgs(_Args, frozen=True, kw_only=True, tag="issue_reopen"):
     issue: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueLabelArgs(_Args, frozen=True, kw_only=True, tag="issue_label"):
     issue: str
     add: list[str] = []
     remove: list[str] = []
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueAssigneeArgs(_Args, frozen=True, kw_only=True, tag="issue_assignee"):
     issue: str
     add: list[str] = []
     remove: list[str] = []
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueLinkArgs(_Args, frozen=True, kw_only=True, tag="issue_link"):
     issue: str
     url: str
     note: str | None = None
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueAttachArgs(_Args, frozen=True, kw_only=True, tag="issue_attach"):
@@ -149,6 +161,7 @@ class IssueAttachArgs(_Args, frozen=True, kw_only=True, tag="issue_attach"):
     name: str
     sha256: str
     mime: str
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueDepArgs(_Args, frozen=True, kw_only=True, tag="issue_dep"):
@@ -156,6 +169,7 @@ class IssueDepArgs(_Args, frozen=True, kw_only=True, tag="issue_dep"):
     target: str
     dep_type: str = "depends_on"
     remove: bool = False
+    lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
 
 
 class IssueDepListArgs(_Args, frozen=True, kw_only=True, tag="issue_dep_list"):
@@ -214,6 +228,22 @@ class ActorInfo(_Result, frozen=True, kw_only=True):
     is_default: bool = False
 
 
+class ActorCard(_Result, frozen=True, kw_only=True):
+    """grite 0.5.3's `actor show` object."""
+
+    actor_id: str
+    label: str | None = None
+    created_ts: int | None = None
+    public_key: str | None = None
+    key_scheme: str | None = None
+
+
+class ActorShowResult(ActorInfo, frozen=True, kw_only=True):
+    """`actor show`: our flat fields, plus 0.5.3's payload `{"actor": {...}}`."""
+
+    actor: ActorCard
+
+
 class ActorListResult(_Result, frozen=True, kw_only=True):
     actors: list[ActorInfo]
 
@@ -224,12 +254,15 @@ class ActorUseResult(_Result, frozen=True, kw_only=True):
 
 
 class IssueWriteResult(_Result, frozen=True, kw_only=True):
+    """`event_id` is grite 0.5.3's key (its writes make one event): the first of event_ids."""
+
     action: str
     issue_id: str
     event_ids: list[str]
     wal_head: str | None
     state: str | None = None
     title: str | None = None
+    event_id: str | None = None
 
 
 class IssueRow(_Result, frozen=True, kw_only=True):
@@ -282,6 +315,24 @@ class DepEdgeView(_Result, frozen=True, kw_only=True):
     state: str | None = None
 
 
+class DependencyView(DepEdgeView, frozen=True, kw_only=True):
+    """An outgoing edge in `issue show`: `target` repeats issue_id (0.5.3's daemon name)."""
+
+    target: str
+
+
+class ShowEvent(_Result, frozen=True, kw_only=True):
+    """One event as grite 0.5.3's `issue show` prints it: ids in hex, `kind` externally
+    tagged with its fields (byte fields as arrays of integers, as serde writes them)."""
+
+    event_id: str
+    issue_id: str
+    actor: str
+    ts_unix_ms: int
+    parent: str | None
+    kind: dict[str, dict[str, object]]
+
+
 class IssueView(_Result, frozen=True, kw_only=True):
     issue_id: str
     title: str
@@ -295,9 +346,27 @@ class IssueView(_Result, frozen=True, kw_only=True):
     comments: list[CommentView]
     links: list[LinkView]
     attachments: list[AttachmentView]
-    dependencies: list[DepEdgeView]
+    dependencies: list[DependencyView]
     dependents: list[DepEdgeView]
     event_count: int
+    comment_count: int = 0
+    # grite 0.5.3's `issue show` payload: the summary and the events, oldest first.
+    issue: IssueRow | None = None
+    events: list[ShowEvent] = []
+
+
+class IssueCreateResult(IssueWriteResult, frozen=True, kw_only=True):
+    """`issue create`: also the new issue's fields, as 0.5.3's daemon returns them."""
+
+    body: str = ""
+    labels: list[str] = []
+    assignees: list[str] = []
+    comments: list[CommentView] = []
+    links: list[LinkView] = []
+    attachments: list[AttachmentView] = []
+    dependencies: list[DepEdgeView] = []
+    created_ts: int = 0
+    updated_ts: int = 0
 
 
 class DepWriteResult(_Result, frozen=True, kw_only=True):

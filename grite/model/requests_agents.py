@@ -34,6 +34,7 @@ class IssueClaimArgs(msgspec.Struct, frozen=True, kw_only=True, tag="issue_claim
 
     labels: list[str] = []
     ttl: str | None = None  # lease length, e.g. "300", "15m" (default 300 s)
+    local: bool = False  # lease in this clone only, even when a grite remote exists
 
 
 class IssueReadyResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,3 +54,4 @@ class IssueClaimResult(msgspec.Struct, frozen=True, kw_only=True):
     event_ids: list[str]
     wal_head: str | None
     skipped: int = 0  # ready issues passed over because someone had claimed them
+    remote: str | None = None  # the git remote that granted the lease (None: this clone)

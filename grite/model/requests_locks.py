@@ -25,15 +25,18 @@ __all__ = [
 class LockAcquireArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_acquire"):
     resource: str
     ttl: str | None = None
+    local: bool = False  # this clone's leases only, even when a grite remote exists
 
 
 class LockRenewArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_renew"):
     resource: str
     ttl: str | None = None
+    local: bool = False  # this clone's leases only, even when a grite remote exists
 
 
 class LockReleaseArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_release"):
     resource: str
+    local: bool = False
 
 
 class LockStatusArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_status"):
@@ -41,11 +44,12 @@ class LockStatusArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_status
 
 
 class LockGcArgs(msgspec.Struct, frozen=True, kw_only=True, tag="lock_gc"):
-    pass
+    local: bool = False
 
 
-class LockResult(msgspec.Struct, frozen=True, kw_only=True):
-    """A lock this actor now holds (acquire and renew)."""
+class LockResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A lock this actor now holds (acquire and renew). `remote` is left out when None, so
+    a clone without a grite remote prints grite 0.5.3's fields only (as release and gc do)."""
 
     action: str  # "acquired", "refreshed" or "renewed"
     resource: str
@@ -54,11 +58,13 @@ class LockResult(msgspec.Struct, frozen=True, kw_only=True):
     expires_unix_ms: int
     ttl_seconds: int
     ref: str
+    remote: str | None = None  # the git remote that granted the lease (None: this clone)
 
 
-class LockReleaseResult(msgspec.Struct, frozen=True, kw_only=True):
+class LockReleaseResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     resource: str
     released: bool
+    remote: str | None = None
 
 
 class LockInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +83,7 @@ class LockStatusResult(msgspec.Struct, frozen=True, kw_only=True):
     policy: str
 
 
-class LockGcResult(msgspec.Struct, frozen=True, kw_only=True):
+class LockGcResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     removed: int
     kept: int
+    remote: str | None = None  # where the expired leases were removed (None: this clone)

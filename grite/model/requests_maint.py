@@ -108,3 +108,8 @@ class DbStatsResult(msgspec.Struct, frozen=True, kw_only=True):
     last_rebuild_ts: int | None
     snapshot_count: int
     events_since_snapshot: int
+    # grite 0.5.3's keys, with its rule: a rebuild is recommended past 10,000 events or 7 days
+    # since the last one (ours never needs it to stay correct: the view catches up).
+    events_since_rebuild: int = 0
+    days_since_rebuild: int | None = None
+    rebuild_recommended: bool = False

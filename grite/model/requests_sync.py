@@ -26,7 +26,7 @@ __all__ = [
 class SyncArgs(msgspec.Struct, frozen=True, kw_only=True, tag="sync"):
     """`grite sync`: neither flag (or both) means pull then push."""
 
-    remote: str = "origin"
+    remote: str | None = None  # None: `[sync] remote` from the repository config, else origin
     pull: bool = False
     push: bool = False
 
@@ -60,6 +60,17 @@ class SyncResult(msgspec.Struct, frozen=True, kw_only=True):
     # Invalid WAL commits of this clone that the push left out (their events were already
     # ignored by every read); the clone's valid events were re-applied on the remote's head.
     left_out: list[str] = []
+    # grite 0.5.3's keys (its pull-only, push-only and full-sync payloads together; its
+    # crates/grite/src/commands/sync.rs), with the same meanings, from the fields above.
+    success: bool = True
+    events: int = 0
+    events_rebased: int = 0
+    backfilled: int = 0
+    pull_events: int = 0
+    pull_wal_head: str | None = None
+    push_success: bool = True
+    push_rebased: bool = False
+    push_events_rebased: int = 0
 
 
 class ExportArgs(msgspec.Struct, frozen=True, kw_only=True, tag="export"):

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import os
 
+import msgspec
+
+from grite.model import agent_docs
 from grite.model.errors import NotFound
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
 from grite.model.requests import (
+    ActorCard,
     ActorCurrentArgs,
     ActorInfo,
     ActorInitArgs,
     ActorListArgs,
     ActorListResult,
     ActorShowArgs,
+    ActorShowResult,
     ActorUseArgs,
     ActorUseResult,
     InitArgs,
@@ -47,17 +52,8 @@ __all__ = [
     "resolve_actor",
 ]
 
-AGENTS_MD_SECTION = """## Grite
-
-This repository tracks issues with grite; the issues live in git (`refs/grite/wal`).
-
-- Find work: `grite issue list --json`; read one: `grite issue show <id> --json`.
-- Record work: `grite issue create --title "..." --body "..." --label <l>`,
-  `grite issue comment <id> --body "..."`, `grite issue close <id>`.
-- Share it: `grite sync` (pull then push of `refs/grite/*`).
-- Always pass `--json` when a program reads the output; ids accept unique prefixes of 4+ hex chars.
-- Never edit `.git/grite/` or `refs/grite/*` by hand.
-"""
+# Kept under this name for callers of grite 0.6.0; the text lives in grite.model.agent_docs.
+AGENTS_MD_SECTION = agent_docs.AGENTS_MD_SECTION
 
 
 def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
@@ -78,32 +74,33 @@ def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str
     grite_dir = ctx.paths.grite_dir
     if sel.data_dir is not None:
         directory = os.path.abspath(sel.data_dir)
-        return load_actor_config(directory), directory, "env"
+        return ctx.actor_config(directory), directory, "env"
     if sel.actor is not None:
         id_from_hex(sel.actor.lower(), ACTOR_ID_LEN, "actor id")
         directory = actor_dir(grite_dir, sel.actor.lower())
         try:
-            return load_actor_config(directory), directory, "flag"
+            return ctx.actor_config(directory), directory, "flag"
         except NotFound:
             raise NotFound(
                 f"actor {sel.actor} not found; run 'grite actor list' to see actors or "
                 "'grite actor init' to create one",
                 {"actor_id": sel.actor},
             ) from None
-    repo_cfg = load_repo_config(grite_dir)
-    if repo_cfg.default_actor:
-        directory = actor_dir(grite_dir, repo_cfg.default_actor)
+    default_actor = ctx.repo_config().default_actor
+    if default_actor:
+        directory = actor_dir(grite_dir, default_actor)
         try:
-            return load_actor_config(directory), directory, "repo_default"
+            return ctx.actor_config(directory), directory, "repo_default"
         except NotFound:
             pass
     ids = list_actor_ids(grite_dir)
     if ids:
         directory = actor_dir(grite_dir, ids[0])
-        return load_actor_config(directory), directory, "auto"
+        return ctx.actor_config(directory), directory, "auto"
     if not create:
         raise NotFound("no actor configured; run 'grite init' or 'grite actor init'")
     cfg, directory = _new_actor(ctx, None)
+    repo_cfg = load_repo_config(grite_dir)  # a private copy: it is changed and saved
     repo_cfg.default_actor = cfg.actor_id
     save_repo_config(grite_dir, repo_cfg)
     return cfg, directory, "auto"
@@ -127,17 +124,22 @@ def _info(cfg: ActorConfig, directory: str, **extra: object) -> ActorInfo:
 
 
 def _update_agents_md(repo_root: str) -> tuple[str, str]:
+    # The same marked section `grite setup agents-md` manages; an unmarked `## Grite` section
+    # (grite 0.5.3's, or edited by hand) is the user's and is left alone.
     path = os.path.join(repo_root, "AGENTS.md")
     try:
         with open(path, encoding="utf-8") as f:
             existing = f.read()
     except FileNotFoundError:
-        write_atomic(path, ("# Agent instructions\n\n" + AGENTS_MD_SECTION).encode("utf-8"))
+        text = agent_docs.upsert_section("# Agent instructions\n", AGENTS_MD_SECTION)
+        write_atomic(path, text.encode("utf-8"))
         return "created", path
-    if "## Grite" in existing:
+    if agent_docs.has_legacy_section(existing):
         return "skipped", path
-    sep = "\n" if existing.endswith("\n") else "\n\n"
-    write_atomic(path, (existing + sep + AGENTS_MD_SECTION).encode("utf-8"))
+    updated = agent_docs.upsert_section(existing, AGENTS_MD_SECTION)
+    if updated == existing:
+        return "skipped", path
+    write_atomic(path, updated.encode("utf-8"))
     return "updated", path
 
 
@@ -197,14 +199,25 @@ def actor_list(ctx: OpContext, args: ActorListArgs) -> ActorListResult:
     return ActorListResult(actors=actors)
 
 
-def actor_show(ctx: OpContext, args: ActorShowArgs) -> ActorInfo:
+def _shown(info: ActorInfo) -> ActorShowResult:
+    card = ActorCard(
+        actor_id=info.actor_id,
+        label=info.label,
+        created_ts=info.created_ts,
+        public_key=info.public_key,
+        key_scheme=info.key_scheme,
+    )
+    return ActorShowResult(**msgspec.structs.asdict(info), actor=card)
+
+
+def actor_show(ctx: OpContext, args: ActorShowArgs) -> ActorShowResult:
     if args.actor_id is None:
         cfg, directory, source = resolve_actor(ctx)
-        return _info(cfg, directory, source=source)
+        return _shown(_info(cfg, directory, source=source))
     actor_hex = id_from_hex(args.actor_id.lower(), ACTOR_ID_LEN, "actor id").hex()
     directory = actor_dir(ctx.paths.grite_dir, actor_hex)
     try:
-        return _info(load_actor_config(directory), directory)
+        return _shown(_info(load_actor_config(directory), directory))
     except NotFound:
         raise NotFound(
             f"actor {actor_hex} not found; run 'grite actor list' to see actors",

@@ -1,13 +1,7 @@
-"""Agent operations: the ready queue (`issue ready`) and the atomic claim (`issue ready --claim`),
-plus OpRunner, which runs any operation from its args Struct outside argv parsing (the daemon's
-typed `Op` request, `grite batch` and `grite.Client` in-process all go through it).
-
-Claim atomicity: the `issue:<id>` lease ref is created with git's create-if-absent (or replaced
-by compare-and-swap when expired), which exactly one process wins, whoever else tries at the
-same moment, in this or another process; only the winner assigns the issue. Two claimers under
-the SAME actor also exclude each other: a lease is ours only when its nonce is the one derived
-from this request, so a retried request (same request id) resumes its own claim and any other
-request treats the issue as taken. Must not import grite.cli, grite.ipc or grite.daemon.
+"""Agent operations: the ready queue (`issue ready`), plus OpRunner, which runs any operation
+from its args Struct outside argv parsing (the daemon's typed `Op` request, `grite batch` and
+`grite.Client` in-process all go through it). The claim (`issue ready --claim`) is in
+grite.ops.claims. Must not import grite.cli, grite.ipc or grite.daemon.
 """
 
 from __future__ import annotations
@@ -21,27 +15,23 @@ from typing import Any
 import msgspec
 
 from grite.model.depgraph import ready_issue_ids
-from grite.model.errors import InvalidArgs, NotFound
-from grite.model.events import AssigneeAdded
-from grite.model.locks import LockRecord, conflicts_with, nonce_from_bytes, parse_ttl
+from grite.model.errors import InvalidArgs
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import (
-    IssueClaimArgs,
-    IssueClaimResult,
     IssueReadyArgs,
     IssueReadyResult,
 )
-from grite.ops.actors import actor_bytes, resolve_actor
+from grite.ops.actors import resolve_actor
 from grite.ops.context import ActorSelector, OpContext
-from grite.ops.issues import row, write_events
+from grite.ops.issues import row
 from grite.ops.repo_handle import RepoHandle
-from grite.storage.locks import LockStore, StoredLock
 from grite.storage.repo import RepoPaths, discover_repo
 
-__all__ = ["OpRunner", "issue_claim", "issue_ready"]
+__all__ = ["OpRunner", "issue_ready", "ready_summaries"]
 
 
-def _ready(ctx: OpContext, labels: list[str]) -> list[IssueSummary]:
+def ready_summaries(ctx: OpContext, labels: list[str]) -> list[IssueSummary]:
+    """The ready issues with every label in `labels`, oldest first."""
     summaries = ctx.handle.summaries()
     by_id = {s.issue_id: s for s in summaries}
     deps = {s.issue_id: s.dependencies for s in summaries}
@@ -55,95 +45,8 @@ def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:
 
     Ordered by (created_ts, issue_id): oldest first, stable across calls and machines.
     """
-    rows = [row(s) for s in _ready(ctx, args.labels)]
+    rows = [row(s) for s in ready_summaries(ctx, args.labels)]
     return IssueReadyResult(issues=rows, total=len(rows))
-
-
-def _take_lease(
-    store: LockStore, record: LockRecord, now_ms: int
-) -> tuple[StoredLock | None, bool]:
-    """(our lease or None, whether it already existed from this same request)."""
-    existing = store.read(record.resource)
-    if existing is None:
-        return store.create(record), False
-    ex = existing.record
-    if ex.owner == record.owner and ex.nonce == record.nonce:
-        return existing, True  # a retry of this request won it before
-    if ex.expired(now_ms):
-        return store.replace(record, existing.commit), False
-    return None, False
-
-
-def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
-    """Lease and assign the first ready issue nobody has claimed.
-
-    Claimed means: assigned to anyone, or covered by an unexpired `issue:` lease that is not
-    this request's own. The assignee added is the acting actor's id (hex).
-
-    Raises:
-        NotFound: no ready issue is left unclaimed.
-    """
-    ttl = parse_ttl(args.ttl)
-    me = actor_bytes(ctx)
-    me_hex = me.hex()
-    now = ctx.now_ms
-    candidates = _ready(ctx, args.labels)
-    skipped = 0
-    with LockStore(ctx.paths.git_dir) as store:
-        held = [
-            lk.record
-            for lk in store.list()
-            if lk.record.resource.startswith("issue:") and not lk.record.expired(now)
-        ]
-        for s in candidates:
-            resource = f"issue:{s.issue_id.hex()}"
-            nonce = nonce_from_bytes(ctx.derive_id(b"claim" + s.issue_id))
-            mine = [r for r in held if r.resource == resource and r.nonce == nonce]
-            if not mine and (
-                s.assignees or any(conflicts_with(r.resource, resource) for r in held)
-            ):
-                skipped += 1
-                continue
-            record = LockRecord(
-                owner=me_hex, nonce=nonce, expires_unix_ms=now + ttl * 1000, resource=resource
-            )
-            lease, resumed = _take_lease(store, record, now)
-            if lease is None:
-                skipped += 1  # another claimer won this lease a moment ago
-                continue
-            p = ctx.handle.projection(s.issue_id)
-            assigned = p is not None and any(v.present for v in p.assignees.values())
-            if not resumed and (p is None or p.state != "open" or assigned):
-                # Assigned or closed between our read and our lease: not ours to take.
-                store.delete(lease)
-                skipped += 1
-                continue
-            try:
-                write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_hex)], "assigned")
-            except BaseException:
-                store.delete(lease)
-                raise
-            after = ctx.handle.summaries()
-            current = next((x for x in after if x.issue_id == s.issue_id), s)
-            return IssueClaimResult(
-                issue=row(current),
-                assignee=me_hex,
-                lease_resource=resource,
-                lease_owner=me_hex,
-                lease_expires_unix_ms=lease.record.expires_unix_ms,
-                event_ids=write.event_ids,
-                wal_head=write.wal_head,
-                skipped=skipped,
-            )
-    if candidates:
-        why = f"all {len(candidates)} ready issues are already claimed (assigned or leased)"
-    else:
-        why = "no issue is ready (open, with nothing open holding it back)"
-    raise NotFound(
-        f"no ready issue to claim: {why}; run 'grite issue ready' to see the queue, or "
-        "'grite lock status' to see the leases",
-        {"ready": len(candidates), "claimed": skipped},
-    )
 
 
 OpFunction = Callable[[OpContext, Any], Any]

@@ -5,10 +5,18 @@ and id. Built by whichever side executes (daemon or in-process) from the client'
 from __future__ import annotations
 
 import hashlib
+import os
 
 import msgspec
 
 from grite.ops.repo_handle import RepoHandle
+from grite.storage.config import (
+    ActorConfig,
+    RepoConfig,
+    load_actor_config,
+    load_repo_config,
+    repo_config_path,
+)
 from grite.storage.repo import RepoPaths
 
 __all__ = ["ActorSelector", "OpContext"]
@@ -52,6 +60,30 @@ class OpContext:
         if self._handle is None:
             self._handle = self._opener(self.paths)  # type: ignore[operator]
         return self._handle
+
+    def warn_once(self, text: str) -> None:
+        """Add a warning line unless this command already has it."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def repo_config(self) -> RepoConfig:
+        """The repository's config.toml (read-only): parsed once per change while a
+        repository handle is open (a warm daemon's), else read now."""
+        if self._handle is None:
+            return load_repo_config(self.paths.grite_dir)
+        path = repo_config_path(self.paths.grite_dir)
+        return self._handle.files.load(path, lambda: load_repo_config(self.paths.grite_dir))
+
+    def actor_config(self, directory: str) -> ActorConfig:
+        """An actor's config.toml (read-only), cached like repo_config.
+
+        Raises:
+            NotFound: the directory holds no actor config.
+        """
+        if self._handle is None:
+            return load_actor_config(directory)
+        path = os.path.join(directory, "config.toml")
+        return self._handle.files.load(path, lambda: load_actor_config(directory))
 
     def derive_id(self, purpose: bytes, length: int = 16) -> bytes:
         """A new id derived from the request id, identical when the request is retried."""

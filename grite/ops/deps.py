@@ -54,7 +54,7 @@ def dep_write(ctx: OpContext, args: IssueDepArgs) -> DepWriteResult:
             )
         kind = DependencyAdded(target=target, dep_type=dep_type)  # type: ignore[arg-type]
         action = "added"
-    result = write_events(ctx, issue_id, [kind], action)
+    result = write_events(ctx, issue_id, [kind], action, lock=args.lock)
     return DepWriteResult(
         action=action,  # type: ignore[arg-type]
         issue_id=issue_id.hex(),

@@ -12,6 +12,8 @@ from grite.model.events import (
     AssigneeRemoved,
     AttachmentAdded,
     CommentAdded,
+    ContextUpdated,
+    Event,
     EventKind,
     IssueCreated,
     IssueUpdated,
@@ -22,16 +24,23 @@ from grite.model.events import (
 )
 from grite.model.hashing import make_event
 from grite.model.ids import ISSUE_ID_LEN, is_hex
-from grite.model.projection import IssueProjection, IssueSummary, current_dependencies
+from grite.model.projection import (
+    IssueProjection,
+    IssueSummary,
+    current_dependencies,
+    summarize,
+)
 from grite.model.requests import (
     AttachmentView,
     CommentView,
     DepEdgeView,
+    DependencyView,
     IssueAssigneeArgs,
     IssueAttachArgs,
     IssueCloseArgs,
     IssueCommentArgs,
     IssueCreateArgs,
+    IssueCreateResult,
     IssueLabelArgs,
     IssueLinkArgs,
     IssueListArgs,
@@ -43,10 +52,11 @@ from grite.model.requests import (
     IssueView,
     IssueWriteResult,
     LinkView,
+    ShowEvent,
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.ops.locks import check_lock_policy
+from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
 from grite.ops.signing import event_signer
 
@@ -68,28 +78,31 @@ __all__ = [
 
 
 def write_events(
-    ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str
+    ctx: OpContext, issue_id: bytes, kinds: list[EventKind], action: str, lock: bool = False
 ) -> IssueWriteResult:
     """Build one event per kind (same timestamp) and append them as one WAL commit.
 
     Every write passes the lock policy on `issue:<id>` (a new issue too: `repo:` locks of
     other actors cover it), is signed when the actor has a key, and may trigger an automatic
-    snapshot afterwards.
+    snapshot afterwards. With `lock` (--lock) it holds `issue:<id>` while it writes.
     """
+    handle = ctx.handle  # opened first: the checks below read config through its cache
     actor = actor_bytes(ctx)
-    check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
-    sign = event_signer(ctx)
-    events = [
-        sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
-        for kind in kinds
-    ]
-    result = ctx.handle.append(actor, events)
+    with held_for_write(ctx, issue_id, lock):
+        check_lock_policy(ctx, actor, f"issue:{issue_id.hex()}")
+        sign = event_signer(ctx)
+        events = [
+            sign(make_event(issue_id=issue_id, actor=actor, ts_unix_ms=ctx.now_ms, kind=kind))
+            for kind in kinds
+        ]
+        result = handle.append(actor, events)
     maybe_snapshot(ctx)
     return IssueWriteResult(
         action=action,
         issue_id=issue_id.hex(),
         event_ids=[e.event_id.hex() for e in events],
         wal_head=result.wal_head,
+        event_id=events[0].event_id.hex(),
     )
 
 
@@ -109,12 +122,18 @@ def _labels(values: list[str]) -> list[str]:
     return sorted(set(cleaned))
 
 
-def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueWriteResult:
+def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueCreateResult:
     title = _nonempty(args.title, "title")
     issue_id = ctx.derive_id(b"issue", ISSUE_ID_LEN)
     kind = IssueCreated(title=title, body=args.body, labels=_labels(args.labels))
     result = write_events(ctx, issue_id, [kind], "created")
-    return _with(result, state="open", title=title)
+    return IssueCreateResult(
+        **msgspec.structs.asdict(_with(result, state="open", title=title)),
+        body=kind.body,
+        labels=kind.labels,
+        created_ts=ctx.now_ms,
+        updated_ts=ctx.now_ms,
+    )
 
 
 def _with(result: IssueWriteResult, **changes: object) -> IssueWriteResult:
@@ -128,24 +147,24 @@ def issue_update(ctx: OpContext, args: IssueUpdateArgs) -> IssueWriteResult:
         _nonempty(args.title, "title")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = IssueUpdated(title=args.title, body=args.body)
-    return write_events(ctx, issue_id, [kind], "updated")
+    return write_events(ctx, issue_id, [kind], "updated", lock=args.lock)
 
 
 def issue_comment(ctx: OpContext, args: IssueCommentArgs) -> IssueWriteResult:
     body = _nonempty(args.body, "body")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented")
+    return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented", lock=args.lock)
 
 
 def issue_close(ctx: OpContext, args: IssueCloseArgs) -> IssueWriteResult:
     issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed")
+    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed", lock=args.lock)
     return _with(result, state="closed")
 
 
 def issue_reopen(ctx: OpContext, args: IssueReopenArgs) -> IssueWriteResult:
     issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened")
+    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened", lock=args.lock)
     return _with(result, state="open")
 
 
@@ -156,7 +175,7 @@ def issue_label(ctx: OpContext, args: IssueLabelArgs) -> IssueWriteResult:
     kinds: list[EventKind] = [LabelAdded(label=x) for x in _labels(args.add)]
     kinds += [LabelRemoved(label=x) for x in _labels(args.remove)]
     action = "labeled" if args.add else "unlabeled"
-    return write_events(ctx, issue_id, kinds, action)
+    return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
 
 def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
@@ -166,13 +185,15 @@ def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
     kinds: list[EventKind] = [AssigneeAdded(user=x) for x in _labels(args.add)]
     kinds += [AssigneeRemoved(user=x) for x in _labels(args.remove)]
     action = "assigned" if args.add else "unassigned"
-    return write_events(ctx, issue_id, kinds, action)
+    return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
 
 def issue_link(ctx: OpContext, args: IssueLinkArgs) -> IssueWriteResult:
     url = _nonempty(args.url, "url")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    return write_events(ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked")
+    return write_events(
+        ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked", lock=args.lock
+    )
 
 
 def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
@@ -187,7 +208,7 @@ def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
     mime = _nonempty(args.mime, "mime")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = AttachmentAdded(name=name, sha256=bytes.fromhex(digest), mime=mime)
-    return write_events(ctx, issue_id, [kind], "attached")
+    return write_events(ctx, issue_id, [kind], "attached", lock=args.lock)
 
 
 def row(s: IssueSummary) -> IssueRow:
@@ -294,9 +315,42 @@ def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
             )
             for a in p.attachments
         ],
-        dependencies=[_edge(ctx, d.target, d.dep_type) for d in current_dependencies(p)],
+        dependencies=[
+            DependencyView(
+                **msgspec.structs.asdict(_edge(ctx, d.target, d.dep_type)), target=d.target.hex()
+            )
+            for d in current_dependencies(p)
+        ],
         dependents=[_edge(ctx, src, t) for src, t in dependents_of(ctx, p.issue_id)],
         event_count=p.event_count,
+        comment_count=len(p.comments),
+        issue=row(summarize(p)),
+        events=[_show_event(e) for e in p.events],
+    )
+
+
+def _json_value(value: object) -> object:
+    # serde writes [u8; N] as an array of integers; 0.5.3's `issue show` prints kinds so.
+    if isinstance(value, bytes):
+        return list(value)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _show_event(e: Event) -> ShowEvent:
+    fields = msgspec.structs.asdict(e.kind)
+    if isinstance(e.kind, ContextUpdated):
+        fields["symbols"] = [msgspec.structs.asdict(s) for s in e.kind.symbols]
+    return ShowEvent(
+        event_id=e.event_id.hex(),
+        issue_id=e.issue_id.hex(),
+        actor=e.actor.hex(),
+        ts_unix_ms=e.ts_unix_ms,
+        parent=None if e.parent is None else e.parent.hex(),
+        kind={type(e.kind).__name__: _json_value(fields)},  # type: ignore[dict-item]
     )
 
 

@@ -2,9 +2,11 @@
 that every issue write passes through (`check_lock_policy`, called by
 grite.ops.issues.write_events).
 
-Acquire checks every unexpired lock of another actor for a namespace conflict first (a held
-`path:src/` blocks `path:src/main.rs`; `repo:` blocks everything), then creates the exact ref
-atomically. Two actors taking overlapping (not identical) resources at the same instant can
+Acquire, renew, release and gc are decided where grite.ops.leases says: on the grite remote
+when the repository has one (unless `--local`), else in this clone's refs; either way each
+change is a compare-and-swap of one lock ref. Acquire checks every unexpired lock of another
+actor for a namespace conflict first (a held `path:src/` blocks `path:src/main.rs`; `repo:`
+blocks everything), then creates the exact ref atomically. Two actors taking overlapping (not identical) resources at the same instant can
 both pass the first check; each re-checks after winning its ref and backs off if it now sees a
 conflicting lock, so at worst both fail and retry, and never do both hold. Locks held by the
 acting actor never block it.
@@ -12,8 +14,12 @@ acting actor never block it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from grite.model.errors import Conflict
 from grite.model.locks import (
+    DEFAULT_TTL_SECONDS,
     LockRecord,
     conflicts_with,
     nonce_from_bytes,
@@ -34,11 +40,14 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
+from grite.ops.leases import open_leases, remote_of
+from grite.storage.config import effective_lock_policy
+from grite.storage.lock_remote import LeaseBook
 from grite.storage.locks import LockStore, StoredLock
 
 __all__ = [
     "check_lock_policy",
+    "held_for_write",
     "lock_acquire",
     "lock_gc",
     "lock_policy",
@@ -52,8 +61,12 @@ _ATTEMPTS = 20
 
 
 def lock_policy(ctx: OpContext) -> str:
-    """The repository's lock policy: `off`, `warn` (default) or `require`."""
-    return load_repo_config(ctx.paths.grite_dir).lock_policy or "warn"
+    """The repository's lock policy: `off`, `warn` (default) or `require`; an unknown value
+    is warned about once and read as grite 0.5.3 reads it (see effective_lock_policy)."""
+    policy, problem = effective_lock_policy(ctx.repo_config())
+    if problem is not None:
+        ctx.warn_once(problem)
+    return policy
 
 
 def _blocking(locks: list[StoredLock], resource: str, me: str, now_ms: int) -> list[StoredLock]:
@@ -97,8 +110,7 @@ def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
     policy = lock_policy(ctx)
     if policy == "off":
         return
-    with LockStore(ctx.paths.git_dir) as store:
-        blocking = _blocking(store.list(), resource, actor.hex(), ctx.now_ms)
+    blocking = _blocking(ctx.handle.locks().list(), resource, actor.hex(), ctx.now_ms)
     if not blocking:
         return
     if policy == "warn":
@@ -112,7 +124,7 @@ def check_lock_policy(ctx: OpContext, actor: bytes, resource: str) -> None:
     )
 
 
-def _result(action: str, lk: StoredLock, ttl: int) -> LockResult:
+def _result(action: str, lk: StoredLock, ttl: int, book: LeaseBook) -> LockResult:
     r = lk.record
     return LockResult(
         action=action,
@@ -122,10 +134,11 @@ def _result(action: str, lk: StoredLock, ttl: int) -> LockResult:
         expires_unix_ms=r.expires_unix_ms,
         ttl_seconds=ttl,
         ref=lk.ref,
+        remote=remote_of(book),
     )
 
 
-def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
+def _take(ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool) -> LockResult:
     me = actor_bytes(ctx).hex()
     now = ctx.now_ms
     record = LockRecord(
@@ -134,7 +147,8 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
         expires_unix_ms=now + ttl * 1000,
         resource=resource,
     )
-    with LockStore(ctx.paths.git_dir) as store:
+    doing = f"{'renew' if renew else 'acquire'} the lock on {resource}"
+    with open_leases(ctx, local=local, doing=doing) as store:
         for _ in range(_ATTEMPTS):
             others = [
                 lk
@@ -155,6 +169,7 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
                 action = "renewed" if renew else ("refreshed" if ex.owner == me else "acquired")
             if won is None:
                 continue  # the ref moved between our read and our write: look again
+            store.refresh()  # on a remote, see what other clones took meanwhile
             late = [
                 lk
                 for lk in _blocking(store.list(), resource, me, now)
@@ -164,7 +179,7 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
                 # Someone took an overlapping resource while we took ours: back off.
                 store.delete(won)
                 raise _conflict(resource, late[0], now)
-            return _result(action, won, ttl)
+            return _result(action, won, ttl, store)
     raise Conflict(
         f"the lock on {resource} kept changing while taking it; try again",
         {"resource": resource},
@@ -173,22 +188,25 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool) -> LockResult:
 
 def lock_acquire(ctx: OpContext, args: LockAcquireArgs) -> LockResult:
     """Take (or refresh, when already ours) a lease on a resource."""
-    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=False)
+    resource = parse_resource(args.resource)
+    return _take(ctx, resource, parse_ttl(args.ttl), renew=False, local=args.local)
 
 
 def lock_renew(ctx: OpContext, args: LockRenewArgs) -> LockResult:
     """Extend our lease; a lock owned by another actor, even expired, is refused."""
-    return _take(ctx, parse_resource(args.resource), parse_ttl(args.ttl), renew=True)
+    resource = parse_resource(args.resource)
+    return _take(ctx, resource, parse_ttl(args.ttl), renew=True, local=args.local)
 
 
 def lock_release(ctx: OpContext, args: LockReleaseArgs) -> LockReleaseResult:
     resource = parse_resource(args.resource)
     me = actor_bytes(ctx).hex()
-    with LockStore(ctx.paths.git_dir) as store:
+    with open_leases(ctx, local=args.local, doing=f"release the lock on {resource}") as store:
+        remote = remote_of(store)
         for _ in range(_ATTEMPTS):
             existing = store.read(resource)
             if existing is None:
-                return LockReleaseResult(resource=resource, released=False)
+                return LockReleaseResult(resource=resource, released=False, remote=remote)
             r = existing.record
             if r.owner != me and not r.expired(ctx.now_ms):
                 raise Conflict(
@@ -198,7 +216,7 @@ def lock_release(ctx: OpContext, args: LockReleaseArgs) -> LockReleaseResult:
                     {"resource": resource, "owner": r.owner},
                 )
             if store.delete(existing):
-                return LockReleaseResult(resource=resource, released=True)
+                return LockReleaseResult(resource=resource, released=True, remote=remote)
     raise Conflict(f"the lock on {resource} kept changing; try again", {"resource": resource})
 
 
@@ -223,12 +241,44 @@ def lock_status(ctx: OpContext, args: LockStatusArgs) -> LockStatusResult:
 
 
 def lock_gc(ctx: OpContext, args: LockGcArgs) -> LockGcResult:
-    """Delete every expired lock ref (whoever owned it)."""
-    removed = kept = 0
-    with LockStore(ctx.paths.git_dir) as store:
-        for lk in store.list():
-            if lk.record.expired(ctx.now_ms) and store.delete(lk):
-                removed += 1
-            else:
-                kept += 1
-    return LockGcResult(removed=removed, kept=kept)
+    """Delete every expired lock (whoever owned it), where leases are decided.
+
+    On a remote, the expired leases go in one push, each deleted only if the remote still
+    holds the very lease found expired: one renewed or taken over meanwhile stays, and no
+    live lease is ever deleted.
+    """
+    with open_leases(ctx, local=args.local, doing="remove expired locks") as store:
+        locks = store.list()
+        expired = [lk for lk in locks if lk.record.expired(ctx.now_ms)]
+        removed = store.delete_many(expired)
+        return LockGcResult(removed=removed, kept=len(locks) - removed, remote=remote_of(store))
+
+
+@contextmanager
+def held_for_write(ctx: OpContext, issue_id: bytes, wanted: bool) -> Iterator[None]:
+    """`--lock` on an issue write: hold `issue:<full id>` while the write runs, as grite 0.5.3
+    does (https://github.com/neul-labs/grite, crates/grite/src/commands/issue.rs, LockGuard).
+
+    The full id, lowercase, is the resource a 0.5.3 teammate's exact-match check
+    (`check_lock("issue:<id as typed>")`) finds when they type the full id; prefixes they lock
+    are found by our check (grite.model.locks.conflicts_with). A lock of ours that was already
+    held stays held afterwards (0.5.3 would release it); one taken here is released even when
+    the write fails.
+
+    Raises:
+        Conflict: another actor holds a conflicting lock; nothing was written.
+    """
+    if not wanted:
+        yield
+        return
+    resource = f"issue:{issue_id.hex()}"
+    # Clone-local, like 0.5.3's: the lease lives only as long as this one local write.
+    taken = _take(ctx, resource, DEFAULT_TTL_SECONDS, renew=False, local=True)
+    try:
+        yield
+    finally:
+        if taken.action == "acquired":
+            with LockStore(ctx.paths.git_dir) as store:
+                existing = store.read(resource)
+                if existing is not None and existing.record.nonce == taken.nonce:
+                    store.delete(existing)

@@ -13,6 +13,7 @@ import time
 
 import msgspec
 
+from grite.model.context import context_of, is_context_event
 from grite.model.depgraph import find_cycles
 from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
 from grite.model.events import Event
@@ -34,8 +35,12 @@ from grite.model.requests_maint import (
 )
 from grite.ops.actors import resolve_actor
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
-from grite.storage.signing import repo_public_keys, verify_event
+from grite.storage.config import (
+    accepted_unsigned_actors,
+    effective_verify_policy,
+    load_repo_config,
+)
+from grite.storage.signing import repo_public_keys, signature_problem
 from grite.storage.snapshots import SnapshotInfo, SnapshotStore
 from grite.storage.view import VIEW_FORMAT, ViewMeta
 from grite.storage.wal import InvalidWalCommit, Wal, WalEntry, WalHistoryChanged
@@ -67,6 +72,8 @@ def replay(events: list[Event]) -> dict[bytes, IssueProjection]:
     """Projections of every issue touched by `events` (as the view stores them)."""
     projections: dict[bytes, IssueProjection] = {}
     for e in events:
+        if is_context_event(e):
+            continue  # the context store, not an issue (see grite.model.context)
         p = projections.get(e.issue_id)
         if p is None:
             p = projections[e.issue_id] = new_projection(e.issue_id)
@@ -165,13 +172,13 @@ def maybe_snapshot(ctx: OpContext) -> None:
     since the newest snapshot. Costs one view-meta read below the threshold; never fails the
     write (a failure becomes a warning)."""
     try:
-        cfg = load_repo_config(ctx.paths.grite_dir)
+        cfg = ctx.repo_config()
         limit = DEFAULT_SNAPSHOT_EVENTS
         if cfg.snapshot is not None and cfg.snapshot.max_events is not None:
             limit = cfg.snapshot.max_events
         if limit <= 0:
             return
-        count = ctx.handle.view.meta().event_count
+        count = ctx.handle.event_count()
         if count < limit:
             return
         with SnapshotStore(ctx.paths.git_dir) as store:
@@ -194,6 +201,7 @@ def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
     handle = ctx.handle
     snap: SnapshotInfo | None = None
     base: tuple[list[IssueProjection], ViewMeta] | None = None
+    base_context = None
     if args.from_snapshot:
         with SnapshotStore(ctx.paths.git_dir) as store:
             for info in store.list():
@@ -221,7 +229,8 @@ def rebuild(ctx: OpContext, args: RebuildArgs) -> RebuildResult:
                 rebuilt_ms=int(time.time() * 1000),
             )
             base = (list(replay(events).values()), meta)
-    meta = handle.rebuild(base)
+            base_context = context_of(events)
+    meta = handle.rebuild(base, base_context=base_context)
     issues = len(handle.summaries())
     snapshot_events = None if snap is None else snap.event_count
     return RebuildResult(
@@ -424,14 +433,18 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     finally:
         wal.close()
 
-    policy = load_repo_config(ctx.paths.grite_dir).verify_signatures or "off"
+    repo_cfg = load_repo_config(ctx.paths.grite_dir)
+    policy, problem = effective_verify_policy(repo_cfg)
+    if problem is not None:
+        ctx.warn_once(problem)
     if entries is not None and policy != "off":
         keys = repo_public_keys(ctx.paths.grite_dir)
+        unsigned_ok = accepted_unsigned_actors(repo_cfg)
         problems = [
             f"{e.event_id.hex()[:12]} in {entry.commit[:12]}: {p}"
             for entry in entries
             for e in entry.events
-            if (p := verify_event(e, keys.get)) is not None
+            if (p := signature_problem(e, keys.get, unsigned_ok)) is not None
         ]
         if problems:
             ignored = "; their commits are ignored" if policy == "require" else ""
@@ -523,7 +536,12 @@ def db_stats(ctx: OpContext, args: DbStatsArgs) -> DbStatsResult:
                 last_snapshot_events = store.describe(snapshots[0]).event_count or 0
             except CorruptData:
                 pass
+    since = max(0, meta.event_count - meta.rebuilt_event_count)
+    days = None if meta.rebuilt_ms is None else max(0, ctx.now_ms - meta.rebuilt_ms) // 86_400_000
     return DbStatsResult(
+        events_since_rebuild=since,
+        days_since_rebuild=days,
+        rebuild_recommended=since > 10_000 or (days is not None and days > 7),
         path=handle.view.path,
         size_bytes=handle.view.size_bytes(),
         event_count=meta.event_count,

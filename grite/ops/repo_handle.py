@@ -7,7 +7,8 @@ head this handle reflects and applies only the newer commits, so writes by other
 
 Writers to the view on disk take `view.lock`; a process that cannot get it within a short wait
 still answers, from the view plus an in-memory overlay of the WAL delta, and never fails.
-Appends are serialized per handle (one writer per repository in the daemon) and made safe
+Appends are group-committed per handle (the writes that queue while one commit is written go
+into the next commit together; one committer per repository in the daemon) and made safe
 across processes by the ref's compare-and-swap. A write whose events are already in the WAL
 (a retried request: the client sends the same request id and clock) is not appended again.
 """
@@ -17,23 +18,33 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from grite.model.errors import CorruptData, Environment, InvalidArgs, NotFound
-from grite.model.events import Event
+from grite.model.context import (
+    ContextChanges,
+    FileContext,
+    ProjectEntry,
+    is_context_event,
+    merge_context_event,
+)
+from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
+from grite.model.events import ContextUpdated, Event, ProjectContextUpdated
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
     IssueProjection,
     IssueSummary,
     apply_event,
+    copy_projection,
     new_projection,
     summarize,
 )
+from grite.storage.filecache import FileCache
 from grite.storage.filelock import try_lock
+from grite.storage.locks import LockStore
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore
-from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta
+from grite.storage.view import VIEW_FORMAT, View, ViewDamaged, ViewMeta, symbol_key_order
 from grite.storage.wal import Wal, WalEntry, WalHistoryChanged, WalRead, append_with_retry
 
 __all__ = ["AppendResult", "RepoHandle"]
@@ -46,6 +57,11 @@ _PROJECTION_CACHE = 4096
 # Left-out WAL commits remembered in the view's meta (each is named in a warning; past this
 # many, doctor still lists them all).
 _MAX_SKIPPED_REMEMBERED = 100
+_ABSENT = object()
+
+
+def _nothing(_key: str) -> None:
+    return None
 
 
 class AppendResult:
@@ -63,17 +79,32 @@ class RepoHandle:
         self.paths = paths
         self.wal = Wal(paths.git_dir)
         self.view = View(paths.grite_dir)
+        # Config files parsed once per change (every write reads them; see OpContext).
+        self.files = FileCache()
         # verify_signatures: refuses badly signed events before they reach the view.
-        self.verifier = EntryVerifier(paths.grite_dir)
+        self.verifier = EntryVerifier(paths.grite_dir, files=self.files)
+        self._locks: LockStore | None = None
+        self._event_count: int | None = None  # of the view at self._head (None: unknown)
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
+        # Group commit: writes waiting for the next commit, and whether a thread commits now.
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._committing = False
         self._head: str | None = None
         self._fresh = False
         # Overlay of projections newer than the disk view (only when view.lock was busy).
         self._overlay: dict[bytes, IssueProjection] = {}
+        # The same for the context store; `_context_full` when the overlay replaces the
+        # disk view's context entirely (the view was empty or its history was rewritten).
+        self._context_overlay = ContextChanges()
+        self._context_full = False
         self._summaries: dict[bytes, IssueSummary] | None = None
         self._summaries_head: str | None = None
-        self._projections: dict[bytes, tuple[str | None, IssueProjection | None]] = {}
+        # Decoded projections, all valid at `_projections_head`; a catch-up carries them over
+        # to the new head (replacing the changed ones), so a warm handle keeps them all.
+        self._projections: dict[bytes, IssueProjection | None] = {}
+        self._projections_head: str | None = None
         self._dependents_memo: (
             tuple[tuple[str | None, int], dict[bytes, list[tuple[bytes, str]]]] | None
         ) = None
@@ -93,6 +124,23 @@ class RepoHandle:
         with self._lock:
             self.view.close()
             self.wal.close()
+            if self._locks is not None:
+                self._locks.close()
+
+    def locks(self) -> LockStore:
+        """The repository's lock refs, opened once for the handle's life (for reading)."""
+        with self._lock:
+            if self._locks is None:
+                self._locks = LockStore(self.paths.git_dir)
+            return self._locks
+
+    def event_count(self) -> int:
+        """Events in the view, after a refresh (from memory while the WAL is unchanged)."""
+        self.refresh()
+        with self._lock:
+            if self._event_count is not None and not self._overlay:
+                return self._event_count
+        return self.view.meta().event_count
 
     # -- consistency -------------------------------------------------------------------------
 
@@ -106,7 +154,7 @@ class RepoHandle:
             if self._fresh and head == self._head and self.wal_error is None:
                 return head
             if self.wal_error is not None:
-                self._projections.clear()  # keyed by the ref head, which a repair keeps
+                self._projections.clear()  # kept per ref head, which a repair keeps
             for attempt in (1, 2):
                 fd = try_lock(self.view.lock_path, _VIEW_LOCK_WAIT)
                 try:
@@ -119,7 +167,7 @@ class RepoHandle:
                     head = self.wal.head()
                     if fd is not None:
                         self._catch_up_disk(meta, head)
-                        self._overlay.clear()
+                        self._clear_overlay()
                     else:
                         self._build_overlay(meta, head)
                     break
@@ -142,10 +190,19 @@ class RepoHandle:
         if meta.wal_head == head:
             self.wal_error = None
             self.wal_skipped = meta.skipped
+            self._event_count = meta.event_count
             if self._summaries_head != head:
                 self._summaries = None
+            if self._projections_head != head:
+                self._projections.clear()
+                self._projections_head = head
             return
-        seeded = self._seed_from_snapshot(head) if meta.wal_head is None and use_snapshot else None
+        context = ContextChanges()
+        seeded = (
+            self._seed_from_snapshot(head, context)
+            if meta.wal_head is None and use_snapshot
+            else None
+        )
         if seeded is not None:
             base_head, seed, read, base_count = seeded
         else:
@@ -161,17 +218,26 @@ class RepoHandle:
         # Up to the last good commit: the view never moves past a damaged one (skipped commits
         # are passed, so the newest one read counts when no damage stopped the read).
         head = head if read.error is None else (entries[-1].commit if entries else base_head)
-        # An empty view has nothing to load: skip one database read per issue.
-        load = self.view.projection if before else seed.get
-        changed = {**seed, **self._apply(entries, load)}
+        # An empty view has nothing to load: skip one database read per issue. Projections
+        # kept in memory at `before` are copied instead of read and decoded again.
+        load = self._loader(before) if before else seed.get
+        changed = {**seed, **self._apply(entries, load, context, from_view=before is not None)}
+        event_count = base_count + sum(len(e.events) for e in entries)
         new_meta = ViewMeta(
             wal_head=head,
-            event_count=base_count + sum(len(e.events) for e in entries),
+            event_count=event_count,
             rebuilt_ms=meta.rebuilt_ms if before is not None else int(time.time() * 1000),
             skipped=skipped,
+            rebuilt_event_count=meta.rebuilt_event_count if before is not None else event_count,
         )
         summaries = {i: summarize(p) if p.created else None for i, p in changed.items()}
-        self.view.store(changed.values(), summaries, new_meta)
+        self.view.store(changed.values(), summaries, new_meta, context)
+        self._event_count = new_meta.event_count
+        if self._projections_head == before and before is not None:
+            self._projections.update(changed)
+        else:
+            self._projections.clear()
+        self._projections_head = head
         if self._summaries is not None and self._summaries_head == before:
             for issue_id, summary in summaries.items():
                 if summary is None:
@@ -197,8 +263,20 @@ class RepoHandle:
         self.wal_skipped = skipped
         return entries, skipped
 
+    def _loader(self, head: str | None) -> Callable[[bytes], IssueProjection | None]:
+        """Loads a projection at `head` for changing: a copy of the kept one, else the view's."""
+        kept = self._projections if self._projections_head == head else {}
+
+        def load(issue_id: bytes) -> IssueProjection | None:
+            p = kept.get(issue_id, _ABSENT)
+            if p is _ABSENT:
+                return self.view.projection(issue_id)
+            return None if p is None else copy_projection(p)  # type: ignore[arg-type]
+
+        return load
+
     def _seed_from_snapshot(
-        self, head: str | None
+        self, head: str | None, context: ContextChanges
     ) -> tuple[str, dict[bytes, IssueProjection], WalRead, int] | None:
         """For an empty view: the newest readable snapshot on the WAL's chain, as projections,
         plus the WAL entries after it. Reading one snapshot (chunks of 1,000 events) instead of
@@ -221,7 +299,7 @@ class RepoHandle:
                 kept, refused = self.verifier.split([snapshot_entry])
                 if refused:
                     continue  # holds an event verify_signatures refuses: replay the WAL instead
-                seed = self._apply(kept, lambda _i: None)
+                seed = self._apply(kept, lambda _i: None, context)
                 return snap.wal_head, seed, read, len(events)
         return None
 
@@ -233,19 +311,39 @@ class RepoHandle:
             base = None
             read = self.wal.read_good_entries(head=head)
         entries, _skipped = self._usable(read, meta.skipped if base is not None else {})
+        self._context_overlay = ContextChanges()
+        self._context_full = base is None
         if base is None:
-            self._overlay = self._apply(entries, lambda _i: None)
+            self._overlay = self._apply(entries, lambda _i: None, self._context_overlay)
             self._summaries = {}
         else:
-            self._overlay = self._apply(entries, self.view.projection)
+            self._overlay = self._apply(
+                entries, self.view.projection, self._context_overlay, from_view=True
+            )
             if self._summaries_head != base:
                 self._summaries = None
         self._summaries_head = None if base is None else base
 
-    def _apply(self, entries: list[WalEntry], load: object) -> dict[bytes, IssueProjection]:
+    def _apply(
+        self,
+        entries: list[WalEntry],
+        load: object,
+        context: ContextChanges | None = None,
+        from_view: bool = False,
+    ) -> dict[bytes, IssueProjection]:
+        """Merge `entries` (already passed by verify_signatures) into projections (returned)
+        and context events into `context`, against what `load` (projections) and, with
+        `from_view`, the disk view hold."""
         changed: dict[bytes, IssueProjection] = {}
+        load_file = self.view.file_context if from_view else _nothing
+        load_project = self.view.project_entry if from_view else _nothing
         for entry in entries:
             for event in entry.events:
+                if is_context_event(event):
+                    # Context events are not issues: they only feed the context store.
+                    if context is not None:
+                        merge_context_event(context, event, load_file, load_project)
+                    continue
                 p = changed.get(event.issue_id)
                 if p is None:
                     p = load(event.issue_id) or new_projection(event.issue_id)  # type: ignore[operator]
@@ -254,7 +352,10 @@ class RepoHandle:
         return changed
 
     def rebuild(
-        self, base: tuple[list[IssueProjection], ViewMeta] | None = None, wait: float = 10.0
+        self,
+        base: tuple[list[IssueProjection], ViewMeta] | None = None,
+        wait: float = 10.0,
+        base_context: ContextChanges | None = None,
     ) -> ViewMeta:
         """Drop the view and build it again from the WAL (or from `base` plus the WAL after
         `base`'s wal_head, e.g. a snapshot's projections). Used by rebuild and doctor --fix.
@@ -279,10 +380,10 @@ class RepoHandle:
                 if base is not None:
                     projections, meta = base
                     summaries = {p.issue_id: summarize(p) for p in projections if p.created}
-                    self.view.store(projections, dict(summaries), meta)
+                    self.view.store(projections, dict(summaries), meta, base_context)
                 self._summaries = None
                 self._projections.clear()
-                self._overlay.clear()
+                self._clear_overlay()
                 # `base` None means a rebuild from the WAL alone, the reference every other
                 # path is compared with: no snapshot seeds it.
                 self._catch_up_disk(meta, head, use_snapshot=False)
@@ -299,7 +400,12 @@ class RepoHandle:
             self._fresh = False
             self._summaries = None
             self._summaries_head = None
-            self._overlay.clear()
+            self._clear_overlay()
+
+    def _clear_overlay(self) -> None:
+        self._overlay.clear()
+        self._context_overlay = ContextChanges()
+        self._context_full = False
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -356,21 +462,28 @@ class RepoHandle:
 
     def _projection_once(self, issue_id: bytes) -> IssueProjection | None:
         head = self.refresh()
+        p = self._any_projection(issue_id, head)
+        return p if p is not None and p.created else None
+
+    def _any_projection(self, issue_id: bytes, head: str | None) -> IssueProjection | None:
+        """The projection at `head` (created or not), from the overlay, memory or the view.
+
+        Decoded projections are kept: a warm daemon answers repeated reads and checks
+        retried writes from memory. Callers treat projections as read-only.
+        """
         with self._lock:
             p = self._overlay.get(issue_id)
-            cached = self._projections.get(issue_id)
-        if p is None:
-            # Decoded projections are kept per WAL head: a warm daemon answers repeated shows
-            # from memory. Callers treat projections as read-only.
-            if cached is not None and cached[0] == head:
-                p = cached[1]
-            else:
-                p = self.view.projection(issue_id)
-                with self._lock:
-                    if len(self._projections) >= _PROJECTION_CACHE:
-                        self._projections.clear()
-                    self._projections[issue_id] = (head, p)
-        return p if p is not None and p.created else None
+            if p is not None:
+                return p
+            if self._projections_head == head and issue_id in self._projections:
+                return self._projections[issue_id]
+        p = self.view.projection(issue_id)
+        with self._lock:
+            if self._projections_head == head and not self._overlay:
+                if len(self._projections) >= _PROJECTION_CACHE:
+                    self._projections.clear()
+                self._projections[issue_id] = p
+        return p
 
     def resolve_issue(self, text: str) -> bytes:
         """Resolve a full id or a unique prefix (4+ hex characters) to an issue id.
@@ -410,13 +523,87 @@ class RepoHandle:
             )
         return matches[0]
 
+    # -- the context store (grite context ...) ------------------------------------------
+
+    def file_context(self, path: str) -> FileContext | None:
+        """The newest indexed context of `path` (a repository-relative path), or None."""
+        try:
+            self.refresh()
+            return self._file_context_now(path)
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._file_context_now(path)
+
+    def _file_context_now(self, path: str) -> FileContext | None:
+        with self._lock:
+            fc = self._context_overlay.files.get(path)
+            full = self._context_full
+        if fc is not None or full:
+            return fc
+        return self.view.file_context(path)
+
+    def project_entries(self) -> dict[str, ProjectEntry]:
+        """Every project context key's current entry."""
+        try:
+            self.refresh()
+            return self._project_now()
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._project_now()
+
+    def _project_now(self) -> dict[str, ProjectEntry]:
+        with self._lock:
+            overlay = dict(self._context_overlay.project)
+            full = self._context_full
+        entries = {} if full else self.view.project_entries()
+        entries.update(overlay)
+        return entries
+
+    def symbol_matches(self, prefix: str) -> list[tuple[str, str]]:
+        """(symbol, path) of every indexed symbol whose name starts with `prefix`, in grite
+        0.5.3's order (its `ctx/sym/<name>/<path>` keys in byte order), each pair once."""
+        try:
+            self.refresh()
+            return self._symbols_now(prefix)
+        except ViewDamaged:
+            self._forget_view()
+            self.refresh()
+            return self._symbols_now(prefix)
+
+    def _symbols_now(self, prefix: str) -> list[tuple[str, str]]:
+        with self._lock:
+            files = dict(self._context_overlay.files)
+            full = self._context_full
+        found = set() if full else set(self.view.symbol_matches(prefix))
+        if files:
+            found = {(name, path) for name, path in found if path not in files}
+            for path, fc in files.items():
+                found.update((s.name, path) for s in fc.symbols if s.name.startswith(prefix))
+        return sorted(found, key=lambda m: symbol_key_order(*m))
+
+    def _context_known(self, e: Event) -> bool:
+        """Whether the view already holds this context event or a newer one for its path or
+        key (a retried `context index|set`: appending it again would change nothing)."""
+        kind = e.kind
+        if isinstance(kind, ContextUpdated):
+            current: FileContext | ProjectEntry | None = self._file_context_now(kind.path)
+        elif isinstance(kind, ProjectContextUpdated):
+            current = self._project_now().get(kind.key)
+        else:
+            return False
+        return current is not None and current.version >= e.version
+
     def has_events(self, events: Iterable[Event]) -> bool:
         """True when every event is already merged into the view (after a refresh)."""
+        head = self._head
         for e in events:
-            with self._lock:
-                p = self._overlay.get(e.issue_id)
-            if p is None:
-                p = self.view.projection(e.issue_id)
+            if is_context_event(e):
+                if not self._context_known(e):
+                    return False
+                continue
+            p = self._any_projection(e.issue_id, head)
             if p is None or e.event_id not in p.applied:
                 return False
         return True
@@ -424,26 +611,110 @@ class RepoHandle:
     # -- writes ------------------------------------------------------------------------------
 
     def append(self, actor: bytes, events: list[Event]) -> AppendResult:
-        """Append `events` as one WAL commit unless they are already there.
+        """Append `events` as part of one WAL commit unless they are already there.
 
-        Acknowledged (returned) only after the commit is on the ref.
+        Group commit: while one thread commits, the writes that arrive queue up, and the next
+        commit carries all of them in one chunk (grite 0.5.3 reads multi-event chunks; the
+        commit is attributed to the first writer's actor, every event keeps its own). Each
+        write is acknowledged (returned) only after the commit holding it is on the ref. When a
+        group's commit fails, each of its writes is committed again on its own, so an error
+        reaches exactly the writers it concerns.
+
+        Raises:
+            CorruptData: the WAL is damaged (appending would hide the write from readers).
+            Environment: the WAL could not be written.
         """
+        write = _Write(actor, events)
+        with self._queue_lock:
+            self._queue.append(write)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            write.done.wait()
+            lead = write.lead  # handed over by the previous committer, with writes queued
+        if lead:
+            self._commit_queued()
+        if write.error is not None:
+            raise write.error
+        assert write.result is not None
+        return write.result
 
-        def before_try(_parent: str | None) -> bool:
+    def _commit_queued(self) -> None:
+        """Commit everything queued as one group, then hand over to a waiting writer."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        try:
+            with self._write_lock:
+                self._commit_group(group)
+        except BaseException as exc:  # never leave the group waiting: each sees the failure
+            for write in group:
+                if write.result is None and write.error is None:
+                    write.error = exc
+            raise
+        finally:
+            with self._queue_lock:
+                if self._queue:
+                    # Someone is waiting already: they commit the next group (and return with
+                    # it), so no thread keeps committing for others while its caller waits.
+                    heir = self._queue[0]
+                    heir.lead = True
+                    heir.done.set()
+                else:
+                    self._committing = False
+            for write in group:
+                write.done.set()
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            head, pending = self._append_writes(group)
+        except GriteError as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for write in group:  # find out whose write it was
+                self._commit_group([write])
+            return
+        for write in group:
+            write.result = AppendResult(head, write in pending)
+
+    def _append_writes(self, group: list[_Write]) -> tuple[str | None, list[_Write]]:
+        """Append the events of every write of `group` not yet in the WAL, as one commit.
+
+        Returns:
+            The head after the call and the writes this call appended.
+        """
+        pending: list[_Write] = []
+
+        def before_try(_parent: str | None) -> list[Event]:
             try:
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             except ViewDamaged:
                 self._forget_view()
                 self.refresh()
-                known = self.has_events(events)
+                fresh = [w for w in group if not self.has_events(w.events)]
             if self.wal_error is not None:
                 # Appending on top of damage would hide the write from every reader (views
                 # stop at the last good commit): refuse until `grite doctor` has been run.
                 raise self.wal_error
-            return not known
+            pending[:] = fresh
+            return [e for w in fresh for e in w.events]
 
-        with self._write_lock:
-            head, appended = append_with_retry(self.wal, actor, events, before_try=before_try)
-            self.refresh()
-        return AppendResult(head, appended)
+        all_events = [e for w in group for e in w.events]
+        head, _ = append_with_retry(self.wal, group[0].actor, all_events, before_try=before_try)
+        self.refresh()
+        return head, pending
+
+
+class _Write:
+    """One caller's append, queued for the next group commit."""
+
+    __slots__ = ("actor", "done", "error", "events", "lead", "result")
+
+    def __init__(self, actor: bytes, events: list[Event]) -> None:
+        self.actor = actor
+        self.events = events
+        self.done = threading.Event()
+        self.lead = False  # set when this writer must commit the next group itself
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None

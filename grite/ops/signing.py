@@ -15,7 +15,7 @@ from grite.model.errors import InvalidArgs
 from grite.model.events import Event
 from grite.ops.actors import resolve_actor
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
+from grite.storage.config import effective_verify_policy
 from grite.storage.signing import load_signing_seed, sign_event_id
 
 __all__ = ["event_signer"]
@@ -33,8 +33,11 @@ def event_signer(ctx: OpContext) -> Callable[[Event], Event]:
     """
     cfg, directory, _source = resolve_actor(ctx)
     seed = load_signing_seed(directory)
+    policy, problem = effective_verify_policy(ctx.repo_config())
+    if problem is not None:
+        ctx.warn_once(problem)
     if seed is None:
-        if load_repo_config(ctx.paths.grite_dir).verify_signatures == "require":
+        if policy == "require":
             raise InvalidArgs(
                 f"this repository requires signed events (verify_signatures = require) and "
                 f"actor {cfg.actor_id} has no signing key; create a signing actor with "

@@ -5,7 +5,9 @@ WAL into the local one: adopt it when we have none, nothing when it is behind us
 when we are behind it, and when both moved, append ONE commit on top of the remote head holding
 our local-only events (ids not in the remote chain) in their original order. The result stays a
 linear `prev_wal` chain (reference section 5.4), nothing is lost or duplicated, and since
-projections are order-independent every clone converges. Push is fast-forward only and never
+projections are order-independent every clone converges. This clone's lock refs then follow
+the remote's (grite.storage.lock_remote.mirror_lock_refs), unless they hold a change the remote
+has not seen. Push is fast-forward only and never
 forced; a rejected WAL push means the remote moved, so we pull, merge and push again a bounded
 number of times.
 
@@ -26,7 +28,9 @@ from grite.model.requests_sync import RefRejection, SyncArgs, SyncResult
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
 from grite.ops.ingest import check_remote_wal, outgoing_invalid
-from grite.storage.sync import SyncRepo, tracking_prefix
+from grite.ops.leases import DEFAULT_REMOTE, configured_remote
+from grite.storage.lock_remote import lock_tracking, mirror_lock_refs
+from grite.storage.sync import LOCKS_PREFIX, SyncRepo, tracking_prefix
 from grite.storage.wal import WAL_REF, Wal
 
 __all__ = ["MAX_PUSH_ATTEMPTS", "merge_remote_wal", "sync"]
@@ -119,6 +123,11 @@ def merge_remote_wal(
     )
 
 
+def _locks_of(remote_refs: dict[str, str]) -> dict[str, str]:
+    prefix = LOCKS_PREFIX.decode()
+    return {ref: oid for ref, oid in remote_refs.items() if ref.startswith(prefix)}
+
+
 def _count_events(wal: Wal, since: str | None, head: str | None) -> int:
     if head is None or head == since:
         return 0
@@ -178,6 +187,7 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
     """
     do_pull = args.pull or not args.push
     do_push = args.push or not args.pull
+    remote = args.remote or configured_remote(ctx) or DEFAULT_REMOTE
     actor = actor_bytes(ctx)
     wal = ctx.handle.wal
     pulled_events = 0
@@ -191,13 +201,16 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
 
     def pull(repo: SyncRepo, url: str) -> None:
         nonlocal pulled_events, rebased, rebased_count, remote_had_wal
-        remote_refs = repo.fetch(args.remote, url)
+        seen_locks = lock_tracking(repo, remote)
+        remote_refs = repo.fetch(remote, url)
+        # The remote decides leases: this clone's lock refs follow what the fetch brought.
+        mirror_lock_refs(repo, remote, seen_locks, _locks_of(remote_refs))
         remote_head = remote_refs.get(_WAL_NAME)
         remote_had_wal = remote_head is not None
         # The gate: nothing the remote sent moves the WAL or the view before it is checked.
         check_remote_wal(
             wal,
-            args.remote,
+            remote,
             repo.ref(WAL_REF),
             remote_head,
             now_ms=ctx.now_ms,
@@ -210,14 +223,14 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
             rebased_count += merged.reapplied
 
     with SyncRepo(ctx.paths.git_dir, ctx.paths.repo_root) as repo:
-        url = repo.remote_url(args.remote)
+        url = repo.remote_url(remote)
         if do_pull:
             pull(repo, url)
         if do_push:
             while True:
                 attempts += 1
-                left_out += _leave_out_invalid(repo, wal, actor, args.remote)
-                report = repo.push(args.remote, url, release_owner=actor.hex())
+                left_out += _leave_out_invalid(repo, wal, actor, remote)
+                report = repo.push(remote, url, release_owner=actor.hex())
                 reason = report.rejected.pop(_WAL_NAME, None)
                 if reason is None:
                     sent = report.updated.get(_WAL_NAME)
@@ -229,10 +242,10 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
                     break
                 if attempts >= MAX_PUSH_ATTEMPTS:
                     raise Conflict(
-                        f"push to {args.remote!r} was rejected {attempts} times ({reason}); "
+                        f"push to {remote!r} was rejected {attempts} times ({reason}); "
                         "the remote keeps changing: run 'grite sync' again later "
                         "(local events are kept)",
-                        {"remote": args.remote, "attempts": attempts, "reason": reason},
+                        {"remote": remote, "attempts": attempts, "reason": reason},
                     )
                 # The remote moved since we looked: join its history and try again, backing off
                 # a little so concurrent syncers do not collide in lockstep.
@@ -240,7 +253,7 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
                 pull(repo, url)
     head = ctx.handle.refresh()
     message = _message(
-        args.remote,
+        remote,
         pulled_events if do_pull else None,
         pushed_events if do_push else None,
         rebased_count,
@@ -251,10 +264,10 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         message += (
             f"\nLeft out {len(left_out)} invalid WAL commit"
             f"{'s' if len(left_out) != 1 else ''} ({', '.join(c[:12] for c in left_out[:5])}): "
-            f"this clone's valid events were re-applied on top of {args.remote} instead"
+            f"this clone's valid events were re-applied on top of {remote} instead"
         )
     return SyncResult(
-        remote=args.remote,
+        remote=remote,
         url=url,
         pulled=do_pull,
         pushed=do_push,
@@ -266,4 +279,11 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         rejected_refs=rejected,
         message=message,
         left_out=left_out,
+        events=pulled_events,
+        events_rebased=pushed_events if rebased else 0,
+        pull_events=pulled_events,
+        pull_wal_head=head if do_pull else None,
+        push_success=do_push,
+        push_rebased=rebased,
+        push_events_rebased=pushed_events if rebased else 0,
     )

@@ -27,7 +27,11 @@ __all__ = [
     "DaemonSettings",
     "RepoConfig",
     "SnapshotSettings",
+    "SyncSettings",
+    "accepted_unsigned_actors",
     "actor_dir",
+    "effective_lock_policy",
+    "effective_verify_policy",
     "list_actor_ids",
     "load_actor_config",
     "load_repo_config",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 LockPolicy = Literal["off", "warn", "require"]
+VerifyPolicy = Literal["off", "warn", "require"]
 
 
 class SnapshotSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -49,12 +54,26 @@ class DaemonSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
     idle_timeout_seconds: int | None = None
 
 
+class SyncSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
+    # The git remote that `grite sync` uses by default and that arbitrates leases (claims
+    # and `grite lock`); unset means `origin`.
+    remote: str | None = None
+
+
 class RepoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`.git/grite/config.toml`. The policies are kept as written: any string grite 0.5.3
+    runs with is accepted here too, and read through effective_lock_policy and
+    effective_verify_policy."""
+
     default_actor: str | None = None
-    lock_policy: LockPolicy | None = None
-    verify_signatures: Literal["off", "warn", "require"] | None = None
+    lock_policy: str | None = None
+    verify_signatures: str | None = None
+    # Actor ids whose unsigned dependency and context events pass verify_signatures =
+    # "require": grite 0.5.3 never signs those kinds (ours, not 0.5.3's).
+    accept_unsigned_from: list[str] | None = None
     snapshot: SnapshotSettings | None = None
     daemon: DaemonSettings | None = None
+    sync: SyncSettings | None = None
 
 
 class ActorConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -67,6 +86,58 @@ class ActorConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class UserConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     daemon: DaemonSettings | None = None
+
+
+_POLICIES = ("off", "warn", "require")
+
+
+def _policy(
+    value: str | None, key: str, default: str, synonyms: dict[str, str]
+) -> tuple[str, str | None]:
+    if value is None:
+        return default, None
+    word = value.lower()
+    word = synonyms.get(word, word)
+    if word in _POLICIES:
+        return word, None
+    accepted = ", ".join(_POLICIES + tuple(synonyms))
+    return default, (
+        f'.git/grite/config.toml: {key} = "{value}" is not one of {accepted}; '
+        f'using "{default}", as grite 0.5.3 does'
+    )
+
+
+def effective_lock_policy(cfg: RepoConfig) -> tuple[LockPolicy, str | None]:
+    """The lock policy grite 0.5.3 would apply, and a warning when the value is unknown.
+
+    Like 0.5.3 (https://github.com/neul-labs/grite, crates/libgrite-core/src/lock.rs
+    `LockPolicy::from_str`, config.rs `get_lock_policy`): lowercased, and an unknown value
+    falls back to "warn".
+    """
+    return _policy(cfg.lock_policy, "lock_policy", "warn", {})  # type: ignore[return-value]
+
+
+def effective_verify_policy(cfg: RepoConfig) -> tuple[VerifyPolicy, str | None]:
+    """The signature policy, and a warning when the value is unknown.
+
+    Lowercased and falling back to "off" like 0.5.3 (crates/libgrite-core/src/signing.rs
+    `VerificationPolicy::from_str`, config.rs `get_verification_policy`); "reject", the word
+    0.5.3's documentation uses (docs/data-model.md), means "require".
+    """
+    return _policy(cfg.verify_signatures, "verify_signatures", "off", {"reject": "require"})  # type: ignore[return-value]
+
+
+def accepted_unsigned_actors(cfg: RepoConfig) -> frozenset[bytes]:
+    """The actor ids of `accept_unsigned_from` (malformed entries are ignored)."""
+    found = set()
+    for text in cfg.accept_unsigned_from or ():
+        try:
+            raw = bytes.fromhex(text.strip())
+        except ValueError:
+            continue
+        if len(raw) == 16:
+            found.add(raw)
+    return frozenset(found)
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:

@@ -6,11 +6,20 @@ different threads and have different lifetimes); this is the one place that open
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from dulwich.file import FileLocked
 from dulwich.repo import Repo
 
 from grite.model.errors import Environment
+from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock, wait_for_ref_lock
 
-__all__ = ["open_git_repo"]
+__all__ = ["open_git_repo", "update_ref", "update_ref_or_lose"]
+
+T = TypeVar("T")
 
 
 def open_git_repo(git_dir: str) -> Repo:
@@ -25,3 +34,46 @@ def open_git_repo(git_dir: str) -> Repo:
         raise Environment(
             f"cannot open git repository {git_dir}: {exc}; check that it exists and is readable"
         ) from exc
+
+
+def _guard(git_dir: str) -> str:
+    return os.path.join(git_dir, "grite", "ref-lock-break.lock")
+
+
+def update_ref(
+    git_dir: str, update: Callable[[], T], patience: float = STALE_LOCK_SECONDS + 5
+) -> T:
+    """Run `update` (one dulwich ref update) until the ref's lock file lets it through.
+
+    For updates that must happen, such as recording what a remote holds: another writer's lock is
+    waited out, and one left by a killed process is broken once abandoned (grite.storage.reflock).
+
+    Raises:
+        Environment: the lock was held, never looking abandoned, for `patience` seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return update()
+        except FileLocked as exc:
+            lock = os.fsdecode(exc.lockfilename)
+            if not wait_for_ref_lock(lock, _guard(git_dir), deadline):
+                raise Environment(
+                    f"{lock} stayed locked for {patience:.0f}s; if no git or grite process is "
+                    "running, remove it and retry",
+                    {"lock": lock},
+                ) from exc
+
+
+def update_ref_or_lose(git_dir: str, update: Callable[[], T]) -> T:
+    """Run `update` (a compare-and-swap that may lose a race) once more if its lock was abandoned.
+
+    A lock held by a live writer raises FileLocked, which the caller treats as a lost race; one
+    left by a killed process is broken, so the ref is not stuck forever.
+    """
+    try:
+        return update()
+    except FileLocked as exc:
+        if not break_stale_lock(os.fsdecode(exc.lockfilename), _guard(git_dir)):
+            raise
+    return update()

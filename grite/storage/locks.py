@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 
 import msgspec
 from dulwich.errors import NotCommitError, ObjectFormatException
@@ -21,7 +22,7 @@ from dulwich.objects import Blob, Commit, Tree
 
 from grite.model.errors import Environment
 from grite.model.locks import LockRecord, lock_ref_name
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref_or_lose
 
 __all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]
 
@@ -46,6 +47,8 @@ class LockStore:
     def __init__(self, git_dir: str) -> None:
         self._repo = open_git_repo(git_dir)
         self._git_dir = git_dir
+        # Lock commits never change: what `known` read once stays true for this store's life.
+        self._known: dict[str, StoredLock] = {}
 
     def close(self) -> None:
         self._repo.close()
@@ -55,6 +58,43 @@ class LockStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def refresh(self) -> None:
+        """Nothing to do: this clone's refs are always read as they are now."""
+
+    def refs_seen(self) -> dict[str, str]:
+        """Every lock ref and its commit (ref name -> oid), without reading the commits."""
+        return {
+            (LOCKS_PREFIX + name).decode(): oid.decode("ascii")
+            for name, oid in self._repo.refs.as_dict(LOCKS_PREFIX.rstrip(b"/")).items()
+        }
+
+    def has_object(self, oid: str) -> bool:
+        return oid.encode("ascii") in self._repo.object_store
+
+    def known(self, ref: str, oid: str) -> StoredLock | None:
+        """The lease at commit `oid` of `ref`; a commit holding no readable lease reads as
+        an expired one (so it can be replaced), a missing commit as None."""
+        key = f"{ref}:{oid}"
+        lock = self._known.get(key)
+        if lock is None:
+            lock = self.load(ref, oid)
+            if lock is None:
+                if not self.has_object(oid):
+                    return None
+                empty = LockRecord(owner="", nonce="", expires_unix_ms=0, resource="")
+                lock = StoredLock(ref=ref, commit=oid, record=empty)
+            self._known[key] = lock
+        return lock
+
+    def swap_where(
+        self, decide: Callable[[dict[str, str]], dict[str, tuple[str | None, str | None]]]
+    ) -> set[str]:
+        """Change lock refs deciding from their values now: `decide` gets every lock ref
+        (ref -> commit) and returns updates (ref -> (expected, new), None meaning absent),
+        each a compare-and-swap. Returns the refs that moved."""
+        updates = decide(self.refs_seen())
+        return {ref for ref, (old, new) in updates.items() if self.move(ref, old, new)}
 
     def list(self) -> list[StoredLock]:
         """Every lock ref with a readable `lock.json`, sorted by resource."""
@@ -73,6 +113,11 @@ class LockStore:
         except KeyError:
             return None
         return self._load(ref, oid)
+
+    def load(self, ref: str, oid: str) -> StoredLock | None:
+        """The lease that commit `oid` holds as the value of `ref`, or None when the commit
+        is missing or holds no readable `lock.json`."""
+        return self._load(ref.encode(), oid.encode("ascii"))
 
     def _load(self, ref: bytes, oid: bytes) -> StoredLock | None:
         store = self._repo.object_store
@@ -127,12 +172,41 @@ class LockStore:
             ) from exc
         return commit.id  # type: ignore[no-any-return]
 
+    def write_commit(self, record: LockRecord, parent: str | None) -> str:
+        """Store a lock commit for `record` on top of `parent`, moving no ref; its id."""
+        return self._commit(record, parent).decode("ascii")
+
+    def move(self, ref: str, expected: str | None, new: str | None) -> bool:
+        """Compare-and-swap a lock ref: from `expected` to `new` (None: absent), or False."""
+        name = ref.encode()
+        old = None if expected is None else expected.encode("ascii")
+        refs = self._repo.refs
+        try:
+            if new is None:
+                if old is None:
+                    return name not in refs
+                return bool(
+                    update_ref_or_lose(self._git_dir, lambda: refs.remove_if_equals(name, old))
+                )
+            value = new.encode("ascii")
+            if old is None:
+                return bool(update_ref_or_lose(self._git_dir, lambda: refs.add_if_new(name, value)))
+            return bool(
+                update_ref_or_lose(self._git_dir, lambda: refs.set_if_equals(name, old, value))
+            )
+        except FileLocked:
+            return False
+
+    def delete_many(self, locks: Sequence[StoredLock]) -> int:
+        """Delete each lock whose ref still holds its commit; how many went."""
+        return sum(1 for lk in locks if self.delete(lk))
+
     def create(self, record: LockRecord) -> StoredLock | None:
         """Create the lock ref if it does not exist. Returns the lock, or None if it exists."""
         ref = lock_ref_name(record.resource).encode()
         oid = self._commit(record, None)
         try:
-            won = self._repo.refs.add_if_new(ref, oid)
+            won = update_ref_or_lose(self._git_dir, lambda: self._repo.refs.add_if_new(ref, oid))
         except FileLocked:
             return None
         if not won:
@@ -144,7 +218,10 @@ class LockStore:
         ref = lock_ref_name(record.resource).encode()
         oid = self._commit(record, expected)
         try:
-            won = self._repo.refs.set_if_equals(ref, expected.encode("ascii"), oid)
+            old = expected.encode("ascii")
+            won = update_ref_or_lose(
+                self._git_dir, lambda: self._repo.refs.set_if_equals(ref, old, oid)
+            )
         except FileLocked:
             return None
         if not won:
@@ -154,8 +231,11 @@ class LockStore:
     def delete(self, lock: StoredLock) -> bool:
         """Delete the lock ref if it still holds `lock.commit`."""
         try:
+            name, old = lock.ref.encode(), lock.commit.encode("ascii")
             return bool(
-                self._repo.refs.remove_if_equals(lock.ref.encode(), lock.commit.encode("ascii"))
+                update_ref_or_lose(
+                    self._git_dir, lambda: self._repo.refs.remove_if_equals(name, old)
+                )
             )
         except FileLocked:
             return False

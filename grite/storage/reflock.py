@@ -33,7 +33,7 @@ import time
 
 from grite.storage.filelock import try_lock
 
-__all__ = ["STALE_LOCK_SECONDS", "break_stale_lock"]
+__all__ = ["STALE_LOCK_SECONDS", "break_stale_lock", "wait_for_ref_lock"]
 
 STALE_LOCK_SECONDS = 10.0
 # How long to wait for another process that is breaking the same lock.
@@ -91,3 +91,33 @@ def _stat(path: str) -> os.stat_result | None:
         return os.lstat(path)
     except FileNotFoundError:
         return None
+
+
+def wait_for_ref_lock(
+    lock_path: str,
+    guard_path: str,
+    deadline: float,
+    stale_after: float = STALE_LOCK_SECONDS,
+) -> bool:
+    """Wait until `lock_path` is gone, breaking it once it is abandoned.
+
+    For ref updates that must happen (recording what a remote holds, moving a lease) rather than
+    ones that may lose a race: a lock left by a killed process would otherwise stop them forever.
+
+    Args:
+        lock_path: the git lock file another writer holds.
+        guard_path: see `break_stale_lock`.
+        deadline: a `time.monotonic()` value after which to give up.
+        stale_after: see `break_stale_lock`.
+
+    Returns:
+        True when the lock is gone (retry the update now); False at the deadline.
+    """
+    delay = 0.002
+    while True:
+        if _stat(lock_path) is None or break_stale_lock(lock_path, guard_path, stale_after):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)

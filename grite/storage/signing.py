@@ -29,14 +29,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from grite.model.errors import CorruptData, Environment
-from grite.model.events import Event
+from grite.model.events import (
+    ContextUpdated,
+    DependencyAdded,
+    DependencyRemoved,
+    Event,
+    ProjectContextUpdated,
+)
 from grite.storage.config import (
+    RepoConfig,
+    accepted_unsigned_actors,
     actor_dir,
+    effective_verify_policy,
     list_actor_ids,
     load_actor_config,
     load_repo_config,
+    repo_config_path,
     write_atomic,
 )
+from grite.storage.filecache import FileCache
 
 __all__ = [
     "KEY_SCHEME",
@@ -49,8 +60,14 @@ __all__ = [
     "repo_public_keys",
     "save_signing_seed",
     "sign_event_id",
+    "signature_problem",
     "verify_event",
 ]
+
+# The kinds grite 0.5.3 never signs, whichever path writes them: `issue dep` and `context`
+# (https://github.com/neul-labs/grite, crates/grite/src/commands/dep.rs and context.rs build
+# their events without the signing key).
+UNSIGNED_IN_0_5_3 = (DependencyAdded, DependencyRemoved, ContextUpdated, ProjectContextUpdated)
 
 KEY_SCHEME = "ed25519"
 SIGNING_KEY_FILE = "signing_key"
@@ -132,6 +149,20 @@ def verify_event(event: Event, lookup: PublicKeyLookup) -> str | None:
     return None
 
 
+def signature_problem(
+    event: Event, lookup: PublicKeyLookup, unsigned_ok_from: frozenset[bytes]
+) -> str | None:
+    """`verify_event`, except that an unsigned event of a kind 0.5.3 never signs passes when
+    its actor is listed in `accept_unsigned_from` (a signature, when present, must be valid)."""
+    if (
+        event.sig is None
+        and event.actor in unsigned_ok_from
+        and isinstance(event.kind, UNSIGNED_IN_0_5_3)
+    ):
+        return None
+    return verify_event(event, lookup)
+
+
 def repo_public_keys(grite_dir: str) -> dict[bytes, bytes]:
     """Public keys of the actors configured in this repository, by actor id."""
     keys: dict[bytes, bytes] = {}
@@ -161,23 +192,34 @@ _EntryT = TypeVar("_EntryT", bound=_Entry)
 class EntryVerifier:
     """Applies `verify_signatures` to WAL entries before they reach the view."""
 
-    def __init__(self, grite_dir: str) -> None:
+    def __init__(self, grite_dir: str, files: FileCache | None = None) -> None:
         self._grite_dir = grite_dir
+        self._files = files  # parsed config kept between checks (a warm handle's)
+
+    def _config(self) -> RepoConfig:
+        if self._files is None:
+            return load_repo_config(self._grite_dir)
+        path = repo_config_path(self._grite_dir)
+        return self._files.load(path, lambda: load_repo_config(self._grite_dir))
 
     def policy(self) -> str:
-        return load_repo_config(self._grite_dir).verify_signatures or "off"
+        return effective_verify_policy(self._config())[0]
 
     def split(self, entries: list[_EntryT]) -> tuple[list[_EntryT], list[CorruptData]]:
         """Under policy `require`, set aside every entry holding an unsigned or badly signed
         event: (entries to use, one error per refused entry, naming its commit). Other
         policies keep everything."""
-        if not entries or self.policy() != "require":
+        if not entries:
+            return entries, []
+        cfg = self._config()
+        if effective_verify_policy(cfg)[0] != "require":
             return entries, []
         keys = repo_public_keys(self._grite_dir)
+        unsigned_ok = accepted_unsigned_actors(cfg)
         kept: list[_EntryT] = []
         refused: list[CorruptData] = []
         for entry in entries:
-            problem = _entry_problem(entry, keys)
+            problem = _entry_problem(entry, keys, unsigned_ok)
             if problem is None:
                 kept.append(entry)
             else:
@@ -187,31 +229,28 @@ class EntryVerifier:
     def check(self, entries: Iterable[_Entry]) -> None:
         """Refuse entries with unsigned or badly signed events under policy `require`.
 
-        `warn` lets them through (doctor reports them); `off` checks nothing.
-
         Raises:
             CorruptData: policy `require` and an event fails, naming its commit.
         """
-        entries = list(entries)
-        if not entries or self.policy() != "require":
-            return
-        keys = repo_public_keys(self._grite_dir)
-        for entry in entries:
-            problem = _entry_problem(entry, keys)
-            if problem is not None:
-                raise problem
+        _kept, refused = self.split(list(entries))
+        if refused:
+            raise refused[0]
 
 
-def _entry_problem(entry: _Entry, keys: dict[bytes, bytes]) -> CorruptData | None:
+def _entry_problem(
+    entry: _Entry, keys: dict[bytes, bytes], unsigned_ok: frozenset[bytes]
+) -> CorruptData | None:
     """The first event of `entry` failing its signature check, as an error naming the commit."""
     for event in entry.events:
-        problem = verify_event(event, keys.get)
+        problem = signature_problem(event, keys.get, unsigned_ok)
         if problem is not None:
             return CorruptData(
                 f"WAL commit {entry.commit}: event {event.event_id.hex()} by actor "
                 f"{event.actor.hex()}: {problem}, and verify_signatures = require; "
-                "add the actor's public key under .git/grite/actors/ (then 'grite rebuild') or "
-                "change verify_signatures in .git/grite/config.toml",
+                "add the actor's public key under .git/grite/actors/ (then 'grite rebuild'), "
+                "list a grite 0.5.3 actor's id in accept_unsigned_from (its dependency and "
+                "context events are never signed), or change verify_signatures in "
+                ".git/grite/config.toml",
                 {
                     "commit": entry.commit,
                     "event_id": event.event_id.hex(),

@@ -33,7 +33,7 @@ from grite.model.errors import CorruptData, Environment
 from grite.model.events import Event
 from grite.model.limits import MAX_SNAPSHOT_META_BYTES
 from grite.storage.config import write_atomic
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref_or_lose
 
 __all__ = ["CHUNK_EVENTS", "SNAPSHOTS_PREFIX", "SnapshotInfo", "SnapshotStore"]
 
@@ -269,7 +269,9 @@ class SnapshotStore:
         try:
             for obj in (*blobs, events_tree, meta_blob, root, commit):
                 self._repo.object_store.add_object(obj)
-            won = self._repo.refs.add_if_new(ref, commit.id)
+            won = update_ref_or_lose(
+                self._git_dir, lambda: self._repo.refs.add_if_new(ref, commit.id)
+            )
         except FileLocked:
             return None
         except OSError as exc:
@@ -292,6 +294,11 @@ class SnapshotStore:
 
     def delete(self, info: SnapshotInfo) -> bool:
         try:
-            return bool(self._repo.refs.remove_if_equals(info.ref.encode(), info.oid.encode()))
+            name, old = info.ref.encode(), info.oid.encode()
+            return bool(
+                update_ref_or_lose(
+                    self._git_dir, lambda: self._repo.refs.remove_if_equals(name, old)
+                )
+            )
         except FileLocked:
             return False

@@ -44,7 +44,7 @@ from dulwich.refs import check_ref_format
 
 from grite.model.errors import CorruptData, Environment, GriteError, NotFound
 from grite.model.events import Event
-from grite.storage.gitrepo import open_git_repo
+from grite.storage.gitrepo import open_git_repo, update_ref
 from grite.storage.wal import Wal
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "NETWORK_TIMEOUT",
     "SNAPSHOTS_PREFIX",
     "PushReport",
+    "RemoteUnreachable",
     "SyncRepo",
     "tracking_prefix",
 ]
@@ -114,9 +115,13 @@ class _TimeoutTCPGitClient(TCPGitClient):
         return proto, can_read, stderr
 
 
+class RemoteUnreachable(Environment):
+    """The remote could not be reached (or is not a git repository); nothing was changed."""
+
+
 def _unreachable(remote: str, url: str, exc: BaseException) -> Environment:
     reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-    return Environment(
+    return RemoteUnreachable(
         f"cannot reach remote {remote!r} ({url}): {reason}; check the URL with 'git remote -v' "
         "and that the server is up (nothing was changed)",
         {"remote": remote, "url": url},
@@ -246,10 +251,10 @@ class SyncRepo:
         existing = {name for name in refs.keys() if name.startswith(prefix)}
         for name, oid in wanted.items():
             tracking = prefix + name[len(GRITE_PREFIX) :]
-            refs.set_if_equals(tracking, None, oid)
+            update_ref(self._git_dir, lambda t=tracking, o=oid: refs.set_if_equals(t, None, o))
             existing.discard(tracking)
         for stale in existing:
-            refs.remove_if_equals(stale, None)
+            update_ref(self._git_dir, lambda s=stale: refs.remove_if_equals(s, None))
         return {k.decode("utf-8", "replace"): v.decode("ascii") for k, v in wanted.items()}
 
     # -- push ----------------------------------------------------------------------------------
@@ -258,7 +263,8 @@ class SyncRepo:
         """Push every local grite ref to the same name on the remote, fast-forward only.
 
         WAL and lock refs go when the remote value is absent or an ancestor of ours; snapshot
-        refs only when absent (they never change). A lock ref deleted here (released) is
+        refs only when absent (they never change). A lock ref whose value is the one this
+        clone last saw on the remote is not local news and is not sent. A lock ref deleted here (released) is
         deleted on the remote only if the remote still holds exactly the commit we last fetched
         and that lock is owned by `release_owner`. Nothing is forced.
 
@@ -283,6 +289,12 @@ class SyncRepo:
                     before[name.decode("utf-8")] = oid.decode("ascii")
             for name, oid in sorted(local.items()):
                 theirs = remote_refs.get(name)
+                if name.startswith(LOCKS_PREFIX) and oid == self._raw_ref(
+                    tracking + name[len(GRITE_PREFIX) :]
+                ):
+                    # A lease this clone saw on the remote (arbitrated there, or mirrored from
+                    # it): nothing local to send; if the remote dropped it, it stays dropped.
+                    continue
                 if theirs is None or theirs == ZERO_SHA:
                     sent[name] = oid
                 elif theirs == oid:
@@ -327,10 +339,10 @@ class SyncRepo:
             # Like git, record what the remote now holds, so the next push knows what it saw.
             track = tracking + name[len(GRITE_PREFIX) :]
             if oid == ZERO_SHA:
-                refs.remove_if_equals(track, None)
+                update_ref(self._git_dir, lambda t=track: refs.remove_if_equals(t, None))
                 updated[name.decode()] = None
             else:
-                refs.set_if_equals(track, None, oid)
+                update_ref(self._git_dir, lambda t=track, o=oid: refs.set_if_equals(t, None, o))
                 updated[name.decode()] = oid.decode("ascii")
         return PushReport(remote_before=before, updated=updated, rejected=rejected)
 

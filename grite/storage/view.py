@@ -8,6 +8,11 @@ reflects (`meta`); a reader that finds the ref ahead applies only the newer comm
     sm:<xx>       summaries of the created issues whose id starts with byte <xx>: 256 buckets, so
                   `issue list` reads 256 values instead of one per issue, while a write rewrites
                   only the bucket of the issue it touched
+    cf:<path>     FileContext: the newest ContextUpdated of one path (`grite context show`)
+    cy:<hex>      symbol index bucket: {symbol name: [paths]} for the names whose first
+                  character has code point <hex> (`grite context query` reads one bucket)
+    cy            the bucket ids that exist, sorted (an empty query reads them all)
+    cp            {key: ProjectEntry}: project context (`grite context project`)
 
 Only the process holding `view.lock` writes (see grite.ops.repo_handle); diskcache's SQLite
 transactions make each catch-up batch atomic, so a crash leaves the old head and old data.
@@ -19,16 +24,30 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 import diskcache
 import msgspec
 
+from grite.model.context import ContextChanges, FileContext, ProjectEntry
 from grite.model.errors import Environment
 from grite.model.projection import IssueProjection, IssueSummary
 
-__all__ = ["VIEW_FORMAT", "View", "ViewDamaged", "ViewMeta"]
+__all__ = ["VIEW_FORMAT", "View", "ViewDamaged", "ViewMeta", "symbol_key_order"]
 
-VIEW_FORMAT = 1
+# 2: adds the context store (cf:, cy:, cp); a view of format 1 is rebuilt from the WAL.
+VIEW_FORMAT = 2
+
+
+# No eviction (the view must hold every issue). Values up to 1 MiB stay in SQLite: diskcache
+# puts larger ones (default 32 KiB) in files of their own, and replacing such a file on every
+# change of a busy issue cost more than the rest of a group commit (benchmarks/RESULTS.md).
+_SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",
+    "size_limit": 2**62,
+    "cull_limit": 0,
+    "disk_min_file_size": 2**20,
+}
 
 
 class ViewMeta(msgspec.Struct, kw_only=True):
@@ -40,12 +59,18 @@ class ViewMeta(msgspec.Struct, kw_only=True):
     event_count: int = 0
     rebuilt_ms: int | None = None
     skipped: dict[str, str] = msgspec.field(default_factory=dict)
+    # event_count when the view was last built from scratch (db stats: events since rebuild)
+    rebuilt_event_count: int = 0
 
 
 _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(ViewMeta)
 _proj_dec = msgspec.msgpack.Decoder(IssueProjection)
 _bucket_dec = msgspec.msgpack.Decoder(dict[bytes, IssueSummary])
+_file_dec = msgspec.msgpack.Decoder(FileContext)
+_symbols_dec = msgspec.msgpack.Decoder(dict[str, list[str]])
+_buckets_dec = msgspec.msgpack.Decoder(list[str])
+_project_dec = msgspec.msgpack.Decoder(dict[str, ProjectEntry])
 
 
 class ViewDamaged(Environment):
@@ -60,6 +85,16 @@ def _bucket_key(issue_id: bytes) -> str:
     return f"sm:{issue_id[0]:02x}"
 
 
+def _symbol_bucket(name: str) -> str:
+    return f"{ord(name[0]):x}" if name else "-"
+
+
+def symbol_key_order(name: str, path: str) -> bytes:
+    """The order of `context query` matches: grite 0.5.3 scans keys `ctx/sym/<name>/<path>`
+    in byte order, so this sorts the same way."""
+    return f"{name}/{path}".encode()
+
+
 class View:
     """One repository's view on disk. Thread-safe (diskcache opens a connection per thread)."""
 
@@ -71,9 +106,7 @@ class View:
 
     def _open(self) -> diskcache.Cache:
         try:
-            cache = diskcache.Cache(
-                self.path, eviction_policy="none", size_limit=2**62, cull_limit=0
-            )
+            cache = diskcache.Cache(self.path, **_SETTINGS)
             # Touch the database so that a garbage file fails here, not in the middle of a query.
             cache.get("meta")
             return cache
@@ -84,7 +117,7 @@ class View:
         # The view is only a cache of the WAL: a damaged one is deleted and rebuilt.
         shutil.rmtree(self.path, ignore_errors=True)
         try:
-            return diskcache.Cache(self.path, eviction_policy="none", size_limit=2**62)
+            return diskcache.Cache(self.path, **_SETTINGS)
         except (sqlite3.DatabaseError, OSError) as exc2:
             raise Environment(
                 f"cannot create the view at {self.path} ({exc2}; earlier: {exc}); "
@@ -152,16 +185,97 @@ class View:
             return []
         return sorted(i for i in _bucket_dec.decode(raw) if i.hex().startswith(prefix))
 
+    def file_context(self, path: str) -> FileContext | None:
+        raw = self._get(f"cf:{path}")
+        return None if raw is None else _file_dec.decode(raw)
+
+    def project_entries(self) -> dict[str, ProjectEntry]:
+        raw = self._get("cp")
+        return {} if raw is None else _project_dec.decode(raw)
+
+    def project_entry(self, key: str) -> ProjectEntry | None:
+        return self.project_entries().get(key)
+
+    def symbol_matches(self, prefix: str) -> list[tuple[str, str]]:
+        """(name, path) of every indexed symbol whose name starts with `prefix`."""
+        if prefix:
+            buckets = [_symbol_bucket(prefix)]
+        else:
+            raw = self._get("cy")
+            buckets = [] if raw is None else _buckets_dec.decode(raw)
+        found = []
+        for bucket in buckets:
+            raw = self._get(f"cy:{bucket}")
+            if raw is None:
+                continue
+            for name, paths in _symbols_dec.decode(raw).items():
+                if name.startswith(prefix):
+                    found += [(name, path) for path in paths]
+        return found
+
+    def _store_context(self, context: ContextChanges) -> None:
+        """Inside store()'s transaction: new file contexts replace their path's symbols in
+        the index, project entries are merged."""
+        enc = _meta_enc.encode
+        buckets: dict[str, dict[str, list[str]]] = {}
+        # (bucket, name) -> that name's paths, as a set while this batch edits it.
+        edited: dict[tuple[str, str], set[str]] = {}
+
+        def paths_of(name: str) -> set[str]:
+            key = _symbol_bucket(name)
+            if key not in buckets:
+                raw = self._cache.get(f"cy:{key}")
+                buckets[key] = {} if raw is None else _symbols_dec.decode(raw)
+            found = edited.get((key, name))
+            if found is None:
+                found = edited[(key, name)] = set(buckets[key].get(name, ()))
+            return found
+
+        for path, fc in context.files.items():
+            raw = self._cache.get(f"cf:{path}")
+            old = set() if raw is None else {s.name for s in _file_dec.decode(raw).symbols}
+            new = {s.name for s in fc.symbols}
+            for name in old - new:
+                paths_of(name).discard(path)
+            for name in new - old:
+                paths_of(name).add(path)
+            self._cache.set(f"cf:{path}", enc(fc))
+        for (key, name), paths in edited.items():
+            if paths:
+                order = name.encode() + b"/"
+                buckets[key][name] = sorted(paths, key=lambda p: order + p.encode())
+            else:
+                buckets[key].pop(name, None)
+        if buckets:
+            raw = self._cache.get("cy")
+            known = set() if raw is None else set(_buckets_dec.decode(raw))
+            for key, names in buckets.items():
+                if names:
+                    self._cache.set(f"cy:{key}", enc(names))
+                    known.add(key)
+                else:
+                    self._cache.delete(f"cy:{key}")
+                    known.discard(key)
+            self._cache.set("cy", enc(sorted(known)))
+        if context.project:
+            raw = self._cache.get("cp")
+            entries = {} if raw is None else _project_dec.decode(raw)
+            entries.update(context.project)
+            self._cache.set("cp", enc(entries))
+
     def store(
         self,
         projections: Iterable[IssueProjection],
         summaries: dict[bytes, IssueSummary | None],
         meta: ViewMeta,
+        context: ContextChanges | None = None,
     ) -> None:
-        """Write changed projections and summaries and the new meta in one transaction.
+        """Write changed projections and summaries, context changes and the new meta in one
+        transaction.
 
         Args:
             summaries: new summary per issue id, None to drop it from its bucket.
+            context: file contexts and project entries that won (grite.model.context).
         """
         enc = _meta_enc.encode
         by_bucket: dict[str, dict[bytes, IssueSummary | None]] = {}
@@ -180,6 +294,8 @@ class View:
                         else:
                             bucket[issue_id] = summary
                     self._cache.set(key, enc(bucket))
+                if context:
+                    self._store_context(context)
                 self._cache.set("meta", enc(meta))
         except sqlite3.OperationalError as exc:
             raise Environment(

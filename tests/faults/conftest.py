@@ -31,6 +31,15 @@ from tests.conftest import daemon_pids, kill_daemons
 # The real entry point, as the console script runs it.
 GRITE = [sys.executable, "-m", "grite"]
 FALLBACK_MARK = "grite: daemon not used"
+# The environment of a run that must go through the daemon: a fallback fails the command.
+STRICT = {"GRITE_DAEMON": "require"}
+STRICT_MARK = "GRITE_DAEMON=require"
+
+
+def assert_served(proc: subprocess.CompletedProcess[str]) -> None:
+    """The command ran in the daemon (strict mode reports any fallback as this error)."""
+    out = proc.stdout + proc.stderr
+    assert STRICT_MARK not in out and FALLBACK_MARK not in out, out
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -154,7 +163,7 @@ def fault_env() -> Iterator[FaultEnv]:
     try:
         yield fenv
     finally:
-        kill_daemons(fenv.paths.socket)
+        kill_daemons(fenv.paths.runtime_dir)  # a build's own daemon too
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -222,7 +231,7 @@ def rebuilt_state(repo: Path, scratch: Path) -> dict[str, str]:
     copy = scratch / f"rebuild-{os.urandom(4).hex()}"
     shutil.copytree(repo, copy, symlinks=True)
     shutil.rmtree(copy / ".git" / "grite" / "view", ignore_errors=True)
-    for leftover in ("daemon.lock", "view.lock"):
+    for leftover in ("pydaemon.json", "view.lock"):
         try:
             (copy / ".git" / "grite" / leftover).unlink()
         except FileNotFoundError:

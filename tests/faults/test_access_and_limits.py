@@ -5,7 +5,7 @@ service), and refuses any peer whose uid differs (SO_PEERCRED), so it can open e
 repositories its client could open itself: it never reaches a path on behalf of someone else.
 An unsafe runtime directory (a symlink, mode 0777) is refused and the CLI runs in-process.
 Limits: a full disk gives a clear error and no half-written state; 100 open repositories stay
-within MAX_RSS_100_REPOS_KB and idle workers are closed (their daemon.lock files removed).
+within MAX_RSS_100_REPOS_KB and idle workers are closed (their pydaemon.json files removed).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 
 from grite.ipc import protocol
-from grite.ipc.client import Connection
 from grite.model.invocation import Invocation
+from tests.conftest import TypedConnection
 from tests.faults.conftest import (
     FALLBACK_MARK,
+    STRICT,
     FaultEnv,
     assert_fsck_clean,
+    assert_served,
     git,
     init_repo,
     rss_kb,
@@ -94,7 +96,7 @@ def test_another_user_is_refused_by_the_peer_uid_check(fault_env: FaultEnv) -> N
     wait_for(lambda: "refused a connection from uid" in fault_env.daemon_log(), what="logged")
     assert daemon.poll() is None
     # Our own uid is still served.
-    with Connection.open(fault_env.paths.socket) as conn:
+    with TypedConnection.open(fault_env.paths.socket) as conn:
         assert isinstance(conn.request(protocol.Ping()), protocol.Result)
 
 
@@ -125,6 +127,14 @@ def test_unsafe_runtime_dir_is_refused_and_the_cli_runs_in_process(
         assert FALLBACK_MARK in proc.stderr and str(runtime) in proc.stderr, proc.stderr
         assert ("symlink" if how == "symlink" else "mode 777") in proc.stderr
         assert not fault_env.daemon_pids(), "a daemon was started in an unsafe directory"
+        # Under the strict mode the same command fails, naming the cause.
+        strict = fault_env.run(repo, "issue", "list", "--json", env=dict(fault_env.env, **STRICT))
+        assert strict.returncode == 5, strict.stdout + strict.stderr
+        error = json.loads(strict.stdout)["error"]
+        assert error["code"] == "environment" and error["details"]["cause"] == "unsafe_runtime_dir"
+        # And the user can see it happened: the fallback is on record.
+        log = Path(fault_env.paths.fallback_log).read_text()
+        assert "\tcli\tunsafe_runtime_dir\t" in log
     finally:
         if runtime.is_symlink():
             shutil.rmtree(runtime.resolve(), ignore_errors=True)
@@ -137,7 +147,7 @@ def test_daemon_gives_the_same_error_as_in_process_for_a_bad_cwd(
 ) -> None:
     cwd = fault_env.base / "plain"
     cwd.mkdir()
-    daemon_env = dict(fault_env.env, GRITE_DEBUG="1")
+    daemon_env = dict(fault_env.env, **STRICT)
     local_env = dict(fault_env.env, GRITE_NO_DAEMON="1")
     if where == "missing":
         # The client's cwd vanishes after it started: the daemon must not invent one.
@@ -166,7 +176,8 @@ def test_daemon_gives_the_same_error_as_in_process_for_a_bad_cwd(
             fault_env.run(cwd, "issue", "list", "--json", env=e) for e in (daemon_env, local_env)
         ]
     via_daemon, local = results
-    assert FALLBACK_MARK not in via_daemon.stderr or where == "missing"
+    if where != "missing":
+        assert_served(via_daemon)
     assert via_daemon.returncode == local.returncode != 0
     assert (
         json.loads(via_daemon.stdout)["error"]["code"] == json.loads(local.stdout)["error"]["code"]
@@ -221,7 +232,7 @@ def test_full_disk_write_fails_cleanly_and_recovers(fault_env: FaultEnv, small_d
 def test_hundred_repositories_stay_bounded_and_idle_workers_close(fault_env: FaultEnv) -> None:
     daemon = fault_env.start_daemon("--idle-timeout", "0", "--worker-idle-seconds", "1")
     repos = []
-    with Connection.open(fault_env.paths.socket) as conn:
+    with TypedConnection.open(fault_env.paths.socket) as conn:
         for n in range(100):
             repo = fault_env.base / "many" / f"r{n}"
             repo.mkdir(parents=True)
@@ -248,15 +259,15 @@ def test_hundred_repositories_stay_bounded_and_idle_workers_close(fault_env: Fau
     assert rss < MAX_RSS_100_REPOS_KB
 
     def open_count() -> int:
-        with Connection.open(fault_env.paths.socket) as c:
+        with TypedConnection.open(fault_env.paths.socket) as c:
             result = c.request(protocol.DaemonStatus())
         assert isinstance(result, protocol.Result)
         return len(result.data.repositories)  # type: ignore[union-attr]
 
     # Idle workers are swept with the heartbeat (every 10 ticks of 1 s).
     wait_for(lambda: open_count() == 0, timeout=30, what="idle repositories closed")
-    # The registry forgets a worker first, then closes it and removes its daemon.lock.
+    # The registry forgets a worker first, then closes it and removes its pydaemon.json.
     wait_for(
-        lambda: not any((r / ".git" / "grite" / "daemon.lock").exists() for r in repos),
-        what="daemon.lock files removed",
+        lambda: not any((r / ".git" / "grite" / "pydaemon.json").exists() for r in repos),
+        what="pydaemon.json files removed",
     )

@@ -1,7 +1,7 @@
 """Scenario 3: corrupt local state (view database, config files, daemon lock and pid files).
 
 Everything local is either a cache of the WAL (the view: rebuilt) or a small file grite can
-replace (daemon.lock, daemon.pid) or must not guess (config files: the error names the file and
+replace (pydaemon.json, daemon.pid) or must not guess (config files: the error names the file and
 says what to do). In every case nothing that is in the WAL is lost: the issue list before and
 after is compared, in-process and through a real daemon.
 """
@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import FALLBACK_MARK, FaultEnv, init_repo, wal_event_counts
+from tests.faults.conftest import STRICT, FaultEnv, assert_served, init_repo, wal_event_counts
 
 
 def _env(fenv: FaultEnv, mode: str) -> dict[str, str]:
     if mode == "local":
         return dict(fenv.env, GRITE_NO_DAEMON="1")
-    return dict(fenv.env, GRITE_DEBUG="1")
+    return dict(fenv.env, **STRICT)
 
 
 def _json(fenv: FaultEnv, repo: Path, mode: str, *args: str) -> tuple[int, dict[str, object]]:
     proc = fenv.run(repo, *args, "--json", env=_env(fenv, mode))
-    assert FALLBACK_MARK not in proc.stderr, proc.stderr
+    assert_served(proc)
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -119,9 +119,9 @@ def test_corrupt_actor_config_names_the_file_and_the_fix(fault_env: FaultEnv, mo
     [b"", b"{not json", b'{"pid": 1, "expires_ts": "soon"}', bytes(range(256)) * 2],
     ids=["empty", "truncated", "wrong-types", "binary"],
 )
-def test_corrupt_repo_daemon_lock_is_replaced(fault_env: FaultEnv, junk: bytes) -> None:
+def test_corrupt_repo_daemon_file_is_replaced(fault_env: FaultEnv, junk: bytes) -> None:
     repo, before = _populated(fault_env)
-    lock = repo / ".git" / "grite" / "daemon.lock"
+    lock = repo / ".git" / "grite" / "pydaemon.json"
     lock.write_bytes(junk)
     assert _listing(fault_env, repo, "local") == before
     assert _listing(fault_env, repo, "daemon") == before

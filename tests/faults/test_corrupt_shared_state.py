@@ -30,7 +30,7 @@ from grite.model.errors import CorruptData
 from grite.model.events import Event, IssueCreated
 from grite.model.hashing import make_event
 from grite.storage.wal import InvalidWalCommit, Wal
-from tests.faults.conftest import FALLBACK_MARK, FaultEnv, git, init_repo
+from tests.faults.conftest import STRICT, FaultEnv, assert_served, git, init_repo
 from tests.wal_forge import forge_commit, set_ref
 
 ACTOR = b"\x07" * 16
@@ -117,11 +117,9 @@ CASES: dict[str, Damage] = {
 
 
 def _run(fenv: FaultEnv, repo: Path, mode: str, *args: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
-    env = (
-        dict(fenv.env, GRITE_NO_DAEMON="1") if mode == "local" else dict(fenv.env, GRITE_DEBUG="1")
-    )
+    env = dict(fenv.env, GRITE_NO_DAEMON="1") if mode == "local" else dict(fenv.env, **STRICT)
     proc = fenv.run(repo, *args, "--json", env=env)
-    assert FALLBACK_MARK not in proc.stderr, proc.stderr
+    assert_served(proc)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 

@@ -20,10 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 from tests.faults.conftest import (
-    FALLBACK_MARK,
     GRITE,
+    STRICT,
     FaultEnv,
     assert_fsck_clean,
+    assert_served,
     git,
     init_repo,
     observable_state,
@@ -135,14 +136,14 @@ def test_sigkilled_daemon_loses_no_acknowledged_write(fault_env: FaultEnv, tmp_p
     proc = subprocess.run(
         [*GRITE, "issue", "create", "--title", "after the storm", "--json"],
         cwd=repo,
-        env=env,
+        env=dict(fault_env.env, **STRICT),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert FALLBACK_MARK not in proc.stderr, proc.stderr
+    assert_served(proc)
     assert not (repo / ".git" / "refs" / "grite" / "wal.lock").exists()
 
     assert observable_state(repo) == rebuilt_state(repo, tmp_path)

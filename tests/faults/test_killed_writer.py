@@ -144,3 +144,55 @@ def test_fresh_lock_is_never_broken(fault_env: FaultEnv) -> None:
     assert appended and head == git(repo, "rev-parse", "refs/grite/wal").stdout.strip()
     assert not _lock(repo).exists()
     assert_fsck_clean(repo)
+
+
+def _leave_lock(ref: Path) -> Path:
+    """Take `<ref>.lock` in a process that is then SIGKILLed; age the lock past the threshold."""
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(ref)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    lock = ref.with_name(ref.name + ".lock")
+    past = time.time() - 30
+    os.utime(lock, (past, past))
+    return lock
+
+
+def test_locks_left_on_lease_and_tracking_refs_do_not_stop_sync_or_claims(
+    fault_env: FaultEnv, tmp_path: Path
+) -> None:
+    """A process killed while moving a lease ref or recording what the remote holds (the CI
+    failure of stop 18: `sync` said FileLocked forever) leaves `.lock` files; the next sync and
+    claim break them once abandoned and carry on."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    repo = init_repo(fault_env)
+    git(repo, "remote", "add", "origin", str(remote))
+    for n in range(2):
+        fault_env.local(repo, "issue", "create", "--title", f"t{n}")
+    fault_env.local(repo, "sync")
+    claimed = fault_env.local(repo, "issue", "ready", "--claim")["issue"]["issue_id"]
+    lease = git(repo, "for-each-ref", "--format=%(refname)", "refs/grite/locks/").stdout.split()
+    assert len(lease) == 1
+    dot_git = repo / ".git"
+    locks = [
+        _leave_lock(dot_git / lease[0]),
+        _leave_lock(dot_git / lease[0].replace("refs/grite/", "refs/grite/remotes/origin/")),
+        _leave_lock(dot_git / "refs/grite/remotes/origin/wal"),
+    ]
+    fault_env.local(repo, "issue", "create", "--title", "t2")
+    fault_env.local(repo, "sync")
+    other = fault_env.local(repo, "issue", "ready", "--claim")["issue"]["issue_id"]
+    assert other != claimed
+    fault_env.local(repo, "lock", "release", f"issue:{claimed}")
+    fault_env.local(repo, "sync")
+    assert not [lock for lock in locks if lock.exists()]
+    assert git(repo, "for-each-ref", lease[0]).stdout == ""
+    assert (
+        git(remote, "rev-parse", "refs/grite/wal").stdout
+        == git(repo, "rev-parse", "refs/grite/wal").stdout
+    )
+    assert_fsck_clean(repo)

@@ -25,8 +25,8 @@ from pathlib import Path
 import msgspec
 
 from grite.ipc import framing, protocol
-from grite.ipc.client import Connection
 from grite.model.invocation import Invocation
+from tests.conftest import TypedConnection
 from tests.faults.conftest import FaultEnv, init_repo, pid_alive, rss_kb, wait_for
 
 FRAMES = 10_000
@@ -93,7 +93,7 @@ class _GoodClient(threading.Thread):
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                with Connection.open(self.socket_path, timeout=GOOD_DEADLINE) as conn:
+                with TypedConnection.open(self.socket_path, timeout=GOOD_DEADLINE) as conn:
                     inv = Invocation(
                         argv=["issue", "list", "--json"],
                         cwd=str(self.repo),

@@ -175,7 +175,7 @@ def test_grite_1_documents_the_cli_surface() -> None:
         *("issue link add", "issue attachment add", "issue dep add", "issue dep list"),
         *("issue dep topo", "daemon start", "daemon status", "daemon stop", "daemon restart"),
         *("daemon install [--dry-run]", "daemon uninstall [--dry-run]", "--reverse", "--limit"),
-        *(".git/grite/config.toml", ".git/grite/daemon.lock", "refs/grite/wal", "spawn.lock"),
+        *(".git/grite/config.toml", ".git/grite/pydaemon.json", "refs/grite/wal", "spawn.lock"),
         *("daemon.log", "EXIT STATUS", "depends_on", "related_to", "--sha256", "--target"),
     ]
     missing = [word for word in words if word not in text]

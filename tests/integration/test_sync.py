@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -255,6 +256,8 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # `git daemon` runs git-daemon as a child: a session of its own stops both at the end.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 10
@@ -268,7 +271,7 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
                 time.sleep(0.02)
         yield base, port
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
 

@@ -1,6 +1,7 @@
 """Fixtures for system tests: a private environment per test in which real `grite` and
 `grite-daemon` processes run. XDG_RUNTIME_DIR, HOME, XDG_STATE_HOME and XDG_CONFIG_HOME all
-point into a short directory under /tmp (socket paths are limited to ~107 bytes), so nothing
+point into a short directory under /tmp, and GRITE_DAEMON=require makes every command that
+falls back to in-process fail (socket paths are limited to ~107 bytes), so nothing
 touches the real user's daemon. At teardown the test's own daemons are stopped: only processes
 whose command line names this test's socket path.
 """
@@ -63,11 +64,14 @@ def daemon_env() -> Iterator[DaemonEnv]:
         GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t",
         GIT_COMMITTER_EMAIL="t@example.com",
+        # Daemon-path tests run strict: a command the daemon did not serve fails, naming the
+        # cause. Tests of the fallback itself set GRITE_DAEMON=auto.
+        GRITE_DAEMON="require",
     )
     os.makedirs(env["HOME"])
     denv = DaemonEnv(env=env, paths=runtime_paths(env), base=base)
     try:
         yield denv
     finally:
-        kill_daemons(denv.paths.socket)
+        kill_daemons(denv.paths.runtime_dir)  # a build's own daemon too
         shutil.rmtree(base, ignore_errors=True)

@@ -5,8 +5,8 @@ and holds the listening Unix socket at the runtime path (0600 in a 0700 director
 the socket is readable and no daemon child is alive, starts `python -m grite.daemon
 --idle-timeout 1` with the socket as fd 3 and `LISTEN_FDS=1`, `LISTEN_FDNAMES=grite`, and
 `LISTEN_PID` set to the child's own pid by a tiny exec wrapper (systemd sets it after fork). It
-reaps each child when it exits. Meanwhile real `grite` CLI processes (GRITE_DEBUG=1, so any
-fallback to in-process is printed) send over 200 requests in bursts; between bursts the test
+reaps each child when it exits. Meanwhile real `grite` CLI processes (GRITE_DAEMON=require, so any
+fallback to in-process fails the command) send over 200 requests in bursts; between bursts the test
 either waits until the daemon has idled out (a condition with a deadline: at least 10 idle
 exits are guaranteed) or pauses for 0.95-2.05 s so that the next burst lands while the daemon
 is deciding to exit or exiting. Those pauses shape the load, they do not synchronise anything.
@@ -33,7 +33,7 @@ import pytest
 
 DaemonEnv = Any  # the daemon_env fixture's type (tests/system/conftest.py)
 
-_FALLBACK_MARK = "grite: daemon not used"
+_STRICT_MARK = "GRITE_DAEMON=require"
 # Sets LISTEN_PID to its own pid, moves the inherited listener to fd 3, then becomes the daemon:
 # what systemd does between fork and exec.
 _WRAPPER = (
@@ -197,7 +197,7 @@ def test_idle_exits_under_activation_lose_no_request(daemon_env: DaemonEnv, mana
     created = _cli(local, writes, "issue", "create", "--title", "log", "--json")
     log_id = json.loads(created.stdout)["data"]["issue_id"]
     expected = {"list": listed.stdout, "show": shown.stdout}
-    env = {**daemon_env.env, "GRITE_DEBUG": "1"}
+    env = {**daemon_env.env, "GRITE_DAEMON": "require"}
 
     def one(n: int) -> tuple[str, subprocess.CompletedProcess[str]]:
         if n % 5 == 4:
@@ -216,7 +216,7 @@ def test_idle_exits_under_activation_lose_no_request(daemon_env: DaemonEnv, mana
                 comments += kind == "write"
                 if (
                     proc.returncode != 0
-                    or _FALLBACK_MARK in proc.stderr
+                    or _STRICT_MARK in proc.stdout + proc.stderr
                     or (kind in expected and proc.stdout != expected[kind])
                 ):
                     failures.append(f"{kind}: exit {proc.returncode}\n{proc.stderr}{proc.stdout}")

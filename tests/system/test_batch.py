@@ -14,7 +14,8 @@ from tests.system.conftest import DaemonEnv
 
 
 def _batch(denv: DaemonEnv, repo: Path, lines: list[str], *args: str, local: bool = False):  # type: ignore[no-untyped-def]
-    env = dict(denv.env, GRITE_NO_DAEMON="1") if local else dict(denv.env, GRITE_DEBUG="1")
+    # The daemon runs strict: a command that fell back in-process fails instead.
+    env = dict(denv.env, GRITE_NO_DAEMON="1") if local else dict(denv.env, GRITE_DAEMON="require")
     return subprocess.run(
         [sys.executable, "-m", "grite.cli.entry", "batch", *args],
         cwd=repo,
@@ -24,6 +25,10 @@ def _batch(denv: DaemonEnv, repo: Path, lines: list[str], *args: str, local: boo
         text=True,
         timeout=120,
     )
+
+
+def denv_status(denv: DaemonEnv) -> str:
+    return denv.run("daemon", "status", "--json").stdout
 
 
 @pytest.mark.parametrize("local", [False, True], ids=["daemon", "local"])
@@ -53,6 +58,10 @@ def test_a_thousand_mixed_commands_return_a_thousand_results_in_order(
         for missing in group[7:]:
             assert missing["ok"] is False and missing["error"]["code"] == "not_found"
     assert "daemon not used" not in proc.stderr
+    if not local:
+        status = json.loads(denv_status(daemon_env))
+        assert status["data"]["fallbacks_24h"] == 0
+        assert status["data"]["requests_served"] >= 1000
 
 
 def test_batch_output_matches_the_cli_json_and_stop_on_error_stops(

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from grite.ipc import protocol
-from grite.ipc.client import Connection
 from grite.model.invocation import Invocation
+from tests.conftest import TypedConnection
 
 GRITE = [sys.executable, "-m", "grite"]
 
@@ -115,7 +115,9 @@ def make_repo(path: Path) -> Path:
     return path
 
 
-def run_argv(conn: Connection, act: Activator, cwd: Path, *argv: str) -> protocol.RunArgvResult:
+def run_argv(
+    conn: TypedConnection, act: Activator, cwd: Path, *argv: str
+) -> protocol.RunArgvResult:
     final = conn.request(protocol.RunArgv(invocation=invocation(act, cwd, *argv)))
     assert isinstance(final, protocol.Result), final
     assert isinstance(final.data, protocol.RunArgvResult)
@@ -124,7 +126,7 @@ def run_argv(conn: Connection, act: Activator, cwd: Path, *argv: str) -> protoco
 
 
 def test_daemon_adopts_socket_and_idles_out_without_unlinking(activator: Activator) -> None:
-    with Connection.open(str(activator.socket)) as conn:
+    with TypedConnection.open(str(activator.socket)) as conn:
         assert conn.server.mode == "systemd"
         final = conn.request(protocol.DaemonStatus())
     assert isinstance(final, protocol.Result)
@@ -141,7 +143,7 @@ def test_daemon_adopts_socket_and_idles_out_without_unlinking(activator: Activat
 
 def test_commands_run_through_activated_daemon(activator: Activator, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
-    with Connection.open(str(activator.socket)) as conn:
+    with TypedConnection.open(str(activator.socket)) as conn:
         run_argv(conn, activator, repo, "init", "--no-agents-md")
         run_argv(conn, activator, repo, "issue", "create", "--title", "via fd 3")
         listed = run_argv(conn, activator, repo, "issue", "list", "--json")
@@ -154,13 +156,13 @@ def test_grite_cli_reaches_activated_daemon(activator: Activator, tmp_path: Path
         proc = subprocess.run(
             [*GRITE, *argv],
             cwd=repo,
-            env={**activator.env, "GRITE_DEBUG": "1"},
+            env={**activator.env, "GRITE_DAEMON": "require"},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
-        assert "daemon not used" not in proc.stderr  # no silent in-process fallback
+        assert "GRITE_DAEMON=require" not in proc.stderr  # no in-process fallback
     # Nothing but the CLI connects here, and systemd-socket-activate logs "Execing ..." only
     # when a client connected: the commands went to the socket-activated daemon.
     assert activator.proc.wait(timeout=10) == 0
@@ -168,7 +170,7 @@ def test_grite_cli_reaches_activated_daemon(activator: Activator, tmp_path: Path
 
 
 def test_daemon_status_reports_systemd_mode(activator: Activator) -> None:
-    env = {**activator.env, "GRITE_DEBUG": "1"}
+    env = {**activator.env, "GRITE_DAEMON": "require"}
     human = subprocess.run(
         [*GRITE, "daemon", "status"], env=env, capture_output=True, text=True, timeout=60
     )

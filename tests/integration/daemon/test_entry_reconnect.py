@@ -1,4 +1,4 @@
-"""The `grite` entry reconnects once when the daemon hangs up before its hello.
+"""The daemon transport reconnects once when the daemon hangs up before its hello.
 
 Under socket activation an instance that is exiting can take a connection from the service
 manager's queue and close it unserved; the client must then connect once more (the manager
@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from grite.cli import entry
 from grite.ipc import framing, protocol
-from grite.ipc.client import DaemonUnavailable
+from grite.ipc.paths import paths_for_socket
+from grite.ipc.transport import DaemonTransport, Unserved
 
 
 class _Server:
@@ -69,11 +69,16 @@ def socket_path() -> Iterator[str]:
         os.rmdir(base)
 
 
+def _transport(socket_path: str) -> DaemonTransport:
+    return DaemonTransport(paths_for_socket(socket_path), control=True, socket_path=socket_path)
+
+
 def test_connection_closed_before_hello_is_retried_once(socket_path: str) -> None:
     server = _Server(socket_path, drop=1)
     try:
-        with entry._connect(socket_path) as conn:
-            assert conn.server.mode == "systemd"
+        with _transport(socket_path) as transport:
+            assert transport.connect()
+            assert transport.server is not None and transport.server.mode == "systemd"
         assert server.accepted == 2
     finally:
         server.close()
@@ -82,13 +87,15 @@ def test_connection_closed_before_hello_is_retried_once(socket_path: str) -> Non
 def test_a_second_hang_up_is_not_retried_again(socket_path: str) -> None:
     server = _Server(socket_path, drop=5)
     try:
-        with pytest.raises(framing.ConnectionClosed):
-            entry._connect(socket_path)
+        with pytest.raises(Unserved) as info:
+            _transport(socket_path)._open(None)
+        assert info.value.cause == "lost"
         assert server.accepted == 2
     finally:
         server.close()
 
 
 def test_no_socket_is_still_unavailable(socket_path: str) -> None:
-    with pytest.raises(DaemonUnavailable):
-        entry._connect(socket_path)
+    with pytest.raises(Unserved) as info:
+        _transport(socket_path)._open(None)
+    assert info.value.cause == "no_daemon"

@@ -13,9 +13,9 @@ import msgspec
 import pytest
 
 from grite.daemon.registry import RequestHandles
-from grite.ipc import framing, protocol
-from grite.ipc.client import Connection, DaemonMismatch
+from grite.ipc import framing, protocol, transport
 from grite.model.invocation import Invocation, Outcome
+from tests.conftest import TypedConnection
 
 
 def _inv(*argv: str) -> Invocation:
@@ -30,7 +30,7 @@ def test_persistent_connection_serves_many_requests(
     start_supervisor: Callable[..., Any],
 ) -> None:
     run = start_supervisor(echo)
-    with Connection.open(run.paths.socket) as conn:
+    with TypedConnection.open(run.paths.socket) as conn:
         assert "run_argv" in conn.server.capabilities
         for i in range(20):
             final = conn.request(protocol.RunArgv(invocation=_inv("issue", str(i))))
@@ -56,13 +56,13 @@ def test_over_the_in_flight_limit_answers_busy_at_once(
 
     run = start_supervisor(slow, max_in_flight=1)
     results: list[protocol.Result | protocol.Error] = []
-    first = Connection.open(run.paths.socket)
+    first = TypedConnection.open(run.paths.socket)
     worker = threading.Thread(
         target=lambda: results.append(first.request(protocol.RunArgv(invocation=_inv("a"))))
     )
     worker.start()
     assert entered.wait(5)
-    with Connection.open(run.paths.socket) as second:
+    with TypedConnection.open(run.paths.socket) as second:
         refused = second.request(protocol.RunArgv(invocation=_inv("b")))
     release.set()
     worker.join(5)
@@ -96,7 +96,7 @@ def test_malformed_clients_get_an_error_or_close_and_others_are_served(
     oversize.sendall(struct.pack(">I", framing.MAX_FRAME + 1))
     half.sendall(framing.encode_frame(_hello()))
     half.sendall(b"\x00\x00\x01\x00abc")
-    with Connection.open(path) as good:
+    with TypedConnection.open(path) as good:
         for _ in range(5):
             final = good.request(protocol.RunArgv(invocation=_inv("ok")))
             assert isinstance(final, protocol.Result)
@@ -133,7 +133,7 @@ def test_unknown_schema_version_and_body_are_refused_clearly(
     assert (error.code, error.request_id) == ("version_mismatch", b"x")
 
 
-def test_other_build_client_cannot_run_commands_and_retires_the_daemon(
+def test_other_build_client_cannot_run_commands(
     start_supervisor: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = start_supervisor(echo)
@@ -150,12 +150,46 @@ def test_other_build_client_cannot_run_commands_and_retires_the_daemon(
         )
         refused = protocol.decode_response(framing.recv_frame(sock))
     assert isinstance(refused, protocol.Error) and refused.code == "version_mismatch"
-    with pytest.raises(DaemonMismatch):
-        Connection.open(run.paths.socket)
+    assert run.thread.is_alive()
+
+
+def _other_build(monkeypatch: pytest.MonkeyPatch, install: str | None) -> None:
+    """Make this process's client a different build (of this or another installation)."""
+    monkeypatch.setattr(transport, "build_id", lambda: "0" * protocol.BUILD_ID_LEN)
+    monkeypatch.setattr(transport, "compute_build_id", lambda: "0" * protocol.BUILD_ID_LEN)
+    if install is not None:
+        monkeypatch.setattr(transport, "install_dir", lambda: install)
+
+
+def test_a_newer_build_of_the_same_installation_retires_the_daemon(
+    start_supervisor: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = start_supervisor(echo)
+    _other_build(monkeypatch, None)
+    daemon = transport.DaemonTransport(run.paths, start="never")
+    with pytest.raises(transport.Unserved) as info:
+        daemon.handle_request(transport.Call(protocol.encode(protocol.Ping())))
+    assert info.value.cause == "upgrade"
     run.thread.join(10)
     assert not run.thread.is_alive()
     assert not os.path.exists(run.paths.socket)
     assert not os.path.exists(run.paths.pid_file)
+
+
+def test_another_installation_leaves_the_daemon_alone_and_uses_its_own_socket(
+    start_supervisor: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = start_supervisor(echo)
+    _other_build(monkeypatch, "/somewhere/else/site-packages")
+    daemon = transport.DaemonTransport(run.paths, start="never")
+    with pytest.raises(transport.Unserved) as info:
+        daemon.handle_request(transport.Call(protocol.encode(protocol.Ping())))
+    # It would start a daemon of its own build on its own socket, next to the main one.
+    assert info.value.cause == "no_daemon"
+    assert "daemon-" + "0" * protocol.BUILD_ID_LEN + ".sock" in info.value.message
+    assert run.thread.is_alive()
+    with TypedConnection.open(run.paths.socket) as conn:
+        assert isinstance(conn.request(protocol.Ping()), protocol.Result)
 
 
 def test_idle_timeout_stops_and_cleans_up(
@@ -176,7 +210,7 @@ def test_executor_crash_is_an_internal_error_and_daemon_keeps_serving(
         return echo(inv, handles)
 
     run = start_supervisor(crash)
-    with Connection.open(run.paths.socket) as conn:
+    with TypedConnection.open(run.paths.socket) as conn:
         bad = conn.request(protocol.RunArgv(invocation=_inv("boom")))
         good = conn.request(protocol.RunArgv(invocation=_inv("fine")))
     assert isinstance(bad, protocol.Error) and bad.code == "internal"

@@ -52,6 +52,45 @@ def test_response_round_trip_keeps_outcome_and_error_fields() -> None:
     assert protocol.decode_response(protocol.encode(error)) == error
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        protocol.OpResult(data=msgspec.Raw(msgspec.msgpack.encode({"issue_id": "ab", "n": [1]}))),
+        protocol.OpResult(
+            error=protocol.OpError(
+                code="not_found",
+                message="no issue",
+                details=msgspec.Raw(msgspec.msgpack.encode({"prefix": "ab"})),
+            ),
+            warnings=["a lock is held"],
+        ),
+        protocol.RunArgvResult(outcome=Outcome(exit_code=0, stdout="x\n", stderr="")),
+        protocol.Ack(),
+    ],
+    ids=["op-data", "op-error", "run-argv", "ack"],
+)
+def test_every_result_variant_round_trips(data: protocol.ResultData) -> None:
+    # msgspec 0.23 refuses to decode `msgspec.Raw | None`: an OpResult carrying data did not
+    # decode, and every grite.Client call silently ran again in-process.
+    result = protocol.Result(request_id=b"r" * 16, data=data)
+    decoded = protocol.decode_response(protocol.encode(result))
+    assert decoded == result
+    if isinstance(data, protocol.OpResult) and data.error is None:
+        assert isinstance(decoded, protocol.Result) and isinstance(decoded.data, protocol.OpResult)
+        assert msgspec.msgpack.decode(decoded.data.data) == {"issue_id": "ab", "n": [1]}
+
+
+def test_op_request_round_trips() -> None:
+    op = protocol.Op(
+        args=msgspec.Raw(msgspec.msgpack.encode({"type": "issue_show", "issue": "abcd"})),
+        cwd="/repo",
+        now_ms=5,
+        data_dir="/d",
+    )
+    req = protocol.Request(request_id=b"r" * 16, body=op, actor="a" * 32)
+    assert protocol.decode_request(protocol.encode(req)) == req
+
+
 def test_unknown_response_kind_is_readable_as_head() -> None:
     data = msgspec.msgpack.encode({"type": "progress", "final": False, "pct": 3})
     with pytest.raises(msgspec.ValidationError):

@@ -33,6 +33,7 @@ from grite.model.projection import (
     IssueProjection,
     IssueSummary,
     apply_event,
+    copy_projection,
     current_assignees,
     current_dependencies,
     current_labels,
@@ -408,3 +409,19 @@ def test_summary_lists_sorted_labels_assignees_and_counts_comments() -> None:
         comment_count=2,
         author=ALICE,
     )
+
+
+@given(
+    before=st.lists(_events_of([ISSUE]), max_size=15),
+    after=st.lists(_events_of([ISSUE]), max_size=15),
+)
+def test_a_copy_changes_without_touching_the_original(
+    before: list[Event], after: list[Event]
+) -> None:
+    original = apply_all(before)
+    frozen = msgspec.msgpack.encode(original)
+    copy = copy_projection(original)
+    for e in after:
+        apply_event(copy, e)
+    assert msgspec.msgpack.encode(original) == frozen  # the kept projection is untouched
+    assert copy == apply_all(before + after)  # and the copy is what applying all gives
