@@ -54,6 +54,7 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     started: bool | None = None
     stopped: bool | None = None
     reason: str | None = None
+    log: str | None = None
 
 
 class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +99,7 @@ def _info(st: protocol.StatusResult, **extra: object) -> DaemonInfo:
         in_flight=st.in_flight,
         idle_timeout_s=st.idle_timeout_s,
         idle_left_ms=st.idle_left_ms,
+        log=st.log or None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -127,8 +129,18 @@ def _human(st: protocol.StatusResult, headline: str) -> str:
         f"  repositories: {len(st.repositories)} ({repos})",
         f"  requests:     {st.requests_served} served, {st.in_flight} in flight",
         f"  idle exit:    {idle}",
+        f"  log:          {st.log or 'not reported (a daemon of an older grite)'}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _log_hint(paths: RuntimePaths) -> str:
+    """Where a daemon's log will be, when none runs to say so itself."""
+    if sys.platform == "darwin":
+        managed = "~/Library/Logs/grite-daemon.log for the LaunchAgent"
+    else:
+        managed = "journalctl --user -u grite.service under systemd"
+    return f"{paths.log_file} for a daemon grite starts, {managed}"
 
 
 def daemon_status(
@@ -138,11 +150,12 @@ def daemon_status(
     rp = paths or runtime_paths()
     st = _ask_status(rp)
     if json:
-        return 0, _json(_info(st) if st else DaemonInfo(running=False, socket=rp.socket)), ""
+        idle = DaemonInfo(running=False, socket=rp.socket, log=_log_hint(rp))
+        return 0, _json(_info(st) if st else idle), ""
     if quiet:
         return 0, "", ""
     if st is None:
-        return 0, f"{NOT_RUNNING} (socket {rp.socket})\n", ""
+        return 0, f"{NOT_RUNNING} (socket {rp.socket})\n  log: {_log_hint(rp)}\n", ""
     return 0, _human(st, "grite daemon is running"), ""
 
 

@@ -85,6 +85,9 @@ DirectoryMode=0700
 Accept=no
 # Exported in LISTEN_FDNAMES so the daemon picks this fd by name.
 FileDescriptorName=grite
+# Stopping the socket (`grite daemon uninstall`, package removal) also removes the path, so
+# no dead socket is left behind for clients to find.
+RemoveOnStop=yes
 
 [Install]
 WantedBy=sockets.target

@@ -178,6 +178,8 @@ class StatusResult(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status
     connections: int
     idle_timeout_s: int  # 0 = never
     idle_left_ms: int  # -1 when there is no idle timeout
+    # Where this daemon's log goes: a file path, or how to read the journal or its stderr.
+    log: str = ""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):
