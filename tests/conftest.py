@@ -58,6 +58,8 @@ def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         HOME=str(home),
         XDG_RUNTIME_DIR=str(runtime),
         XDG_CONFIG_HOME=str(home / ".config"),
+        # The machine's /etc/xdg/grite/config.toml must not reach the tests' daemons.
+        XDG_CONFIG_DIRS=str(home / "etc-xdg"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
         GIT_CONFIG_NOSYSTEM="1",
         TZ="UTC",

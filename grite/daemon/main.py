@@ -24,10 +24,10 @@ from grite.daemon.binding import Binding, read_pid_record
 from grite.daemon.preload import preload_modules
 from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
 from grite.daemon.supervisor import StopReason, Supervisor, shutdown_signal
-from grite.ipc.paths import paths_for_socket, runtime_paths, user_config_file
+from grite.ipc.paths import paths_for_socket, runtime_paths
 from grite.ipc.protocol import build_id
 from grite.model.errors import GriteError
-from grite.storage.config import load_user_config
+from grite.storage.config import load_user_config, merge_user_configs, user_config_files
 
 if TYPE_CHECKING:
     from grite.daemon.supervisor import Notifier
@@ -64,17 +64,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configured_idle_timeout(path: str) -> int | None:
-    """`[daemon] idle_timeout_seconds` from the user config file, if set and valid; a broken
-    file is logged and ignored (the daemon still serves, with the default)."""
-    try:
-        daemon = load_user_config(path).daemon
-    except GriteError as exc:
-        _log.warning("ignoring %s", exc.message)
-        return None
+def configured_idle_timeout(paths: list[str]) -> int | None:
+    """`[daemon] idle_timeout_seconds` from the user configs (user_config_files: the user's,
+    then /etc/xdg's), the first file that sets it winning; a broken file is logged and ignored
+    (the daemon still serves, with the others or the default)."""
+    configs = []
+    for path in paths:
+        try:
+            configs.append(load_user_config(path))
+        except GriteError as exc:
+            _log.warning("ignoring %s", exc.message)
+    daemon = merge_user_configs(configs).daemon
     value = None if daemon is None else daemon.idle_timeout_seconds
     if value is not None and value < 0:
-        _log.warning("ignoring %s: idle_timeout_seconds must be a whole number >= 0", path)
+        _log.warning("ignoring idle_timeout_seconds = %s: it must be a whole number >= 0", value)
         return None
     return value
 
@@ -284,7 +287,7 @@ def main(argv: list[str]) -> int:
     _setup_logging(args.log_level, log_file, journal=not log_file and stderr_is_journal())
     idle = args.idle_timeout
     if idle is None:
-        idle = configured_idle_timeout(user_config_file())
+        idle = configured_idle_timeout(user_config_files())
     if idle is None:
         idle = DEFAULT_IDLE_TIMEOUT
     _log.debug("open-files limit %s", raise_nofile_limit())

@@ -76,8 +76,8 @@ def test_shipped_service_differs_from_verified_copy_only_in_exec_start(tmp_path:
     changed = [(a, b) for a, b in zip(shipped, rendered, strict=True) if a != b]
     assert changed == [
         (
-            "ExecStart=/usr/bin/grite-daemon --idle-timeout 300",
-            "ExecStart=/opt/grite/bin/grite-daemon --idle-timeout 300",
+            "ExecStart=/usr/bin/grite-daemon",
+            "ExecStart=/opt/grite/bin/grite-daemon",
         )
     ]
 
@@ -107,18 +107,14 @@ def test_units_say_what_the_design_requires() -> None:
 
 def test_exec_start_quotes_awkward_paths() -> None:
     rendered = render_service("/home/a b/100%/$x/grite-daemon")
-    assert 'ExecStart="/home/a b/100%%/$$x/grite-daemon" --idle-timeout 300' in rendered
+    assert 'ExecStart="/home/a b/100%%/$$x/grite-daemon"\n' in rendered
 
 
 def test_rendered_plist_is_valid_and_on_demand() -> None:
     text = render_plist("/Users/a&b/bin/grite-daemon", "/tmp/grite-501/daemon.sock", "/l/d.log")
     plist = plistlib.loads(text.encode())
     assert plist["Label"] == "com.grite.daemon"
-    assert plist["ProgramArguments"] == [
-        "/Users/a&b/bin/grite-daemon",
-        "--idle-timeout",
-        "300",
-    ]
+    assert plist["ProgramArguments"] == ["/Users/a&b/bin/grite-daemon"]
     listener = plist["Sockets"]["Listeners"]
     assert listener == {
         "SockPathName": "/tmp/grite-501/daemon.sock",

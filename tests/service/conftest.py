@@ -182,25 +182,30 @@ def _world_readable_dir(prefix: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def wheelhouse(service_host: None) -> Iterator[tuple[Path, str]]:
-    """Wheels of grite and its dependencies, plus the bumped grite: (directory, new version)."""
+def wheelhouse(service_host: None) -> Iterator[tuple[Path, Path, str]]:
+    """(wheels of grite and its dependencies, a directory with the bumped grite's wheel, the
+    bumped version). Apart, because `==0.6.0` also matches `0.6.0+svctest1` (PEP 440)."""
     wheels = _world_readable_dir("grite-wheels-")
+    newer = _world_readable_dir("grite-newer-")
     bumped = Path(tempfile.mkdtemp(prefix="grite-bumped-"))
-    pip = ["/usr/bin/python3", "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels)]
+    pip = ["/usr/bin/python3", "-m", "pip", "wheel", "--quiet", "--wheel-dir"]
     try:
-        subprocess.run([*pip, str(REPO)], check=True, timeout=900, capture_output=True)
+        subprocess.run([*pip, str(wheels), str(REPO)], check=True, timeout=900, capture_output=True)
         new_version = bump_tree(bumped)
         subprocess.run(
-            [*pip, "--no-deps", str(bumped)], check=True, timeout=900, capture_output=True
+            [*pip, str(newer), "--no-deps", str(bumped)],
+            check=True,
+            timeout=900,
+            capture_output=True,
         )
-        for path in wheels.iterdir():
+        for path in [*wheels.iterdir(), *newer.iterdir()]:
             path.chmod(0o644)
-        yield wheels, new_version
+        yield wheels, newer, new_version
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"building wheels failed: {exc.stderr.decode(errors='replace')[-3000:]}")
     finally:
-        shutil.rmtree(wheels, ignore_errors=True)
-        shutil.rmtree(bumped, ignore_errors=True)
+        for path in (wheels, newer, bumped):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _tree_digest() -> str:

@@ -107,7 +107,7 @@ def test_socket_is_enabled_for_every_user_without_a_per_user_step(deb_user: Grit
     assert m.systemctl("is-enabled", "grite.socket").stdout.strip() == "enabled"
     assert m.unit_property("grite.socket", "FragmentPath") == str(UNITS / "grite.socket")
     assert m.unit_property("grite.service", "ExecStart").startswith(
-        "{ path=/usr/bin/grite-daemon ; argv[]=/usr/bin/grite-daemon --idle-timeout 300 ;"
+        "{ path=/usr/bin/grite-daemon ; argv[]=/usr/bin/grite-daemon ;"
     )
     assert not (m.home / ".config" / "systemd").exists()
 
