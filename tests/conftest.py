@@ -166,3 +166,18 @@ def assert_fsck_clean(repo: Path) -> None:
     proc = git(repo, "fsck", "--strict", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "error" not in proc.stderr.lower(), proc.stderr
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The service suite's counts (tests/service), when $GRITE_SERVICE_COUNTS collects them.
+
+    Here, not in tests/service/conftest.py: under xdist only this conftest is loaded where the
+    summary is written.
+    """
+    path = os.environ.get("GRITE_SERVICE_COUNTS")
+    if not path or not os.path.exists(path):
+        return
+    terminalreporter.section("service suite counts")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            terminalreporter.write_line(line.rstrip())

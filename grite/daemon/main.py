@@ -5,7 +5,7 @@ activation.py), else it is bound here (binding.py). A daemon spawned by a client
 `--ready-fd` one line: `ok <pid>` once the socket is published, `locked <pid>` when another
 daemon already serves the endpoint, or `error <reason>`. Logs go to stderr in the foreground or
 under a service manager (with syslog priority prefixes when stderr is the systemd journal), to
-`--log-file` when spawned. Every module the daemon may need is imported before it serves
+`--log-file` when spawned. Every module the daemon may need is imported as soon as it serves
 (preload.py), so replacing grite's files under a running daemon cannot break it. Light on
 purpose: argparse, no argh.
 """

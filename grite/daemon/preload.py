@@ -1,11 +1,12 @@
-"""Import, at start-up, every module the daemon may need later.
+"""Import, as soon as the daemon serves, every module it may need later.
 
 A daemon runs for minutes or hours while its files can be replaced under it: `pip install -U`,
 `apt upgrade` or a package removal rewrite or delete them one by one. A module first imported
 after that would come from the new (or a half-written) tree and meet the old modules already
 in memory. So the daemon imports all of grite, and the few modules grite or its libraries load
-lazily, before it serves anything; an upgrade then only makes it retire (see
-supervisor.StopReason.UPGRADED) and the next daemon starts from the new files.
+lazily, in a thread right after it starts serving (main.py; not before, so that the first
+command after a socket activation does not wait for it); an upgrade then only makes it retire
+(see supervisor.StopReason.UPGRADED) and the next daemon starts from the new files.
 
 Only the daemon calls this: the `grite` client must stay lean. Imports only the standard
 library (the modules it loads are found by walking the package directory, as

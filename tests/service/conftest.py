@@ -73,16 +73,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("systemd-user-manager"))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    path = os.environ.get("GRITE_SERVICE_COUNTS")
-    if not path or not os.path.exists(path):
-        return
-    terminalreporter.section("service suite counts")
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            terminalreporter.write_line(line.rstrip())
-
-
 # --- machine preconditions -------------------------------------------------------------------
 
 
