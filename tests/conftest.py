@@ -181,3 +181,33 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     with open(path, encoding="utf-8") as f:
         for line in f:
             terminalreporter.write_line(line.rstrip())
+
+
+# --- the service suite under xdist ----------------------------------------------------------
+
+_SERVICE_SUITE = "tests/service/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The service suite first: it is the longest unit of work (see the scheduler below)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(_SERVICE_SUITE))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (xdist's default `load`), every test of tests/service on one worker, in
+    file order, and every other test distributed as `load` does.
+
+    Each service module's tests build on one another and the two install kinds share the
+    machine's units. xdist's own `--dist loadgroup` would do this, but it tags node ids in a way
+    pytest 9 ignores, so the grouping is done here, on node ids alone.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    # Deliberately lazy: only reached when pytest-xdist runs the session.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ServiceSuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _SERVICE_SUITE if nodeid.startswith(_SERVICE_SUITE) else nodeid
+
+    return ServiceSuiteScheduling(config, log)

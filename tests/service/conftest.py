@@ -2,8 +2,10 @@
 used by a throwaway user under a real `systemd --user` manager (tests/service/manager.py).
 
 Needs root and Linux; it fails, never skips, when a tool is missing (CI installs them: see
-.ci/run). Every test of the suite runs in one xdist group (pyproject's `--dist loadgroup`), in
-file order, and a machine-wide lock keeps two test runs from installing the .deb at once.
+.ci/run). Under `-n N` the whole suite runs on one xdist worker, first and in file order
+(tests/conftest.py: pytest_xdist_make_scheduler), because each module's tests build on one
+another and the two install kinds share the machine's units; a machine-wide lock keeps two test
+runs from installing the .deb at once.
 
 The .deb under test is $GRITE_TEST_DEB (CI builds it with packaging/build-deb first); without
 it, the suite builds one itself, cached by the source tree's content under /var/tmp. The pip
@@ -64,13 +66,6 @@ DAEMON_CHECK_ENV = {"GRITE_DEBUG": "1"}
 def fell_back(stderr: str) -> bool:
     """Whether a command ran in-process instead of through the daemon."""
     return _FALLBACK_MARK in stderr
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.xdist_group("systemd-user-manager"))
 
 
 # --- machine preconditions -------------------------------------------------------------------
