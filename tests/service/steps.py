@@ -29,6 +29,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
         time.sleep(0.1)
 
 
+def manager_state(user: GriteUser) -> str:
+    """What the manager says about grite, for assertion messages."""
+    m = user.manager
+    units = m.systemctl("status", "--no-pager", "grite.socket", "grite.service").stdout
+    return f"{units}\n{m.journal('--unit=grite.service', '--unit=grite.socket', '-n', '60')}"
+
+
 def service_status(user: GriteUser) -> str:
     return user.manager.systemctl("status", "--no-pager", "--lines=0", "grite.service").stdout
 
@@ -235,7 +242,7 @@ def upgrade_while_serving(
         loop.wait_for(10)
     assert wait_exit(old_pid, _EXIT_WAIT), "the old daemon did not exit"
     status = user.status()
-    assert (status["mode"], status["build_id"]) == ("systemd", new_build)
+    assert (status["mode"], status["build_id"]) == ("systemd", new_build), manager_state(user)
     assert status["pid"] == user.service_pid() != old_pid
     assert user.ok("--version").stdout.strip() == f"grite {new_version}"
     missing = [
