@@ -65,6 +65,8 @@ def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         HOME=str(home),
         XDG_RUNTIME_DIR=str(runtime),
         XDG_CONFIG_HOME=str(home / ".config"),
+        # The machine's /etc/xdg/grite/config.toml must not reach the tests' daemons.
+        XDG_CONFIG_DIRS=str(home / "etc-xdg"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
         GIT_CONFIG_NOSYSTEM="1",
         TZ="UTC",
@@ -255,3 +257,48 @@ class TypedConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The service suite's counts (tests/service), when $GRITE_SERVICE_COUNTS collects them.
+
+    Here, not in tests/service/conftest.py: under xdist only this conftest is loaded where the
+    summary is written.
+    """
+    path = os.environ.get("GRITE_SERVICE_COUNTS")
+    if not path or not os.path.exists(path):
+        return
+    terminalreporter.section("service suite counts")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            terminalreporter.write_line(line.rstrip())
+
+
+# --- the service suite under xdist ----------------------------------------------------------
+
+_SERVICE_SUITE = "tests/service/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The service suite first: it is the longest unit of work (see the scheduler below)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(_SERVICE_SUITE))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (xdist's default `load`), every test of tests/service on one worker, in
+    file order, and every other test distributed as `load` does.
+
+    Each service module's tests build on one another and the two install kinds share the
+    machine's units. xdist's own `--dist loadgroup` would do this, but it tags node ids in a way
+    pytest 9 ignores, so the grouping is done here, on node ids alone.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    # Deliberately lazy: only reached when pytest-xdist runs the session.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ServiceSuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _SERVICE_SUITE if nodeid.startswith(_SERVICE_SUITE) else nodeid
+
+    return ServiceSuiteScheduling(config, log)

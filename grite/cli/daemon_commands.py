@@ -76,6 +76,7 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     this_build: bool | None = None  # the daemon runs this grite's build (it serves its commands)
     fallbacks_24h: int | None = None
     recent_fallbacks: list[FallbackInfo] | None = None
+    log: str | None = None
 
 
 class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +142,7 @@ def _info(st: protocol.StatusResult, **extra: object) -> DaemonInfo:
         in_flight=st.in_flight,
         idle_timeout_s=st.idle_timeout_s,
         idle_left_ms=st.idle_left_ms,
+        log=st.log or None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -183,9 +185,19 @@ def _human(st: protocol.StatusResult, headline: str, paths: RuntimePaths) -> str
         f"  requests:     {st.requests_served} served ({st.kept_replies_served} from kept "
         f"replies), {st.in_flight} in flight",
         f"  idle exit:    {idle}",
+        f"  log:          {st.log or 'not reported (a daemon of an older grite)'}",
         *_fallback_lines(paths),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _log_hint(paths: RuntimePaths) -> str:
+    """Where a daemon's log will be, when none runs to say so itself."""
+    if sys.platform == "darwin":
+        managed = "~/Library/Logs/grite-daemon.log for the LaunchAgent"
+    else:
+        managed = "journalctl --user -u grite.service under systemd"
+    return f"{paths.log_file} for a daemon grite starts, {managed}"
 
 
 def daemon_status(
@@ -196,13 +208,14 @@ def daemon_status(
     st = _ask_status(rp)
     if json:
         count, shown = _fallbacks(rp)
-        info = _info(st) if st else DaemonInfo(running=False, socket=rp.socket)
+        info = _info(st) if st else DaemonInfo(running=False, socket=rp.socket, log=_log_hint(rp))
         info = msgspec.structs.replace(info, fallbacks_24h=count, recent_fallbacks=shown)
         return 0, _json(info), ""
     if quiet:
         return 0, "", ""
     if st is None:
-        lines = [f"{NOT_RUNNING} (socket {rp.socket})", *_fallback_lines(rp)]
+        lines = [f"{NOT_RUNNING} (socket {rp.socket})", f"  log: {_log_hint(rp)}"]
+        lines += _fallback_lines(rp)
         return 0, "\n".join(lines) + "\n", ""
     return 0, _human(st, "grite daemon is running", rp), ""
 

@@ -4,7 +4,10 @@ The listener comes from the service manager when one activated us (systemd, laun
 activation.py), else it is bound here (binding.py). A daemon spawned by a client reports on
 `--ready-fd` one line: `ok <pid>` once the socket is published, `locked <pid>` when another
 daemon already serves the endpoint, or `error <reason>`. Logs go to stderr in the foreground or
-under a service manager, to `--log-file` when spawned. Light on purpose: argparse, no argh.
+under a service manager (with syslog priority prefixes when stderr is the systemd journal), to
+`--log-file` when spawned. Every module the daemon may need is imported as soon as it serves
+(preload.py), so replacing grite's files under a running daemon cannot break it. Light on
+purpose: argparse, no argh.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from grite.daemon.binding import Binding, read_pid_record
+from grite.daemon.preload import preload_modules
 from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
-from grite.daemon.supervisor import Supervisor, shutdown_signal
-from grite.ipc.paths import paths_for_socket, runtime_paths, user_config_file
+from grite.daemon.supervisor import StopReason, Supervisor, shutdown_signal
+from grite.ipc.paths import paths_for_socket, runtime_paths
+from grite.ipc.protocol import build_id
 from grite.model.errors import GriteError
-from grite.storage.config import load_user_config
+from grite.storage.config import load_user_config, merge_user_configs, user_config_files
 
 if TYPE_CHECKING:
     from grite.daemon.supervisor import Notifier
@@ -64,23 +69,72 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configured_idle_timeout(path: str) -> int | None:
-    """`[daemon] idle_timeout_seconds` from the user config file, if set and valid; a broken
-    file is logged and ignored (the daemon still serves, with the default)."""
-    try:
-        daemon = load_user_config(path).daemon
-    except GriteError as exc:
-        _log.warning("ignoring %s", exc.message)
-        return None
+def configured_idle_timeout(paths: list[str]) -> int | None:
+    """`[daemon] idle_timeout_seconds` from the user configs (user_config_files: the user's,
+    then /etc/xdg's), the first file that sets it winning; a broken file is logged and ignored
+    (the daemon still serves, with the others or the default)."""
+    configs = []
+    for path in paths:
+        try:
+            configs.append(load_user_config(path))
+        except GriteError as exc:
+            _log.warning("ignoring %s", exc.message)
+    daemon = merge_user_configs(configs).daemon
     value = None if daemon is None else daemon.idle_timeout_seconds
     if value is not None and value < 0:
-        _log.warning("ignoring %s: idle_timeout_seconds must be a whole number >= 0", path)
+        _log.warning("ignoring idle_timeout_seconds = %s: it must be a whole number >= 0", value)
         return None
     return value
 
 
-def _setup_logging(level: str, log_file: str | None) -> None:
+# sd-daemon(3) priority prefixes: journald files each stderr line under its syslog level.
+_SYSLOG_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+class _JournalFormatter(logging.Formatter):
+    """`<priority>message`: journald adds the time, the process name and its pid itself."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_SYSLOG_PRIORITY.get(record.levelname, 6)}>{super().format(record)}"
+
+
+def stderr_is_journal() -> bool:
+    """Whether stderr is connected to the systemd journal (JOURNAL_STREAM names its inode)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def _systemd_unit() -> str | None:
+    """The systemd unit this process runs in (`grite.service`), from its cgroup path."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            paths = [line.rstrip("\n").split(":", 2)[-1] for line in f]
+    except OSError:
+        return None
+    units = [path.rsplit("/", 1)[-1] for path in paths if path.endswith(".service")]
+    return units[0] if units else None
+
+
+def log_location(log_file: str | None, journal: bool, mode: str) -> str:
+    """Where this daemon's log goes, in words a user can act on (`grite daemon status`)."""
+    if log_file:
+        return log_file
+    if journal:
+        unit = _systemd_unit()
+        where = f"-u {unit}" if unit else f"_PID={os.getpid()}"
+        return f"the systemd journal (journalctl --user {where})"
+    if mode == "launchd":
+        return "standard error, which the LaunchAgent writes to ~/Library/Logs/grite-daemon.log"
+    return "standard error"
+
+
+def _setup_logging(level: str, log_file: str | None, journal: bool = False) -> None:
     handler: logging.Handler
+    formatter = logging.Formatter("%(asctime)s grite-daemon[%(process)d] %(levelname)s %(message)s")
     if log_file:
         os.makedirs(os.path.dirname(log_file), mode=0o700, exist_ok=True)
         try:
@@ -91,9 +145,9 @@ def _setup_logging(level: str, log_file: str | None) -> None:
         handler = logging.FileHandler(log_file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s grite-daemon[%(process)d] %(levelname)s %(message)s")
-    )
+        if journal:
+            formatter = _JournalFormatter("%(message)s")
+    handler.setFormatter(formatter)
     root = logging.getLogger("grite")
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
@@ -134,7 +188,7 @@ def _report(ready_fd: int | None, line: str) -> None:
         pass  # the spawning client gave up waiting; nothing to tell
 
 
-async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
+async def _serve(args: argparse.Namespace, idle_timeout: int, log_file: str | None) -> int:
     ready_fd: int | None = args.ready_fd
     activated = _service_manager()
     if activated is not None:
@@ -180,15 +234,36 @@ async def _serve(args: argparse.Namespace, idle_timeout: int) -> int:
             on_ready=lambda: _report(ready_fd, f"ok {os.getpid()}"),
             idle_timeout_fixed=args.idle_timeout is not None,
         )
+    supervisor.log_location = log_location(log_file, stderr_is_journal(), supervisor.mode)
     _log.info(
-        "grite daemon %s serving %s (%s, idle timeout %ss)",
+        "grite daemon %s (build %s) serving %s (%s, idle timeout %ss)",
         os.getpid(),
+        build_id(),
         supervisor.socket_path,
         supervisor.mode,
         idle_timeout or "never",
     )
+    preloading = asyncio.ensure_future(_preload(supervisor))
     await supervisor.run(shutdown_signal())
+    preloading.cancel()
     return 0
+
+
+async def _preload(supervisor: Supervisor) -> None:
+    """Import every module the daemon may need, in a thread, while it already serves.
+
+    Not before serving: that would make the first command after a socket activation wait
+    for imports it may not need. A module that cannot be imported means grite's files are
+    changing (an upgrade half-way) or broken: the daemon retires, and the next one starts
+    from the files as they are then.
+    """
+    try:
+        count = await asyncio.get_running_loop().run_in_executor(None, preload_modules)
+    except (ImportError, SyntaxError) as exc:
+        _log.error("cannot load grite's modules (%s); retiring so that a new daemon starts", exc)
+        supervisor.request_stop(StopReason.UPGRADED)
+        return
+    _log.debug("preloaded %d modules", count)
 
 
 # Enough descriptors for every client of a busy machine; capped because some platforms report
@@ -226,15 +301,16 @@ def main(argv: list[str]) -> int:
         The exit status: 0 after any orderly stop, 5 when the environment prevents serving.
     """
     args = parse_args(argv)
-    _setup_logging(args.log_level, None if args.foreground else args.log_file)
+    log_file = None if args.foreground else args.log_file
+    _setup_logging(args.log_level, log_file, journal=not log_file and stderr_is_journal())
     idle = args.idle_timeout
     if idle is None:
-        idle = configured_idle_timeout(user_config_file())
+        idle = configured_idle_timeout(user_config_files())
     if idle is None:
         idle = DEFAULT_IDLE_TIMEOUT
     _log.debug("open-files limit %s", raise_nofile_limit())
     try:
-        return asyncio.run(_serve(args, idle))
+        return asyncio.run(_serve(args, idle, log_file))
     except GriteError as exc:
         _log.error("%s", exc.message)
         _report(args.ready_fd, f"error {exc.message}")

@@ -85,6 +85,9 @@ DirectoryMode=0700
 Accept=no
 # Exported in LISTEN_FDNAMES so the daemon picks this fd by name.
 FileDescriptorName=grite
+# Stopping the socket (`grite daemon uninstall`, package removal) also removes the path, so
+# no dead socket is left behind for clients to find.
+RemoveOnStop=yes
 
 [Install]
 WantedBy=sockets.target
@@ -93,8 +96,9 @@ WantedBy=sockets.target
 SYSTEMD_SERVICE = """\
 # Per-user grite daemon, started by grite.socket on the first connection (systemd user unit).
 # ExecStart names the distribution path; `grite daemon install` rewrites it with the absolute
-# path of the installed grite-daemon. The daemon exits after --idle-timeout seconds without
-# clients; systemd starts it again on the next connection.
+# path of the installed grite-daemon. The daemon exits when idle for `[daemon]
+# idle_timeout_seconds` (the user's or /etc/xdg/grite/config.toml, default 300); systemd starts
+# it again on the next connection. A drop-in may add --idle-timeout, which wins.
 
 [Unit]
 Description=grite issue tracker daemon
@@ -106,7 +110,7 @@ After=grite.socket
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart=/usr/bin/grite-daemon --idle-timeout 300
+ExecStart=/usr/bin/grite-daemon
 # An idle exit is a clean exit (status 0) and must not restart the daemon.
 Restart=on-failure
 TimeoutStopSec=30
@@ -131,8 +135,6 @@ LAUNCHD_PLIST_TEMPLATE = """\
   <key>ProgramArguments</key>
   <array>
     <string>@GRITE_DAEMON@</string>
-    <string>--idle-timeout</string>
-    <string>300</string>
   </array>
   <key>Sockets</key>
   <dict>
@@ -240,9 +242,9 @@ def find_daemon() -> str | None:
 
 def render_service(daemon_path: str) -> str:
     """grite.service with ExecStart naming `daemon_path` (absolute) instead of /usr/bin."""
-    old = f"ExecStart={DISTRIBUTION_DAEMON} "
+    old = f"ExecStart={DISTRIBUTION_DAEMON}\n"
     assert SYSTEMD_SERVICE.count(old) == 1
-    return SYSTEMD_SERVICE.replace(old, f"ExecStart={_systemd_word(daemon_path)} ")
+    return SYSTEMD_SERVICE.replace(old, f"ExecStart={_systemd_word(daemon_path)}\n")
 
 
 def render_plist(daemon_path: str, socket_path: str, log_path: str) -> str:

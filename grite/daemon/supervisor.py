@@ -82,10 +82,21 @@ class StopReason(enum.Enum):
     UPGRADED = "upgraded"  # the installed grite source changed under us
 
 
+# Why the daemon stops, as `systemctl --user status` and the journal show it (STATUS=).
+_STOP_WORDS = {
+    StopReason.SIGNAL: "stopping: SIGTERM or SIGINT",
+    StopReason.IDLE: "stopping: idle",
+    StopReason.STOP: "stopping: `grite daemon stop`",
+    StopReason.RETIRE: "stopping: retired by a client of another build",
+    StopReason.LOST_SOCKET: "stopping: another daemon took over the socket path",
+    StopReason.UPGRADED: "stopping: the installed grite changed (upgrade)",
+}
+
+
 class Notifier(Protocol):
-    def ready(self) -> None: ...
+    def ready(self, status: str | None = None) -> None: ...
     def status(self, text: str) -> None: ...
-    def stopping(self) -> None: ...
+    def stopping(self, status: str | None = None) -> None: ...
 
 
 class _Refusal(Exception):
@@ -273,6 +284,9 @@ class Supervisor:
         self._last_activity = time.monotonic()
         self._in_flight = 0
         self._requests_served = 0
+        # Where the log goes, for `grite daemon status` (main sets it; "" when unknown).
+        self.log_location = ""
+        self._last_status = ""
 
     # ---- lifecycle ----
 
@@ -331,7 +345,8 @@ class Supervisor:
                 if self._on_ready is not None:
                     self._on_ready()
                 if self._notifier is not None:
-                    self._notifier.ready()
+                    idle = f"idle exit after {self.idle_timeout:g} s" if self.idle_timeout else ""
+                    self._notifier.ready(f"serving {self.socket_path}; {idle or 'no idle exit'}")
             await self._stop.wait()
             # Never accept during shutdown: stop watching the listener before anything else.
             self._set_accepting(False)
@@ -359,7 +374,10 @@ class Supervisor:
     async def _close(self, loop: asyncio.AbstractEventLoop) -> None:
         self.state = State.DRAINING
         if self._notifier is not None:
-            self._notifier.stopping()
+            reason = _STOP_WORDS[self._stop_reason]
+            if self._stop_reason is StopReason.IDLE:
+                reason += f" for {self.effective_idle_timeout():g} s"
+            self._notifier.stopping(f"{reason}; {self.status_text()}")
         for conn in list(self._connections.values()):
             # Fresh connections (accepted from the backlog) are left to send their request;
             # their read deadline bounds the wait.
@@ -391,6 +409,15 @@ class Supervisor:
             self._listener.close()  # a manager's socket stays open in the manager
         self.state = State.STOPPED
         _log.info("grite daemon stopped (%s)", self._stop_reason.value)
+
+    def status_text(self) -> str:
+        """One line of counts for the service manager (`systemctl --user status`)."""
+        repos = len(self._registry.repositories())
+        return (
+            f"{self._requests_served} requests served, {repos} "
+            f"{'repository' if repos == 1 else 'repositories'} open, "
+            f"{len(self._connections)} connections, {self._in_flight} in flight"
+        )
 
     def effective_idle_timeout(self) -> float:
         """Seconds of idleness before exiting (0: never).
@@ -434,14 +461,16 @@ class Supervisor:
             if self._binding is not None and not self._binding.owns_socket():
                 self.request_stop(StopReason.LOST_SOCKET)
                 return
+            if self._notifier is not None and (text := self.status_text()) != self._last_status:
+                self._last_status = text
+                self._notifier.status(text)
             if ticks % 10 == 0:
                 await loop.run_in_executor(self._pool, self._heartbeat)
-                if self._notifier is not None:
-                    self._notifier.status(
-                        f"{len(self._connections)} connections, {self._in_flight} in flight"
-                    )
             if ticks % 60 == 0:
-                current = await loop.run_in_executor(self._pool, protocol.compute_build_id)
+                try:
+                    current = await loop.run_in_executor(self._pool, protocol.compute_build_id)
+                except OSError:  # files vanishing mid-upgrade or removal: look again later
+                    continue
                 if current != self._hello.build_id:
                     self.request_stop(StopReason.UPGRADED)
                     return
@@ -837,6 +866,7 @@ class Supervisor:
             idle_timeout_s=int(idle_timeout),
             idle_left_ms=idle_left_ms,
             kept_replies_served=self._replies.hits,
+            log=self.log_location,
         )
 
     async def cmd_daemon_stop(self, request: protocol.Request) -> protocol.ResultData:

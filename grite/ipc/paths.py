@@ -7,10 +7,12 @@ boundary, so `ensure_runtime_dir` creates it 0700 and refuses one that is not ou
 a symlink. The daemon derives every runtime path from its socket path's directory, so a client
 and the daemon it spawns always agree.
 
-We read the environment directly instead of through pyxdg: pyxdg is cheap to import (~0.3 ms
-measured with -X importtime) but snapshots the environment at import time and its
-get_runtime_dir() is a bare lookup with none of the ownership checks we need, so it would add
-an import without removing any code. Standard library only: this is on the client's hot path.
+We read the environment directly instead of through pyxdg (which grite.storage.config uses to
+search the config files, in the daemon only): pyxdg snapshots the environment when first
+imported, which a long-lived process that changes it (tests, grite.Client users) would get
+wrong, its get_runtime_dir() is a bare lookup with none of the ownership checks we need, and
+importing it costs about a millisecond (python -X importtime) that every warm command would
+pay. Standard library only: this is on the client's hot path.
 """
 
 from __future__ import annotations
@@ -251,7 +253,9 @@ def ensure_runtime_dir(paths: RuntimePaths) -> None:
 
 
 def user_config_file(environ: Mapping[str, str] | None = None) -> str:
-    """`$XDG_CONFIG_HOME/grite/config.toml` (default ~/.config/grite/config.toml)."""
+    """`$XDG_CONFIG_HOME/grite/config.toml` (default ~/.config/grite/config.toml), the file
+    `grite daemon install` derives the systemd unit directory from; the daemon searches the
+    config files (this one first) with pyxdg: grite.storage.config.user_config_files."""
     env = os.environ if environ is None else environ
     base = env.get("XDG_CONFIG_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".config"

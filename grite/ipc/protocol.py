@@ -179,6 +179,8 @@ class StatusResult(msgspec.Struct, frozen=True, kw_only=True, tag="daemon_status
     idle_timeout_s: int  # 0 = never
     idle_left_ms: int  # -1 when there is no idle timeout
     kept_replies_served: int = 0  # warm reads answered from grite.daemon.replies
+    # Where this daemon's log goes: a file path, or how to read the journal or its stderr.
+    log: str = ""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True, tag="ack"):

@@ -1,7 +1,9 @@
 """Repository, actor and user config files (TOML, reference section 1).
 
 `.git/grite/config.toml` (RepoConfig), `.git/grite/actors/<id>/config.toml` (ActorConfig) and the
-user's `$XDG_CONFIG_HOME/grite/config.toml` (daemon settings). Keys that are unset are omitted
+user configs (daemon settings): `$XDG_CONFIG_HOME/grite/config.toml`, then `grite/config.toml`
+in each `$XDG_CONFIG_DIRS` directory (`/etc/xdg/grite/config.toml`: a machine-wide default),
+found with pyxdg and merged key by key, the user's file first. Keys that are unset are omitted
 when writing, as grite 0.5.3 does, so either implementation reads the other's files. Writes are
 atomic (temp file + rename) so a crash never leaves half a config.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import tomli_w
@@ -36,13 +38,16 @@ __all__ = [
     "load_actor_config",
     "load_repo_config",
     "load_user_config",
+    "merge_user_configs",
     "save_actor_config",
     "save_repo_config",
+    "user_config_files",
     "write_atomic",
 ]
 
 LockPolicy = Literal["off", "warn", "require"]
 VerifyPolicy = Literal["off", "warn", "require"]
+_S = TypeVar("_S", bound=msgspec.Struct)
 
 
 class SnapshotSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -256,12 +261,53 @@ def list_actor_ids(grite_dir: str) -> list[str]:
     return sorted(found)
 
 
+def user_config_files() -> list[str]:
+    """The user config files that exist, the most important first.
+
+    `$XDG_CONFIG_HOME/grite/config.toml` (default ~/.config/grite/config.toml), then
+    `grite/config.toml` in each directory of `$XDG_CONFIG_DIRS` (default /etc/xdg), where a
+    distribution or an administrator puts defaults for every user.
+
+    Returns:
+        Absolute paths of the files that exist, in search order.
+    """
+    # Deliberately lazy: only the daemon reads user configs, once, at start. pyxdg reads the
+    # environment when it is first imported, which in a fresh daemon process is what we want.
+    from xdg import BaseDirectory
+
+    found = []
+    for directory in BaseDirectory.load_config_paths("grite"):
+        path = os.path.join(directory, "config.toml")
+        if os.path.isfile(path):
+            found.append(path)
+    return found
+
+
 def load_user_config(path: str) -> UserConfig:
-    """The per-user config at `path` (grite.ipc.paths.user_config_file() finds it), or
-    defaults when the file does not exist.
+    """One user config file (see user_config_files), or defaults when it does not exist.
 
     Raises:
         Environment: the file is not valid TOML or holds an invalid value.
     """
     cfg = _load_toml(path, UserConfig)
     return cfg if cfg is not None else UserConfig()
+
+
+def merge_user_configs(configs: list[UserConfig]) -> UserConfig:
+    """One config from several, the first in the list winning each key it sets."""
+    merged = UserConfig()
+    for cfg in configs:
+        merged = _fill_unset(merged, cfg)
+    return merged
+
+
+def _fill_unset(top: _S, bottom: _S) -> _S:
+    """`top` with its unset (None) keys taken from `bottom`; tables are merged the same way."""
+    changes: dict[str, Any] = {}
+    for name in top.__struct_fields__:
+        mine, theirs = getattr(top, name), getattr(bottom, name)
+        if mine is None:
+            changes[name] = theirs
+        elif isinstance(mine, msgspec.Struct) and isinstance(theirs, msgspec.Struct):
+            changes[name] = _fill_unset(mine, theirs)
+    return msgspec.structs.replace(top, **changes)

@@ -1,5 +1,6 @@
 """Shipped packaging checked with the real tools: `systemd-analyze verify --user` on the units,
-plistlib (and plutil on macOS) on the LaunchAgent, `mandoc -Tlint` on the man pages.
+plistlib (launchd_lint: plutil -lint's parse plus launchd.plist(5)'s keys and types; plutil
+itself on macOS) on the LaunchAgent, `mandoc -Tlint` on the man pages.
 
 A missing systemd-analyze or mandoc is a failure (CI installs the `systemd` and `mandoc` apt
 packages). The shipped grite.service names /usr/bin/grite-daemon, which does not exist on a
@@ -76,8 +77,8 @@ def test_shipped_service_differs_from_verified_copy_only_in_exec_start(tmp_path:
     changed = [(a, b) for a, b in zip(shipped, rendered, strict=True) if a != b]
     assert changed == [
         (
-            "ExecStart=/usr/bin/grite-daemon --idle-timeout 300",
-            "ExecStart=/opt/grite/bin/grite-daemon --idle-timeout 300",
+            "ExecStart=/usr/bin/grite-daemon",
+            "ExecStart=/opt/grite/bin/grite-daemon",
         )
     ]
 
@@ -107,18 +108,14 @@ def test_units_say_what_the_design_requires() -> None:
 
 def test_exec_start_quotes_awkward_paths() -> None:
     rendered = render_service("/home/a b/100%/$x/grite-daemon")
-    assert 'ExecStart="/home/a b/100%%/$$x/grite-daemon" --idle-timeout 300' in rendered
+    assert 'ExecStart="/home/a b/100%%/$$x/grite-daemon"\n' in rendered
 
 
 def test_rendered_plist_is_valid_and_on_demand() -> None:
     text = render_plist("/Users/a&b/bin/grite-daemon", "/tmp/grite-501/daemon.sock", "/l/d.log")
     plist = plistlib.loads(text.encode())
     assert plist["Label"] == "com.grite.daemon"
-    assert plist["ProgramArguments"] == [
-        "/Users/a&b/bin/grite-daemon",
-        "--idle-timeout",
-        "300",
-    ]
+    assert plist["ProgramArguments"] == ["/Users/a&b/bin/grite-daemon"]
     listener = plist["Sockets"]["Listeners"]
     assert listener == {
         "SockPathName": "/tmp/grite-501/daemon.sock",
@@ -128,6 +125,87 @@ def test_rendered_plist_is_valid_and_on_demand() -> None:
     assert "RunAtLoad" not in plist and "KeepAlive" not in plist
     assert plist["StandardErrorPath"] == "/l/d.log"
     assert "@" not in text
+
+
+# launchd.plist(5): the keys launchd knows, and the type each one we use must have. plutil -lint
+# (macOS only) checks that the file parses; launchd also needs the right types, which no tool
+# off macOS checks, so this does.
+_LAUNCHD_KEYS = frozenset(
+    """Label Disabled UserName GroupName inetdCompatibility LimitLoadToHosts LimitLoadFromHosts
+    LimitLoadToSessionType Program ProgramArguments EnableGlobbing EnableTransactions
+    EnablePressuredExit OnDemand KeepAlive RunAtLoad RootDirectory WorkingDirectory
+    EnvironmentVariables Umask TimeOut ExitTimeOut ThrottleInterval InitGroups WatchPaths
+    QueueDirectories StartOnMount StartInterval StartCalendarInterval StandardInPath
+    StandardOutPath StandardErrorPath Debug WaitForDebugger SoftResourceLimits
+    HardResourceLimits Nice ProcessType AbandonProcessGroup LowPriorityIO
+    LowPriorityBackgroundIO MaterializeDatalessFiles LaunchOnlyOnce MachServices Sockets
+    AssociatedBundleIdentifiers SessionCreate LegacyTimers""".split()
+)
+_SOCKET_KEYS = frozenset(
+    """SockType SockPassive SockNodeName SockServiceName SockFamily SockProtocol SockPathName
+    SecureSocketWithKey SockPathOwner SockPathGroup SockPathMode Bonjour MulticastGroup""".split()
+)
+
+
+def launchd_lint(text: str) -> list[str]:
+    """What plutil -lint and launchd would refuse in a LaunchAgent plist; [] when none."""
+    try:
+        plist = plistlib.loads(text.encode())
+    except Exception as exc:  # plistlib raises ExpatError, ValueError, ...: all are findings
+        return [f"does not parse: {exc}"]
+    findings = [f"unknown key {key}" for key in plist if key not in _LAUNCHD_KEYS]
+    if not isinstance(plist.get("Label"), str) or not plist["Label"]:
+        findings.append("Label must be a non-empty string")
+    args = plist.get("ProgramArguments")
+    if not (isinstance(args, list) and args and all(isinstance(a, str) for a in args)):
+        findings.append("ProgramArguments must be a non-empty array of strings")
+    elif not args[0].startswith("/"):
+        findings.append("ProgramArguments[0] must be an absolute path")
+    if plist.get("ProcessType") not in (None, "Background", "Standard", "Adaptive", "Interactive"):
+        findings.append("ProcessType is not one launchd knows")
+    for key in ("StandardErrorPath", "StandardOutPath"):
+        if key in plist and not (isinstance(plist[key], str) and plist[key].startswith("/")):
+            findings.append(f"{key} must be an absolute path")
+    for name, sock in (plist.get("Sockets") or {}).items():
+        if not isinstance(sock, dict):
+            findings.append(f"Sockets/{name} must be a dictionary")
+            continue
+        findings += [f"unknown key Sockets/{name}/{key}" for key in sock if key not in _SOCKET_KEYS]
+        if sock.get("SockType", "stream") not in ("stream", "dgram", "seqpacket"):
+            findings.append(f"Sockets/{name}/SockType is not stream, dgram or seqpacket")
+        mode = sock.get("SockPathMode")
+        if mode is not None and (type(mode) is not int or not 0 <= mode <= 0o777):
+            findings.append(f"Sockets/{name}/SockPathMode must be an integer mode")
+        if not str(sock.get("SockPathName", "")).startswith("/"):
+            findings.append(f"Sockets/{name}/SockPathName must be an absolute path")
+    # plutil -convert binary1 and back: every value must survive the binary format too.
+    if plistlib.loads(plistlib.dumps(plist, fmt=plistlib.FMT_BINARY)) != plist:
+        findings.append("does not round-trip through the binary format")
+    return findings
+
+
+def test_rendered_plist_passes_launchd_lint() -> None:
+    text = render_plist(
+        "/Users/a&b <c>/bin/grite-daemon", "/var/folders/x/T/grite-501/daemon.sock", "/tmp/l"
+    )
+    assert launchd_lint(text) == []
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC')
+    assert plistlib.loads(text.encode())["ProgramArguments"] == ["/Users/a&b <c>/bin/grite-daemon"]
+
+
+def test_launchd_lint_reports_what_launchd_refuses() -> None:
+    good = render_plist("/usr/local/bin/grite-daemon", "/tmp/g/daemon.sock", "/tmp/l")
+    broken = {
+        "does not parse": good.replace("</dict>\n</plist>", "</plist>"),
+        "unknown key RunAtLoadd": good.replace("<key>ProcessType</key>", "<key>RunAtLoadd</key>"
+                                               "<true/><key>ProcessType</key>"),
+        "SockPathMode must be an integer": good.replace("<integer>384</integer>",
+                                                        "<string>0600</string>"),
+        "must be an absolute path": good.replace("/usr/local/bin/grite-daemon", "grite-daemon"),
+        "SockType is not": good.replace("<string>stream</string>", "<string>tcp</string>"),
+    }  # fmt: skip
+    for finding, text in broken.items():
+        assert any(finding in f for f in launchd_lint(text)), (finding, launchd_lint(text))
 
 
 @pytest.mark.skipif(sys.platform != "darwin", reason="plutil exists only on macOS")

@@ -89,7 +89,7 @@ def test_dry_run_prints_plan_and_changes_nothing(fake: Fake) -> None:
     code, out, err = daemon_install(dry_run=True, json=False, quiet=False)
     assert (code, err) == (0, "")
     assert f"would write {fake.units / 'grite.socket'}" in out
-    assert f"ExecStart={find_daemon()} --idle-timeout 300" in out
+    assert f"ExecStart={find_daemon()}\n" in out
     assert "would run: systemctl --user enable --now grite.socket" in out
     assert not fake.config.exists()
     assert fake.calls() == []
@@ -100,7 +100,7 @@ def test_install_writes_units_and_enables_socket(fake: Fake) -> None:
     assert (code, err) == (0, "")
     assert "installed: systemd now starts grite-daemon" in out
     service = (fake.units / "grite.service").read_text()
-    assert f"ExecStart={find_daemon()} --idle-timeout 300\n" in service
+    assert f"ExecStart={find_daemon()}\n" in service
     assert stat.S_IMODE((fake.units / "grite.socket").stat().st_mode) == 0o644
     assert fake.calls() == [
         "--user show-environment",

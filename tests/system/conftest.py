@@ -60,6 +60,8 @@ def daemon_env() -> Iterator[DaemonEnv]:
         HOME=os.path.join(base, "home"),
         XDG_STATE_HOME=os.path.join(base, "state"),
         XDG_CONFIG_HOME=os.path.join(base, "config"),
+        # The machine's /etc/xdg/grite/config.toml must not reach the tests' daemons.
+        XDG_CONFIG_DIRS=os.path.join(base, "etc-xdg"),
         GIT_AUTHOR_NAME="t",
         GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t",
