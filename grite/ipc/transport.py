@@ -283,15 +283,22 @@ class DaemonTransport(BaseTransport):
             except Unserved:
                 self._drop()
                 raise
-        conn = self._open(frame)
-        try:
-            return self._final(conn)
-        except Unserved:
-            self._drop()
-            raise
-        except ConnectionClosed as exc:
-            self._drop()
-            raise Unserved("lost", exc.message) from exc
+        for attempt in (1, 2):
+            conn = self._open(frame)
+            try:
+                return self._final(conn)
+            except Unserved:
+                self._drop()
+                raise
+            except ConnectionClosed as exc:
+                self._drop()
+                # The daemon went away before answering: a restart (`systemctl restart`, an
+                # upgrade retiring it) stops it between its hello and its reply. The service
+                # manager hands the next connection to the next instance, and the request id
+                # makes a second try safe (a write that did run is not recorded again).
+                if attempt == 2:
+                    raise Unserved("lost", exc.message) from exc
+        raise AssertionError("not reached: the loop returns or raises")
 
     def _final(self, conn: Connection) -> bytes:
         try:

@@ -39,7 +39,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _FALLBACK_MARK
 from tests.service.manager import UserManager, sweep_stale
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +60,11 @@ _TOOLS = {
 
 # The one place that decides how a command proves it went through the daemon.
 DAEMON_CHECK_ENV = {"GRITE_DEBUG": "1"}
+
+
+# What a client prints on stderr under GRITE_DEBUG=1 when it ran a command in-process, then
+# `(<cause>: <why>)` (grite.ipc.transport.FallbackTransport).
+_FALLBACK_MARK = "grite: daemon not used"
 
 
 def fell_back(stderr: str) -> bool:

@@ -122,7 +122,12 @@ def restarts_and_socket_cycles_under_load(user: GriteUser, counts: dict[str, Any
             m.systemctl("start", "grite.socket", check=True)
             loop.wait_for(6)
     assert loop.failures == [], describe(loop.failures)
-    assert loop.fallbacks == [], describe(loop.fallbacks)
+    # While grite.socket is stopped nothing listens: the first command then runs in-process
+    # while a daemon starts in the background (a cold start, by design); nothing else may.
+    cold = [o for o in loop.fallbacks if "daemon not used (cold_start:" in o.stderr]
+    others = [o for o in loop.fallbacks if o not in cold]
+    assert others == [], describe(others)
+    assert len(cold) <= 2 * SOCKET_CYCLES, describe(cold)
     # The spawned daemons gave the path back to the socket (they noticed it was taken over).
     main = user.service_pid()
     for pid in user.daemon_processes():
@@ -137,7 +142,8 @@ def restarts_and_socket_cycles_under_load(user: GriteUser, counts: dict[str, Any
         restarts=RESTARTS,
         socket_cycles=SOCKET_CYCLES,
         load_failures=len(loop.failures),
-        load_fallbacks=len(loop.fallbacks),
+        load_fallbacks=len(others),
+        load_cold_starts=len(cold),
     )
 
 
@@ -258,7 +264,7 @@ def upgrade_while_serving(
     # A client of the new build meeting the old daemon asks it to retire and runs that one
     # command in-process; nothing else may fall back.
     for o in loop.fallbacks:
-        assert re.search(r"daemon not used \(daemon pid \d+ runs build", o.stderr), describe([o])
+        assert "daemon not used (upgrade: retired the daemon of build" in o.stderr, describe([o])
     assert len(loop.fallbacks) <= 4, describe(loop.fallbacks)
     listed = user.ok("issue", "list", "--state", "all", "--search", "upgrade-", "--json")
     titles = [i["title"] for i in json.loads(listed.stdout)["data"]["issues"]]
