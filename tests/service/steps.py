@@ -123,11 +123,16 @@ def restarts_and_socket_cycles_under_load(user: GriteUser, counts: dict[str, Any
             loop.wait_for(6)
     assert loop.failures == [], describe(loop.failures)
     # While grite.socket is stopped nothing listens: the first command then runs in-process
-    # while a daemon starts in the background (a cold start, by design); nothing else may.
+    # while a daemon starts in the background (a cold start, by design). A restart may reset a
+    # connection the old instance had taken (the client retries once on the daemon, then runs
+    # in-process with the same request id, so the write is still recorded once). Nothing else
+    # may fall back, and no command may fail.
     cold = [o for o in loop.fallbacks if "daemon not used (cold_start:" in o.stderr]
-    others = [o for o in loop.fallbacks if o not in cold]
-    assert others == [], describe(others)
+    lost = [o for o in loop.fallbacks if "daemon not used (lost:" in o.stderr]
+    others = [o for o in loop.fallbacks if o not in cold and o not in lost]
+    assert others == [], f"{describe(others)}\n{manager_state(user)}"
     assert len(cold) <= 2 * SOCKET_CYCLES, describe(cold)
+    assert len(lost) <= 2 * RESTARTS, f"{describe(lost)}\n{manager_state(user)}"
     # The spawned daemons gave the path back to the socket (they noticed it was taken over).
     main = user.service_pid()
     for pid in user.daemon_processes():
@@ -144,6 +149,7 @@ def restarts_and_socket_cycles_under_load(user: GriteUser, counts: dict[str, Any
         load_failures=len(loop.failures),
         load_fallbacks=len(others),
         load_cold_starts=len(cold),
+        load_lost_in_restart=len(lost),
     )
 
 
