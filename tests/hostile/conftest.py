@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Grite, assert_fsck_clean, git, make_repo, wal_head
+from tests.conftest import Grite, assert_fsck_clean, git, make_repo, serve_git_daemon, wal_head
 from tests.wal_forge import forge_commit, set_ref
 
 
@@ -111,47 +110,13 @@ def victim(grite: Grite, tmp_path: Path) -> Victim:
     return v
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A real `git daemon` serving tmp_path/served over git:// with push enabled."""
     base = tmp_path / "served"
     base.mkdir()
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--export-all",
-            "--enable=receive-pack",
-            f"--base-path={base}",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            "--reuseaddr",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "git daemon exited"
-                assert time.monotonic() < deadline, "git daemon did not start listening"
-                time.sleep(0.02)
+    with serve_git_daemon(base) as port:
         yield base, port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.fixture
