@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,11 +25,12 @@ WRITERS = 16
 
 
 def _events(actor: bytes, n: int, title: str = "t") -> list[Event]:
+    now = int(time.time() * 1000)  # events may not be more than 24 h ahead of their commit
     return [
         make_event(
             issue_id=os.urandom(16),
             actor=actor,
-            ts_unix_ms=1_800_000_000_000 + i,
+            ts_unix_ms=now + i,
             kind=IssueCreated(title=f"{title} {i}", body="", labels=[]),
         )
         for i in range(n)
