@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import socket
 import struct
 import threading
@@ -19,7 +20,9 @@ from tests.conftest import TypedConnection
 
 
 def _inv(*argv: str) -> Invocation:
-    return Invocation(argv=list(argv), cwd="/", env={}, request_id=os.urandom(16), now_ms=1)
+    return Invocation(
+        argv=list(argv), cwd="/", env={}, request_id=os.urandom(16), now_ms=time.time_ns() // 10**6
+    )
 
 
 def echo(inv: Invocation, handles: RequestHandles) -> Outcome:
