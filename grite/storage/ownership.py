@@ -6,8 +6,7 @@ Run there by another user, grite would act on the owner's behalf with that user'
 as git does since 2.35.2 ("detected dubious ownership", https://git-scm.com/docs/git-config
 #Documentation/git-config.txt-safedirectory), grite refuses a repository whose work tree, git
 directory or `.git/grite/` is owned by another uid, unless the user's own `safe.directory`
-(system or global config, never the repository's) lists it or is `*`. Root acting through sudo
-may use the invoking user's repositories (SUDO_UID), as git allows.
+(system or global config, never the repository's) lists it or is `*`.
 
 The common case costs three lstat calls; git is asked for `safe.directory` only when an owner
 differs.
@@ -34,34 +33,27 @@ def _owner(path: str) -> int | None:
         return None
 
 
-def _accepted_uids() -> set[int]:
-    me = os.geteuid()
-    uids = {me}
-    sudo_uid = os.environ.get("SUDO_UID", "")
-    if me == 0 and sudo_uid.isdigit():
-        uids.add(int(sudo_uid))
-    return uids
-
-
 def safe_directories() -> list[str]:
-    """The user's `safe.directory` values (system and global config; an empty value resets
-    the list, as in git). Read by git itself so that includes and scopes work as in git."""
-    try:
-        proc = subprocess.run(
-            ["git", "config", "--get-all", "safe.directory"],
-            cwd="/",
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            # Outside any repository: only the system and global files are read, never a
-            # repository's own config (git ignores safe.directory there too).
-            env={**os.environ, "GIT_DIR": "/nonexistent", "GIT_CEILING_DIRECTORIES": "/"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    """The user's `safe.directory` values, system then global config (an empty value resets
+    the list, as in git), read by git itself so that includes work as in git. Run from `/`
+    with --system/--global: a repository's own config is never read (git ignores
+    safe.directory there too)."""
+    lines: list[str] = []
+    for scope in ("--system", "--global"):
+        try:
+            proc = subprocess.run(
+                ["git", "config", scope, "--get-all", "safe.directory"],
+                cwd="/",
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines += proc.stdout.splitlines()
     values: list[str] = []
-    for line in proc.stdout.splitlines():
+    for line in lines:
         if line == "":
             values = []
         else:
@@ -89,7 +81,7 @@ def check_ownership(repo_root: str, git_dir: str) -> None:
     Raises:
         DubiousOwnership: with git's wording of the fix.
     """
-    ours = _accepted_uids()
+    ours = {os.geteuid()}
     grite_dir = os.path.join(git_dir, "grite")
     foreign = [
         (path, uid)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
