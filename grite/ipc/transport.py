@@ -607,6 +607,8 @@ class FallbackTransport(BaseTransport):
         env = os.environ if environ is None else environ
         pol = policy or Policy.from_environ(env)
         paths = runtime_paths(env)
+        if pol.debug and paths.note and pol.mode != "off":
+            sys.stderr.write(f"grite: {paths.note}\n")
         daemon = DaemonTransport(
             paths,
             environ=env,
