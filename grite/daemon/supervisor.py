@@ -716,7 +716,7 @@ class Supervisor:
             try:
                 # A warm read whose answer is kept and still holds is answered here, on the
                 # loop, without the worker hop (grite.daemon.replies).
-                kept = None if conn.mismatched else self._replies.answer(data)
+                kept = None if conn.mismatched or conn.foreign else self._replies.answer(data)
                 reply: protocol.Result | protocol.Error | None = None
                 if kept is not None:
                     self._requests_served += 1
