@@ -66,7 +66,9 @@ def test_a_sandboxed_client_cannot_write_through_the_daemon(
     # Each recorded with its cause, not silent.
     recorded = fallbacks.read(runtime_paths(env).fallback_log)
     causes = [f.cause for f in recorded]
-    assert causes == ["foreign_namespace", "foreign_namespace"], [(f.cause, f.message) for f in recorded]
+    assert causes == ["foreign_namespace", "foreign_namespace"], [
+        (f.cause, f.message) for f in recorded
+    ]
     assert "mount namespace" in recorded[0].message
     # Strict mode says why instead of running in-process.
     strict = in_sandbox(dict(env, GRITE_DAEMON="require"), repo, "issue", "list")
