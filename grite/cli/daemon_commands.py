@@ -77,6 +77,8 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     fallbacks_24h: int | None = None
     recent_fallbacks: list[FallbackInfo] | None = None
     log: str | None = None
+    # Why the runtime directory is not the usual one (another user took /tmp/grite-<uid>).
+    runtime_dir_note: str | None = None
 
 
 class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,9 +160,10 @@ def _duration(ms: int) -> str:
 
 def _fallback_lines(paths: RuntimePaths) -> list[str]:
     count, shown = _fallbacks(paths)
+    note = [f"  runtime dir:  {paths.note}"] if paths.note else []
     if not count:
-        return ["  fallbacks:    none in the last 24 h"]
-    lines = [f"  fallbacks:    {count} in the last 24 h ({paths.fallback_log}); newest:"]
+        return [*note, "  fallbacks:    none in the last 24 h"]
+    lines = [*note, f"  fallbacks:    {count} in the last 24 h ({paths.fallback_log}); newest:"]
     for f in shown:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.ts_ms / 1000))
         lines.append(f"    {when} {f.client} pid {f.pid}: {f.cause}: {f.message}")
@@ -209,7 +212,9 @@ def daemon_status(
     if json:
         count, shown = _fallbacks(rp)
         info = _info(st) if st else DaemonInfo(running=False, socket=rp.socket, log=_log_hint(rp))
-        info = msgspec.structs.replace(info, fallbacks_24h=count, recent_fallbacks=shown)
+        info = msgspec.structs.replace(
+            info, fallbacks_24h=count, recent_fallbacks=shown, runtime_dir_note=rp.note or None
+        )
         return 0, _json(info), ""
     if quiet:
         return 0, "", ""

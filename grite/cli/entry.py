@@ -24,7 +24,14 @@ import sys
 import time
 
 from grite.ipc import wire
-from grite.ipc.transport import Call, DaemonRequired, FallbackTransport, Policy, Unserved
+from grite.ipc.transport import (
+    Call,
+    DaemonRequired,
+    FallbackTransport,
+    Interrupted,
+    Policy,
+    Unserved,
+)
 from grite.model.errors import GriteError, InvalidArgs
 
 TYPE_CHECKING = False
@@ -173,6 +180,48 @@ def _error(err: GriteError, argv: list[str]) -> int:
     return _write(err.exit_code, "", human_error(err))
 
 
+def _interrupted(exc: Interrupted) -> int:
+    """Ctrl-C while the daemon had the command: say what was done (exit 130 either way)."""
+    if exc.reply is None:
+        if exc.sent:
+            note = (
+                "grite: interrupted; the daemon did not say whether the command was done "
+                "(check before running it again)\n"
+            )
+        else:
+            note = "grite: interrupted; nothing was done\n"
+        _write(130, "", note)
+        return 130
+    try:
+        code, out, errors = _outcome(exc.reply)
+    except Unserved:
+        _write(130, "", "grite: interrupted; the daemon's answer was unreadable\n")
+        return 130
+    if code == 130:  # cancelled before anything was written: its message says so
+        _write(130, out, errors)
+        return 130
+    _write(code, out, errors)
+    _write(130, "", "grite: interrupted, but the command had already been done (above)\n")
+    return 130
+
+
+def _show_progress(elapsed_ms: int) -> None:
+    try:
+        sys.stderr.write(f"grite: still running ({elapsed_ms // 1000} s)\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _wants_progress(policy: Policy) -> bool:
+    if policy.debug:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     """Run one `grite` command through the daemon or in-process.
 
@@ -211,10 +260,21 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     transport = FallbackTransport.for_environ(
         env, _local, client="cli", policy=policy, start="background"
     )
+    if transport.daemon is not None and _wants_progress(policy):
+        # Long work (a large sync) says it is alive, as git's progress does on a terminal.
+        transport.daemon.on_progress = _show_progress
     try:
         code, out, errors = transport.request(call, _outcome)
     except DaemonRequired as exc:
         return _error(exc, argv)
+    except Interrupted as exc:
+        return _interrupted(exc)
+    except KeyboardInterrupt:
+        # Ctrl-C just after the daemon answered: the answer says what was done.
+        answered = transport.daemon.answered if transport.daemon is not None else None
+        if answered is None or transport.served_by == "local":
+            raise
+        return _interrupted(Interrupted(answered, sent=True))
     finally:
         transport.close()
     status = _write(code, out, errors)

@@ -22,6 +22,7 @@ import msgspec
 
 from grite.ipc.paths import RuntimePaths, ensure_runtime_dir
 from grite.ipc.spawner import probe
+from grite.storage.config import write_atomic
 
 __all__ = ["Binding", "PidRecord", "read_pid_record"]
 
@@ -125,10 +126,7 @@ class Binding:
             socket=self.paths.socket,
             heartbeat_ms=_now_ms(),
         )
-        tmp = f"{self.paths.pid_file}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(msgspec.json.encode(record))
-        os.replace(tmp, self.paths.pid_file)
+        write_atomic(self.paths.pid_file, msgspec.json.encode(record), 0o600)
 
     def release(self) -> None:
         """Remove our pid file and drop the lifetime lock (last step of shutdown)."""

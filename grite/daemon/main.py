@@ -23,13 +23,20 @@ from typing import TYPE_CHECKING
 from grite.daemon.binding import Binding, read_pid_record
 from grite.daemon.preload import preload_modules
 from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
-from grite.daemon.supervisor import StopReason, Supervisor, shutdown_signal
+from grite.daemon.supervisor import (
+    KEEPALIVE_INTERVAL,
+    StopReason,
+    Supervisor,
+    shutdown_signal,
+)
 from grite.ipc.paths import paths_for_socket, runtime_paths
 from grite.ipc.protocol import build_id
 from grite.model.errors import GriteError
 from grite.storage.config import load_user_config, merge_user_configs, user_config_files
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from grite.daemon.supervisor import Notifier
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "console_main", "main", "parse_args"]
@@ -235,6 +242,7 @@ async def _serve(args: argparse.Namespace, idle_timeout: int, log_file: str | No
             idle_timeout_fixed=args.idle_timeout is not None,
         )
     supervisor.log_location = log_location(log_file, stderr_is_journal(), supervisor.mode)
+    supervisor.keepalive = _keepalive(os.environ)
     _log.info(
         "grite daemon %s (build %s) serving %s (%s, idle timeout %ss)",
         os.getpid(),
@@ -269,6 +277,16 @@ async def _preload(supervisor: Supervisor) -> None:
 # Enough descriptors for every client of a busy machine; capped because some platforms report
 # an unlimited hard limit that setrlimit then refuses.
 _NOFILE_TARGET = 65536
+
+
+def _keepalive(environ: Mapping[str, str]) -> float:
+    """Seconds between Progress frames of a running request: GRITE_DAEMON_KEEPALIVE (for
+    tests, with a short GRITE_DAEMON_REPLY_TIMEOUT on the client), else 5 s."""
+    try:
+        value = float(environ.get("GRITE_DAEMON_KEEPALIVE") or KEEPALIVE_INTERVAL)
+    except ValueError:
+        return KEEPALIVE_INTERVAL
+    return value if value > 0 else KEEPALIVE_INTERVAL
 
 
 def raise_nofile_limit() -> int:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from grite.model.errors import GriteError
-from grite.storage.config import load_repo_config
+from grite.storage.config import load_repo_config, write_atomic
 
 if TYPE_CHECKING:
     from grite.storage.repo import RepoPaths
@@ -280,11 +280,8 @@ class Registry:
             expires_ts=now + self._lease_ms,
         )
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
-            os.replace(tmp, path)
+            data = msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n"
+            write_atomic(path, data)
         except OSError as exc:
             _log.warning("cannot write %s: %s", path, exc)
             return False

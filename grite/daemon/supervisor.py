@@ -26,6 +26,8 @@ import select
 import signal
 import socket
 import struct
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +40,7 @@ from grite.daemon.execution import default_executor, discover, run_op
 from grite.daemon.notifications import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
 from grite.daemon.replies import READ_TAGS, ReplyCache, Stamp, key_of, read_tag
+from grite.daemon.validation import request_problem
 from grite.ipc import framing, protocol
 from grite.ipc.build import install_dir
 from grite.ipc.framing import ConnectionClosed, FrameTooLarge
@@ -45,6 +48,7 @@ from grite.ipc.paths import paths_for_socket
 from grite.model import notifications
 from grite.model.errors import GriteError, exit_code_for
 from grite.model.invocation import command_word
+from grite.ops.cancellation import cancellable
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
@@ -60,6 +64,12 @@ _DRAIN_READ = 2.0
 _WRITE_BUFFER = 64 * 1024
 # Connections accepted per readiness event before the loop serves others.
 _ACCEPT_BATCH = 64
+# While a request runs, a Progress frame this often: well inside the client's reply deadline
+# (grite.ipc.client.REQUEST_TIMEOUT, 60 s), so long work is never timed out and run twice.
+KEEPALIVE_INTERVAL = 5.0
+# Requests that run something for the client: checked field by field, cancelled when the
+# client hangs up before their write, kept alive with Progress frames.
+_WORK = (protocol.RunArgv, protocol.Op)
 
 Executor = Callable[["Invocation", RequestHandles], "Outcome"]
 # Runs one typed Op: (op, request id, actor, handles) -> (result, notification source).
@@ -116,6 +126,10 @@ class _Conn:
         self.busy = False  # a request was read and its final frame is not written yet
         self.served = 0  # requests answered; a fresh connection gets one even while draining
         self.mismatched = False  # the client is another build: only control requests
+        # The client runs in another mount namespace: it may not reach what the daemon
+        # reaches, so the daemon runs nothing for it (only control requests).
+        self.foreign = ""
+        self.hung_up = False  # the client closed its side while a request ran (Ctrl-C)
         self.reader: asyncio.StreamReader | None = None  # set once greeted (watch needs EOF)
         # The read watchdog: the deadline of the read in progress (None between reads) and
         # the one timer that enforces it, moved on lazily rather than re-armed per frame.
@@ -172,6 +186,66 @@ def _peer_uid(sock: Any) -> int | None:
         return int(struct.unpack_from("=II", raw)[1])
     except OSError:
         return None
+
+
+def _peer_pid(sock: Any) -> int | None:
+    """The connecting process's pid (SO_PEERCRED on Linux, LOCAL_PEERPID on macOS)."""
+    try:
+        if hasattr(socket, "SO_PEERCRED"):
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return int(struct.unpack("3i", raw)[0])
+        # macOS: SOL_LOCAL=0, LOCAL_PEERPID=2 -> pid_t
+        return int(struct.unpack("i", sock.getsockopt(0, 2, 4))[0])
+    except OSError:
+        return None
+
+
+def _mount_namespace(pid: int | str) -> str | None:
+    """The mount namespace of a process (`mnt:[inode]`), None when it cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def _sandboxed_on_macos(pid: int) -> bool:
+    """Whether a macOS process runs under a sandbox profile (sandbox_check with no operation:
+    the same call `sandbox-exec`'s children and App Sandbox apps answer 1 to)."""
+    import ctypes  # Deliberately lazy: macOS only, once per connection.
+
+    try:
+        lib = ctypes.CDLL("/usr/lib/libSystem.dylib")
+        check = lib.sandbox_check
+    except (OSError, AttributeError):
+        return False
+    check.restype = ctypes.c_int
+    check.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    return bool(check(pid, None, 0))
+
+
+def foreign_peer(sock: Any, own_namespace: str | None) -> str:
+    """Why the peer on `sock` must not have the daemon act for it ("" when it may).
+
+    A process in another mount namespace (a sandbox with a read-only home, a container) sees
+    other files than the daemon: run by the daemon, its command could write where it cannot.
+    The client then runs the command itself, under its own restrictions.
+    """
+    pid = _peer_pid(sock)
+    if pid is None:
+        return "the daemon cannot tell which process is connecting"
+    if sys.platform == "darwin":
+        if _sandboxed_on_macos(pid):
+            return f"the client (pid {pid}) runs in a macOS sandbox"
+        return ""
+    if own_namespace is None:
+        return ""  # no /proc (not Linux): nothing to compare
+    theirs = _mount_namespace(pid)
+    if theirs != own_namespace:
+        return (
+            f"the client (pid {pid}) runs in another mount namespace ({theirs or 'unknown'}, "
+            f"the daemon's is {own_namespace}): it may not reach the files the daemon reaches"
+        )
+    return ""
 
 
 async def shutdown_signal() -> int:
@@ -287,6 +361,8 @@ class Supervisor:
         # Where the log goes, for `grite daemon status` (main sets it; "" when unknown).
         self.log_location = ""
         self._last_status = ""
+        self._mount_ns = _mount_namespace("self")
+        self.keepalive = KEEPALIVE_INTERVAL
 
     # ---- lifecycle ----
 
@@ -565,10 +641,12 @@ class Supervisor:
         self._connections[task] = conn
         self._last_activity = time.monotonic()
         try:
-            uid = _peer_uid(writer.get_extra_info("socket"))
+            sock = writer.get_extra_info("socket")
+            uid = _peer_uid(sock)
             if uid != os.geteuid():
                 _log.warning("refused a connection from uid %s", uid)
                 return
+            conn.foreign = foreign_peer(sock, self._mount_ns)
             await self._serve_connection(conn, reader, writer)
         except (ConnectionClosed, ConnectionError, asyncio.CancelledError):
             pass
@@ -638,7 +716,7 @@ class Supervisor:
             try:
                 # A warm read whose answer is kept and still holds is answered here, on the
                 # loop, without the worker hop (grite.daemon.replies).
-                kept = None if conn.mismatched else self._replies.answer(data)
+                kept = None if conn.mismatched or conn.foreign else self._replies.answer(data)
                 reply: protocol.Result | protocol.Error | None = None
                 if kept is not None:
                     self._requests_served += 1
@@ -654,6 +732,8 @@ class Supervisor:
                 self._last_activity = time.monotonic()
             if isinstance(reply, protocol.Error) and reply.code == "bad_request":
                 return
+            if conn.hung_up:
+                return  # the client closed its side: it sends nothing more
             if self.state is not State.RUNNING:
                 return
 
@@ -683,9 +763,23 @@ class Supervisor:
             request.body, (protocol.RunArgv, protocol.Op, protocol.Watch)
         ):
             return self._error(rid, "version_mismatch", "client and daemon builds differ")
+        if conn.foreign and isinstance(
+            request.body, (protocol.RunArgv, protocol.Op, protocol.Watch)
+        ):
+            _log.info("declined a request: %s", conn.foreign)
+            return self._error(
+                rid, "foreign_namespace", f"{conn.foreign}; the client runs it itself"
+            )
+        problem = request_problem(request)
+        if problem is not None:
+            _log.warning("refused a malformed request: %s", problem)
+            return self._error(rid, "bad_request", f"malformed request: {problem}")
         try:
             if stream is not None:
                 data_out = await stream(request, conn)
+            elif isinstance(request.body, _WORK):
+                assert handler is not None
+                data_out = await self._watched(conn, request, handler)
             else:
                 assert handler is not None
                 data_out = await handler(request)
@@ -697,6 +791,55 @@ class Supervisor:
         self._requests_served += 1
         return protocol.Result(request_id=rid, data=data_out)
 
+    async def _watched(
+        self,
+        conn: _Conn,
+        request: protocol.Request,
+        handler: Callable[[protocol.Request], Awaitable[protocol.ResultData]],
+    ) -> protocol.ResultData:
+        """Run a request's handler while watching its client.
+
+        Every `keepalive` seconds the client gets a Progress frame (its reply deadline is per
+        frame, so long work is not timed out and run again in-process). When the client hangs
+        up (Ctrl-C half-closes the connection, a killed client closes it) the request's cancel
+        event is set: a write the group commit has not taken yet is dropped
+        (grite.ops.cancellation). The handler always runs to its end: its worker is never
+        abandoned, and the reply (cancelled, or what was done) still goes to a client that
+        half-closed and waits for it.
+        """
+        cancel = threading.Event()
+        work = asyncio.ensure_future(handler(request, cancel))  # type: ignore[call-arg]
+        assert conn.reader is not None
+        # The client sends nothing while its request runs: any byte or EOF is a hang-up.
+        hangup: asyncio.Future[bytes] | None = asyncio.ensure_future(conn.reader.read(1))
+        started = time.monotonic()
+        alive = True
+        try:
+            while True:
+                waiting = {work} if hangup is None else {work, hangup}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
+                if work in done:
+                    return work.result()
+                if hangup is not None and hangup in done:
+                    hangup = None
+                    cancel.set()
+                    conn.hung_up = True
+                    _log.info("client hung up; cancelling request %s", request.request_id.hex())
+                    continue
+                if alive and not done:
+                    elapsed = int((time.monotonic() - started) * 1000)
+                    try:
+                        await self._send(conn.writer, protocol.Progress(elapsed_ms=elapsed))
+                    except ConnectionClosed:
+                        alive = False  # gone: the hang-up above cancels the request
+        finally:
+            if hangup is not None:
+                hangup.cancel()
+                # Let the cancelled read give the stream back before the next request's read.
+                await asyncio.wait({hangup})
+
     @staticmethod
     def _error(rid: bytes, code: str, message: str) -> protocol.Error:
         return protocol.Error(
@@ -705,7 +848,9 @@ class Supervisor:
 
     # ---- handlers (one per request type; the table above is the only dispatch) ----
 
-    async def cmd_run_argv(self, request: protocol.Request) -> protocol.ResultData:
+    async def cmd_run_argv(
+        self, request: protocol.Request, cancel: threading.Event | None = None
+    ) -> protocol.ResultData:
         body = request.body
         assert isinstance(body, protocol.RunArgv)
         if self._in_flight >= self._max_in_flight:
@@ -714,7 +859,7 @@ class Supervisor:
         try:
             loop = asyncio.get_running_loop()
             outcome, kept = await loop.run_in_executor(
-                self._pool, self._execute, body.invocation, request.actor
+                self._pool, self._execute, body.invocation, request.actor, cancel
             )
         finally:
             self._in_flight -= 1
@@ -725,13 +870,13 @@ class Supervisor:
         return result
 
     def _execute(
-        self, invocation: Invocation, actor: str
+        self, invocation: Invocation, actor: str, cancel: threading.Event | None = None
     ) -> tuple[Outcome, tuple[Wal, Stamp] | None]:
         """Run one command line; also (WAL, stamp) when its output may be kept."""
         # Only `issue ...` commands hold reads whose output may be kept; only the default
         # executor reports which operation ran.
         may_keep = self._executor is default_executor and command_word(invocation.argv) == "issue"
-        with self._registry.scope(actor) as handles:
+        with self._registry.scope(actor) as handles, cancellable(cancel):
             before = self._stamp_of(invocation.cwd, handles) if may_keep else None
             outcome = self._executor(invocation, handles)
             used = handles.used()
@@ -743,7 +888,9 @@ class Supervisor:
             return outcome, None
         return outcome, before if before[0].stamp() == before[1] else None
 
-    async def cmd_op(self, request: protocol.Request) -> protocol.ResultData:
+    async def cmd_op(
+        self, request: protocol.Request, cancel: threading.Event | None = None
+    ) -> protocol.ResultData:
         body = request.body
         assert isinstance(body, protocol.Op)
         if self._in_flight >= self._max_in_flight:
@@ -751,7 +898,9 @@ class Supervisor:
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
-            result, kept = await loop.run_in_executor(self._pool, self._execute_op, body, request)
+            result, kept = await loop.run_in_executor(
+                self._pool, self._execute_op, body, request, cancel
+            )
         finally:
             self._in_flight -= 1
         key = key_of(request)
@@ -760,10 +909,10 @@ class Supervisor:
         return result
 
     def _execute_op(
-        self, op: protocol.Op, request: protocol.Request
+        self, op: protocol.Op, request: protocol.Request, cancel: threading.Event | None = None
     ) -> tuple[protocol.OpResult, tuple[Wal, Stamp] | None]:
         """Run one Op; also (WAL, stamp) when its answer may be kept for the next ones."""
-        with self._registry.scope(request.actor) as handles:
+        with self._registry.scope(request.actor) as handles, cancellable(cancel):
             before = None if self._op_executor else self._read_stamp(op, handles)
             run = self._op_executor or run_op
             result, source = run(op, request.request_id, request.actor, handles)

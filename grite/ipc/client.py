@@ -81,6 +81,10 @@ class Connection:
         self.path = path
         self.server: ServerHello | None = None
         self.timeout = REQUEST_TIMEOUT
+        # A request frame went out whole and its final reply has not been read: what a
+        # Ctrl-C must settle with the daemon (grite.ipc.transport.DaemonTransport).
+        self.awaiting = False
+        self.answer: bytes | None = None  # the final reply to the last request sent
 
     @classmethod
     def open(cls, socket_path: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Connection:
@@ -121,6 +125,7 @@ class Connection:
         self._sock.settimeout(hello_timeout)
         mine = wire.hello(PROTOCOL_VERSION, build_id, os.getpid(), install)
         framing.send_frame(self._sock, mine, *(() if first is None else (first,)))
+        self.awaiting, self.answer = first is not None, None
         try:
             self.server = ServerHello(wire.decode(framing.recv_frame(self._sock)))
         except wire.WireError as exc:
@@ -132,6 +137,25 @@ class Connection:
     def send(self, payload: bytes) -> None:
         """Send one request frame."""
         framing.send_frame(self._sock, payload)
+        self.awaiting, self.answer = True, None
+
+    def settle(self, timeout: float) -> bytes | None:
+        """After a Ctrl-C: tell the daemon (close our side) and read its final answer.
+
+        The daemon cancels a request whose write it has not committed and answers either way,
+        so the caller can say what was done. None when no request was pending or no answer
+        came within `timeout`.
+        """
+        if not self.awaiting:
+            return self.answer
+        try:
+            self._sock.shutdown(_socket.SHUT_WR)
+            if self.server is None:
+                self._sock.settimeout(timeout)
+                framing.recv_frame(self._sock)  # the daemon's hello, sent before the reply
+            return self.read_final(timeout=timeout)
+        except (IpcError, OSError):
+            return None
 
     def read_final(
         self, *, on_frame: Callable[[bytes], None] | None = None, timeout: float | None = None
@@ -155,6 +179,7 @@ class Connection:
                 except wire.WireError as exc:
                     raise ProtocolViolation(f"unreadable frame from the daemon: {exc}") from exc
                 if final:
+                    self.awaiting, self.answer = False, data
                     return data
                 if on_frame is not None:
                     on_frame(data)

@@ -7,6 +7,14 @@ boundary, so `ensure_runtime_dir` creates it 0700 and refuses one that is not ou
 a symlink. The daemon derives every runtime path from its socket path's directory, so a client
 and the daemon it spawns always agree.
 
+Another user can create `/tmp/grite-<uid>` first (a symlink, or a directory of theirs): we can
+neither use nor fix it. Then grite uses a directory of its own with an unpredictable name,
+`${TMPDIR:-/tmp}/grite-<uid>-<random>/` (mkdtemp: 0700, ours, a name nobody can create first),
+recorded in `$XDG_STATE_HOME/grite/runtime-dir` (the user's own state directory) so every client
+and daemon of the user finds the same one; `RuntimePaths.note` says why, for `grite daemon
+status` and GRITE_DEBUG. Only this case touches the file system beyond an lstat (once: later
+runs read the record).
+
 We read the environment directly instead of through pyxdg (which grite.storage.config uses to
 search the config files, in the daemon only): pyxdg snapshots the environment when first
 imported, which a long-lived process that changes it (tests, grite.Client users) would get
@@ -49,6 +57,7 @@ LOCK_NAME = "daemon.lock"
 SPAWN_LOCK_NAME = "spawn.lock"
 LOG_NAME = "daemon.log"
 FALLBACK_LOG_NAME = "fallbacks.log"
+RUNTIME_RECORD_NAME = "runtime-dir"
 
 # Variables a spawned daemon keeps; everything else (the caller's pipes, LISTEN_*,
 # NOTIFY_SOCKET, GIT_* of one repository) must not leak into a process serving every repo.
@@ -66,6 +75,7 @@ class RuntimePaths:
         "fallback_log",
         "lock_file",
         "log_file",
+        "note",
         "pid_file",
         "runtime_dir",
         "socket",
@@ -82,6 +92,7 @@ class RuntimePaths:
         spawn_lock: str,
         log_file: str,
         fallback_log: str,
+        note: str = "",
     ) -> None:
         self.runtime_dir = runtime_dir
         self.socket = socket
@@ -90,6 +101,7 @@ class RuntimePaths:
         self.spawn_lock = spawn_lock
         self.log_file = log_file
         self.fallback_log = fallback_log  # what clients ran in-process instead of the daemon
+        self.note = note  # why runtime_dir is not the usual one ("" when it is)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RuntimePaths):
@@ -124,6 +136,77 @@ def _xdg_runtime_base(environ: Mapping[str, str]) -> str | None:
     return base
 
 
+def _owned_dir(path: str) -> str:
+    """Why `path` cannot be our runtime directory ("" when it can, or does not exist)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.getuid():
+        return f"is owned by uid {st.st_uid}"
+    return ""
+
+
+def _recorded_dir(record: str, primary: str) -> str | None:
+    """The private runtime directory recorded earlier, if it is still ours and safe."""
+    try:
+        with open(record, encoding="utf-8") as f:
+            path = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if os.path.dirname(path) != os.path.dirname(primary) or not os.path.basename(path).startswith(
+        os.path.basename(primary) + "-"
+    ):
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    ok = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return path if ok else None
+
+
+def _private_dir(primary: str, record: str) -> str | None:
+    """Make a new private runtime directory next to `primary` and record it (None: cannot)."""
+    # Deliberately lazy: reached once per user and machine, when /tmp/grite-<uid> was taken.
+    import tempfile
+
+    try:
+        path = tempfile.mkdtemp(
+            prefix=os.path.basename(primary) + "-", dir=os.path.dirname(primary)
+        )
+        os.makedirs(os.path.dirname(record), mode=0o700, exist_ok=True)
+        tmp = f"{record}.{os.urandom(8).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(path + "\n")
+        os.replace(tmp, record)
+    except OSError:
+        return None
+    # Two clients racing here each made one; the record names the last: use that one.
+    return _recorded_dir(record, primary) or path
+
+
+def _tmp_runtime_dir(environ: Mapping[str, str]) -> tuple[str, str]:
+    """(runtime directory, note) when XDG_RUNTIME_DIR is not usable."""
+    primary = os.path.join(environ.get("TMPDIR") or "/tmp", f"grite-{os.getuid()}")
+    why = _owned_dir(primary)
+    if not why:
+        return primary, ""
+    record = os.path.join(_state_dir(environ), RUNTIME_RECORD_NAME)
+    private = _recorded_dir(record, primary) or _private_dir(primary, record)
+    if private is None:
+        return primary, ""  # ensure_runtime_dir refuses it, naming the owner
+    return private, (
+        f"{primary} {why}, not yours (another user created it first); using {private} "
+        f"instead (recorded in {record})"
+    )
+
+
 def runtime_paths(environ: Mapping[str, str] | None = None) -> RuntimePaths:
     """Resolve the daemon's paths without touching the file system beyond one lstat.
 
@@ -135,6 +218,7 @@ def runtime_paths(environ: Mapping[str, str] | None = None) -> RuntimePaths:
     """
     env = os.environ if environ is None else environ
     override = env.get("GRITE_DAEMON_SOCKET")
+    note = ""
     if override:
         sock = os.path.abspath(override)
         runtime_dir = os.path.dirname(sock)
@@ -143,8 +227,7 @@ def runtime_paths(environ: Mapping[str, str] | None = None) -> RuntimePaths:
         if base is not None:
             runtime_dir = os.path.join(base, "grite")
         else:
-            tmp = env.get("TMPDIR") or "/tmp"
-            runtime_dir = os.path.join(tmp, f"grite-{os.getuid()}")
+            runtime_dir, note = _tmp_runtime_dir(env)
         sock = os.path.join(runtime_dir, SOCKET_NAME)
     # A build's own socket (daemon-<build id>.sock, see grite.ipc.transport) has its own pid,
     # lifetime-lock and spawn-lock files, so its daemon never touches the main daemon's.
@@ -163,6 +246,7 @@ def runtime_paths(environ: Mapping[str, str] | None = None) -> RuntimePaths:
         spawn_lock=os.path.join(runtime_dir, spawn),
         log_file=os.path.join(state, LOG_NAME),
         fallback_log=os.path.join(state, FALLBACK_LOG_NAME),
+        note=note,
     )
 
 

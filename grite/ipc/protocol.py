@@ -36,6 +36,7 @@ __all__ = [
     "OpResult",
     "Output",
     "Ping",
+    "Progress",
     "Request",
     "RequestBody",
     "RequestHead",
@@ -73,6 +74,8 @@ ERROR_CODES = (
     "conflict",
     "environment",
     "corrupt",
+    "cancelled",
+    "foreign_namespace",
 )
 
 
@@ -235,6 +238,17 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True, tag="notification"
     body: bytes = b""  # msgpack of a grite.model.notifications Struct (tag == kind)
 
 
+class Progress(msgspec.Struct, frozen=True, kw_only=True, tag="progress"):
+    """Non-final: the request is still running (sent every keepalive interval while it runs).
+
+    A client's reply deadline bounds the wait for each frame, so these keep a long request
+    (a sync of a large pull) from timing out into a second, in-process run.
+    """
+
+    elapsed_ms: int
+    final: bool = False
+
+
 class Result(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
     """Final: the request succeeded at the protocol level."""
 
@@ -254,7 +268,7 @@ class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error"):
     final: bool = True
 
 
-Response = Output | Notification | Result | Error
+Response = Output | Notification | Progress | Result | Error
 
 
 class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):

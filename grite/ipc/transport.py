@@ -71,12 +71,17 @@ __all__ = [
     "DaemonRequired",
     "DaemonTransport",
     "FallbackTransport",
+    "Interrupted",
     "Policy",
     "Unserved",
 ]
 
 # Daemon answers meaning "not run here": the request may run elsewhere. Other errors are final.
-DECLINE_CODES = frozenset({"busy", "version_mismatch", "bad_request"})
+# foreign_namespace: the client runs in another mount namespace (a sandbox), so the daemon
+# runs nothing for it: the client runs the command itself, under its own restrictions.
+DECLINE_CODES = frozenset({"busy", "version_mismatch", "bad_request", "foreign_namespace"})
+# After a Ctrl-C, how long a client waits for the daemon to say whether the command was done.
+INTERRUPT_WAIT = 10.0
 # How long a client that retired an old daemon waits for it to exit before starting its own.
 _RETIRE_WAIT = 5.0
 # A transport starts a daemon at most once in this many seconds: a daemon that keeps dying
@@ -96,6 +101,20 @@ class Unserved(IpcError):
     def __init__(self, cause: str, message: str) -> None:
         super().__init__(message, {"cause": cause})
         self.cause = cause
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while the daemon had a request of ours.
+
+    `reply` is the daemon's final frame after it was told (the request cancelled before its
+    write, or done before the Ctrl-C reached it); None with `sent` False when the request never
+    reached the daemon (nothing was done), None with `sent` True when no answer came.
+    """
+
+    def __init__(self, reply: bytes | None, *, sent: bool) -> None:
+        super().__init__()
+        self.reply = reply
+        self.sent = sent
 
 
 class DaemonRequired(Environment):
@@ -173,7 +192,7 @@ class Policy:
     daemon or an error: for tests, benchmarks and users who want to know) or "off".
     """
 
-    __slots__ = ("debug", "idle_timeout", "mode")
+    __slots__ = ("debug", "idle_timeout", "mode", "reply_timeout")
 
     MODES = ("auto", "require", "off")
 
@@ -186,6 +205,8 @@ class Policy:
         self.mode = mode
         self.idle_timeout = idle_timeout
         self.debug = debug
+        # GRITE_DAEMON_REPLY_TIMEOUT: seconds a client waits for each frame of a reply.
+        self.reply_timeout = REQUEST_TIMEOUT
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, no_daemon: bool = False) -> Policy:
@@ -201,6 +222,11 @@ class Policy:
         idle = environ.get("GRITE_DAEMON_IDLE_TIMEOUT", "")
         policy.idle_timeout = int(idle) if idle.isdigit() else None
         policy.debug = _truthy(environ.get("GRITE_DEBUG"))
+        try:
+            reply = float(environ.get("GRITE_DAEMON_REPLY_TIMEOUT") or REQUEST_TIMEOUT)
+        except ValueError:
+            reply = REQUEST_TIMEOUT
+        policy.reply_timeout = reply if reply > 0 else REQUEST_TIMEOUT
         return policy
 
     @classmethod
@@ -267,10 +293,32 @@ class DaemonTransport(BaseTransport):
         self._deferred: RuntimePaths | None = None  # a background start not made yet
         self.server: ServerHello | None = None  # the hello of the daemon last talked to
         self.connected_to = ""  # and its socket
+        self._greeting: Connection | None = None  # a connection being greeted
+        self.answered: bytes | None = None  # the final frame of the last request, once read
+        # Receives each Progress frame's elapsed milliseconds while a long request runs.
+        self.on_progress: Callable[[int], None] | None = None
 
     # -- requests -----------------------------------------------------------------------------
 
     def handle_request(self, call: Call) -> bytes:
+        self._greeting = self.answered = None
+        try:
+            self.answered = self._handle(call)
+            return self.answered
+        except KeyboardInterrupt:
+            # Ctrl-C: the daemon must not go on with a write the user gave up on, and the user
+            # must learn whether it was done. Closing our side tells the daemon; its answer
+            # (cancelled, or the command's output) follows.
+            conn = self._conn or self._greeting
+            self._greeting = None
+            sent = conn is not None and (conn.awaiting or conn.answer is not None)
+            reply = conn.settle(INTERRUPT_WAIT) if conn is not None else None
+            self._drop()
+            if conn is not None:
+                conn.close()
+            raise Interrupted(reply, sent=sent) from None
+
+    def _handle(self, call: Call) -> bytes:
         frame = call.frame()
         if self._conn is not None:
             try:
@@ -302,7 +350,7 @@ class DaemonTransport(BaseTransport):
 
     def _final(self, conn: Connection) -> bytes:
         try:
-            data = conn.read_final()
+            data = conn.read_final(on_frame=self._progress)
         except FrameTimeout as exc:
             raise Unserved("timeout", exc.message) from exc
         except ConnectionClosed:
@@ -311,8 +359,22 @@ class DaemonTransport(BaseTransport):
             raise Unserved("protocol", exc.message) from exc
         kind, _, code = wire.reply_head(data)
         if kind == "error" and code in DECLINE_CODES:
-            raise Unserved(code, f"the daemon declined the request ({code})")
+            reply = wire.decode(data)
+            said = reply.get("message") if isinstance(reply, dict) else None
+            raise Unserved(code, f"the daemon declined the request ({code}: {said or '-'})")
         return data
+
+    def _progress(self, frame: bytes) -> None:
+        if self.on_progress is None:
+            return
+        try:
+            reply = wire.decode(frame)
+        except wire.WireError:
+            return
+        if isinstance(reply, dict) and reply.get("type") == "progress":
+            elapsed = reply.get("elapsed_ms")
+            if isinstance(elapsed, int):
+                self.on_progress(elapsed)
 
     def stream(self, call: Call, frame_timeout: float | None) -> Generator[bytes, None, None]:
         """Send one request on a new connection and yield every frame of its reply.
@@ -424,6 +486,7 @@ class DaemonTransport(BaseTransport):
                 conn = Connection.open(path, connect_timeout=self._connect_timeout)
             except DaemonUnavailable:
                 return None
+            self._greeting = conn
             try:
                 conn.greet(
                     build_id(),
@@ -432,6 +495,7 @@ class DaemonTransport(BaseTransport):
                     hello_timeout=self._hello_timeout,
                     timeout=self._timeout,
                 )
+                self._greeting = None
                 return conn
             except ConnectionClosed as exc:
                 conn.close()
@@ -543,13 +607,15 @@ class FallbackTransport(BaseTransport):
         env = os.environ if environ is None else environ
         pol = policy or Policy.from_environ(env)
         paths = runtime_paths(env)
+        if pol.debug and paths.note and pol.mode != "off":
+            sys.stderr.write(f"grite: {paths.note}\n")
         daemon = DaemonTransport(
             paths,
             environ=env,
             # Under `require` the daemon must serve, so a cold start waits for it.
             start="wait" if pol.mode == "require" else start,
             idle_timeout=pol.idle_timeout,
-            timeout=timeout,
+            timeout=pol.reply_timeout if timeout == REQUEST_TIMEOUT else timeout,
         )
         return cls(daemon, local, policy=pol, client=client, paths=paths)
 

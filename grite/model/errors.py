@@ -5,7 +5,8 @@
     ├── NotFound      "not_found"     no such issue, actor, repository or remote
     ├── Conflict      "conflict"      a lock is held, a write would make a cycle, a push was rejected
     ├── Environment   "environment"   the machine or repository state stops us (permissions, disk, busy)
-    └── CorruptData   "corrupt"       shared data failed its hash or decode; never used silently
+    ├── CorruptData   "corrupt"       shared data failed its hash or decode; never used silently
+    └── Cancelled     "cancelled"     the user interrupted the command before its write was durable
 
 Subclasses that carry more facts live next to the code that raises them. This module imports
 nothing of grite and does no I/O.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_CODES",
+    "Cancelled",
     "Conflict",
     "CorruptData",
     "Environment",
@@ -33,6 +35,8 @@ EXIT_CODES: dict[str, int] = {
     "corrupt": 5,
     "busy": 5,
     "internal": 1,
+    # As a shell reports a command ended by SIGINT (128 + 2).
+    "cancelled": 130,
 }
 
 
@@ -79,3 +83,7 @@ class Environment(GriteError):
 
 class CorruptData(GriteError):
     code = "corrupt"
+
+
+class Cancelled(GriteError):
+    code = "cancelled"

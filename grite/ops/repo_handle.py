@@ -27,7 +27,14 @@ from grite.model.context import (
     is_context_event,
     merge_context_event,
 )
-from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs, NotFound
+from grite.model.errors import (
+    Cancelled,
+    CorruptData,
+    Environment,
+    GriteError,
+    InvalidArgs,
+    NotFound,
+)
 from grite.model.events import ContextUpdated, Event, ProjectContextUpdated
 from grite.model.ids import ISSUE_ID_LEN, check_prefix
 from grite.model.projection import (
@@ -38,6 +45,7 @@ from grite.model.projection import (
     new_projection,
     summarize,
 )
+from grite.ops import cancellation
 from grite.storage.filecache import FileCache
 from grite.storage.filelock import try_lock
 from grite.storage.locks import LockStore
@@ -645,7 +653,16 @@ class RepoHandle:
             group, self._queue = self._queue, []
         try:
             with self._write_lock:
-                self._commit_group(group)
+                # Taken now: a write whose client went away before this moment is dropped
+                # (grite.ops.cancellation); one taken here is committed whatever happens next.
+                for write in group:
+                    try:
+                        cancellation.checkpoint("nothing was written", write.cancel)
+                    except Cancelled as exc:
+                        write.error = exc
+                group_now = [w for w in group if w.error is None]
+                if group_now:
+                    self._commit_group(group_now)
         except BaseException as exc:  # never leave the group waiting: each sees the failure
             for write in group:
                 if write.result is None and write.error is None:
@@ -709,10 +726,11 @@ class RepoHandle:
 class _Write:
     """One caller's append, queued for the next group commit."""
 
-    __slots__ = ("actor", "done", "error", "events", "lead", "result")
+    __slots__ = ("actor", "cancel", "done", "error", "events", "lead", "result")
 
     def __init__(self, actor: bytes, events: list[Event]) -> None:
         self.actor = actor
+        self.cancel = cancellation.current()  # the writer's request's Ctrl-C, if any
         self.events = events
         self.done = threading.Event()
         self.lead = False  # set when this writer must commit the next group itself

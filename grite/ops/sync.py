@@ -25,6 +25,7 @@ import time
 from grite.model.errors import Conflict, Environment
 from grite.model.events import Event
 from grite.model.requests_sync import RefRejection, SyncArgs, SyncResult
+from grite.ops import cancellation
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
 from grite.ops.ingest import check_remote_wal, outgoing_invalid
@@ -175,6 +176,15 @@ def _leave_out_invalid(repo: SyncRepo, wal: Wal, actor: bytes, remote: str) -> l
     return bad
 
 
+def _not_done(pulled: int | None, *, push: bool) -> str:
+    """What an interrupted sync did (the WAL matches it); `pulled` None: no pull asked."""
+    if pulled:
+        return f"pulled {pulled} event{'s' if pulled != 1 else ''}; nothing was pushed"
+    if pulled is None:
+        return "nothing was pushed"
+    return "nothing was pulled or pushed" if push else "nothing was pulled"
+
+
 def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
     """Pull and/or push grite refs with a git remote (neither flag: both).
 
@@ -216,6 +226,8 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
             now_ms=ctx.now_ms,
             verifier=ctx.handle.verifier,
         )
+        # Ctrl-C (grite.ops.cancellation): the last moment the WAL is still as it was.
+        cancellation.checkpoint(_not_done(pulled_events, push=do_push))
         merged = merge_remote_wal(repo, wal, actor, remote_head)
         pulled_events += merged.pulled
         if merged.reapplied:
@@ -229,6 +241,7 @@ def sync(ctx: OpContext, args: SyncArgs) -> SyncResult:
         if do_push:
             while True:
                 attempts += 1
+                cancellation.checkpoint(_not_done(pulled_events if do_pull else None, push=True))
                 left_out += _leave_out_invalid(repo, wal, actor, remote)
                 report = repo.push(remote, url, release_owner=actor.hex())
                 reason = report.rejected.pop(_WAL_NAME, None)

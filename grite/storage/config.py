@@ -11,6 +11,7 @@ atomic (temp file + rename) so a crash never leaves half a config.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from typing import Any, Literal, TypeVar
 
@@ -42,6 +43,7 @@ __all__ = [
     "save_actor_config",
     "save_repo_config",
     "user_config_files",
+    "open_new_temp",
     "write_atomic",
 ]
 
@@ -145,12 +147,27 @@ def accepted_unsigned_actors(cfg: RepoConfig) -> frozenset[bytes]:
     return frozenset(found)
 
 
+def open_new_temp(directory: str, stem: str, mode: int = 0o600) -> tuple[int, str]:
+    """Create a new file in `directory` under an unpredictable name; (write fd, its path).
+
+    O_EXCL | O_NOFOLLOW: a name someone planted (a symlink to the user's ~/.bashrc) is never
+    opened, and a random name cannot be planted in advance.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        tmp = os.path.join(directory, f".{stem}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue  # 2**64 names: only a planted file collides, and only by luck
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` through a temp file and rename, so readers see old or new."""
+    """Write `data` to `path` through a new temp file and rename, so readers see old or new
+    (the rename replaces a symlink at `path` itself, never what it points to)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = open_new_temp(directory, os.path.basename(path), mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

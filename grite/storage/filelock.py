@@ -22,7 +22,8 @@ def try_lock(path: str, wait_seconds: float) -> int | None:
     Returns:
         The open file descriptor holding the lock (close it to release), or None on timeout.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # O_NOFOLLOW: a symlink planted at the lock name is refused, never opened.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     deadline = time.monotonic() + wait_seconds
     delay = 0.001
     while True:

@@ -13,6 +13,7 @@ import os
 import msgspec
 
 from grite.model.errors import NotFound
+from grite.storage.ownership import check_ownership
 
 __all__ = ["RepoPaths", "discover_repo"]
 
@@ -69,6 +70,7 @@ def discover_repo(cwd: str) -> RepoPaths:
 
     Raises:
         NotFound: no repository contains `cwd`.
+        DubiousOwnership: the repository belongs to another user (grite.storage.ownership).
     """
     # os.path rather than pathlib: the daemon runs this for every forwarded command.
     directory = os.path.realpath(cwd)
@@ -85,6 +87,7 @@ def discover_repo(cwd: str) -> RepoPaths:
             common = _common_dir(git_dir)
             name = os.path.basename(common)
             root = os.path.dirname(common) if name == ".git" else common
+            check_ownership(root, common)
             return RepoPaths(git_dir=common, repo_root=root)
         parent = os.path.dirname(directory)
         if parent == directory:

@@ -44,6 +44,7 @@ from grite.model.chunk import chunk_hash, decode_chunk, encode_chunk
 from grite.model.errors import CorruptData, Environment, GriteError, InvalidArgs
 from grite.model.events import Event
 from grite.model.limits import FUTURE_SKEW_MS, MAX_CHUNK_BYTES, MAX_META_BYTES
+from grite.storage.config import open_new_temp
 from grite.storage.gitrepo import open_git_repo
 from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock
 
@@ -287,7 +288,7 @@ class Wal:
         """
         staged: list[tuple[str, str]] = []
         try:
-            for n, obj in enumerate(objects):
+            for obj in objects:
                 oid = obj.id.decode("ascii")
                 directory = os.path.join(self._objects_dir, oid[:2])
                 path = os.path.join(directory, oid[2:])
@@ -299,8 +300,8 @@ class Wal:
                 except FileNotFoundError:
                     pass
                 os.makedirs(directory, exist_ok=True)
-                tmp = os.path.join(directory, f"tmp_obj_{os.getpid()}_{threading.get_ident()}_{n}")
-                with open(tmp, "wb") as f:
+                fd, tmp = open_new_temp(directory, "tmp_obj")
+                with os.fdopen(fd, "wb") as f:
                     f.write(obj.as_legacy_object())
                 staged.append((tmp, path))
             # All at once: the disk flushes concurrent fsyncs together (8 objects took 54 ms

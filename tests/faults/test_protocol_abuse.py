@@ -49,7 +49,7 @@ def _valid_request(repo: Path) -> bytes:
         cwd=str(repo),
         env={},
         request_id=b"r" * 16,
-        now_ms=1,
+        now_ms=time.time_ns() // 1_000_000,
     )
     return protocol.encode(
         protocol.Request(request_id=b"r" * 16, body=protocol.RunArgv(invocation=inv))
@@ -99,7 +99,7 @@ class _GoodClient(threading.Thread):
                         cwd=str(self.repo),
                         env={},
                         request_id=os.urandom(16),
-                        now_ms=1,
+                        now_ms=time.time_ns() // 1_000_000,
                     )
                     final = conn.request(protocol.RunArgv(invocation=inv))
                 assert isinstance(final, protocol.Result), final
@@ -218,7 +218,7 @@ def test_daemon_survives_abuse_and_keeps_serving(fault_env: FaultEnv) -> None:
         cwd=str(repo),
         env={},
         request_id=b"s" * 16,
-        now_ms=1,
+        now_ms=time.time_ns() // 1_000_000,
     )
     slow.sendall(
         framing.encode_frame(

@@ -3,15 +3,24 @@
 - a forged snapshot seeded the view of a `git clone --mirror` (issues the WAL never held);
 - a deeply nested meta.json made `grite doctor` fail with RecursionError;
 - a bad line in the remote's packed-refs was an internal error;
-- successful in-process syncs printed dulwich `__del__` tracebacks.
+- successful in-process syncs printed dulwich `__del__` tracebacks;
+- another user pre-creating `/tmp/grite-<uid>` (XDG_RUNTIME_DIR unset) silently disabled the
+  daemon: grite now says so (`grite daemon status`, GRITE_DEBUG) and uses a private directory
+  with an unpredictable name, recorded in the user's state directory.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
@@ -19,7 +28,7 @@ from dulwich.repo import Repo
 from grite.model.events import IssueCreated
 from grite.model.hashing import make_event
 from grite.storage.snapshots import SnapshotStore
-from tests.conftest import git, wal_head
+from tests.conftest import Grite, daemon_pids, git, make_repo, wal_head
 from tests.hostile.conftest import Victim
 from tests.wal_forge import forge_commit, set_ref
 
@@ -142,3 +151,56 @@ def test_in_process_syncs_print_nothing_on_stderr(victim: Victim) -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+SQUATTER = "grite-hostile-squatter"
+
+
+def test_another_user_taking_the_runtime_directory_does_not_disable_the_daemon(
+    isolated_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert os.geteuid() == 0, "a second user needs root (CI runs as root)"
+    runuser = shutil.which("runuser")
+    assert runuser, ".ci/run installs util-linux"
+    if subprocess.run(["id", SQUATTER], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", SQUATTER], check=False)  # may race
+    squatter_uid = int(subprocess.run(["id", "-u", SQUATTER], capture_output=True, text=True,
+                                      check=True).stdout)  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="gsq", dir="/tmp"))
+    tmp.chmod(0o1777)  # like /tmp: anyone may create names in it
+    env = {k: v for k, v in isolated_env.items() if k != "XDG_RUNTIME_DIR"}
+    env["TMPDIR"] = str(tmp)
+    taken = tmp / f"grite-{os.getuid()}"
+    try:
+        # The squatter, a real second user, creates our runtime directory first.
+        subprocess.run([runuser, "-u", SQUATTER, "--", "mkdir", "-m", "0777", str(taken)],
+                       check=True, timeout=30)  # fmt: skip
+        assert taken.stat().st_uid == squatter_uid
+        grite = Grite(env, "daemon")  # strict: the daemon must serve
+        repo = make_repo(tmp_path / "repo")
+        proc = subprocess.run(
+            [sys.executable, "-m", "grite", "issue", "create", "--title", "served", "--json"],
+            cwd=repo, env=dict(grite.env, GRITE_DEBUG="1"), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"{taken} is owned by uid {squatter_uid}" in proc.stderr, proc.stderr
+        assert "daemon not used" not in proc.stderr
+        assert [i["title"] for i in grite.json(repo, "issue", "list")["issues"]] == ["served"]
+
+        status = grite.run(repo, "daemon", "status")
+        assert "grite daemon is running" in status.stdout, status.stdout
+        assert f"runtime dir:  {taken} is owned by uid {squatter_uid}" in status.stdout
+        info = json.loads(grite.run(repo, "daemon", "status", "--json").stdout)["data"]
+        assert info["running"] and f"owned by uid {squatter_uid}" in info["runtime_dir_note"]
+        private = Path(info["socket"]).parent
+        assert private.parent == tmp and private.name.startswith(f"grite-{os.getuid()}-")
+        st = private.lstat()
+        assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+        record = Path(env["XDG_STATE_HOME"]) / "grite" / "runtime-dir"
+        assert record.read_text().strip() == str(private)
+        assert os.listdir(taken) == []  # nothing of ours went into the squatter's directory
+    finally:
+        for pid in daemon_pids(tmp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)

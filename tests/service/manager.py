@@ -205,6 +205,12 @@ class UserManager:
             f"{key}={value}" for key, value in variables.items()
         ]
 
+    def enter(self) -> list[str]:
+        """The prefix that runs a command in the manager's mount namespace (once it runs)."""
+        if self.manager_pid is not None and os.path.exists(f"/proc/{self.manager_pid}"):
+            return ["nsenter", f"--target={self.manager_pid}", "--mount", "--"]
+        return []
+
     def run(
         self,
         argv: Sequence[str],
@@ -215,9 +221,14 @@ class UserManager:
         timeout: float = 120,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `argv` as the user, capturing text output."""
+        """Run `argv` as the user, capturing text output.
+
+        Once the manager runs, inside its mount namespace, as a user's shell shares its
+        session's: the daemon declines clients of another mount namespace (docs/security.md),
+        and the manager's namespace here exists only for the tests' journald mounts.
+        """
         proc = subprocess.run(
-            [*self.env(extra_env, path), *argv],
+            [*self.enter(), *self.env(extra_env, path), *argv],
             cwd=cwd or self.home,
             capture_output=True,
             text=True,

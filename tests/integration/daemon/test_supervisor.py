@@ -6,6 +6,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,9 @@ from tests.conftest import TypedConnection
 
 
 def _inv(*argv: str) -> Invocation:
-    return Invocation(argv=list(argv), cwd="/", env={}, request_id=os.urandom(16), now_ms=1)
+    return Invocation(
+        argv=list(argv), cwd="/", env={}, request_id=os.urandom(16), now_ms=time.time_ns() // 10**6
+    )
 
 
 def echo(inv: Invocation, handles: RequestHandles) -> Outcome:
