@@ -205,10 +205,12 @@ class UserManager:
             f"{key}={value}" for key, value in variables.items()
         ]
 
-    def enter(self) -> list[str]:
-        """The prefix that runs a command in the manager's mount namespace (once it runs)."""
+    def enter(self, cwd: Path | None = None) -> list[str]:
+        """The prefix that runs a command in the manager's mount namespace (once it runs), in
+        `cwd` as that namespace sees it (a cwd set before entering would stay the host's)."""
         if self.manager_pid is not None and os.path.exists(f"/proc/{self.manager_pid}"):
-            return ["nsenter", f"--target={self.manager_pid}", "--mount", "--"]
+            wd = [f"--wd={cwd}"] if cwd is not None else []
+            return ["nsenter", f"--target={self.manager_pid}", "--mount", *wd, "--"]
         return []
 
     def run(
@@ -228,7 +230,7 @@ class UserManager:
         and the manager's namespace here exists only for the tests' journald mounts.
         """
         proc = subprocess.run(
-            [*self.enter(), *self.env(extra_env, path), *argv],
+            [*self.enter(cwd or self.home), *self.env(extra_env, path), *argv],
             cwd=cwd or self.home,
             capture_output=True,
             text=True,

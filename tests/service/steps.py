@@ -178,7 +178,7 @@ def status_names_the_log_in_every_mode(user: GriteUser) -> None:
         user.ok("daemon", "stop")
         fg_socket = m.runtime_dir / "fg" / "daemon.sock"
         foreground = subprocess.Popen(
-            [*m.enter(), *m.env(path=user.path), "grite-daemon", "--foreground", "--socket-path",
+            [*m.enter(m.home), *m.env(path=user.path), "grite-daemon", "--foreground", "--socket-path",
              str(fg_socket), "--idle-timeout", "60"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=m.home,
         )  # fmt: skip

@@ -60,14 +60,16 @@ def test_two_builds_alternating_start_one_daemon_each_and_never_restart(
     _run(a, repo, "issue", "create", "--title", "shared")
     _run(b, repo, "issue", "list")  # B starts its own daemon, next to A's
     log = Path(daemon_env.paths.log_file)
-    starts = len(re.findall(r"grite daemon \d+ serving", log.read_text()))
+    starts = len(re.findall(r"grite daemon \d+ (?:\(build \w+\) )?serving", log.read_text()))
     assert starts == 2
     pids = set(daemon_pids(daemon_env.paths.runtime_dir))  # both sockets' daemons
     listings = set()
     for i in range(20):
         listings.add(_run(a if i % 2 == 0 else b, repo, "issue", "list"))
     assert len(listings) == 1 and "shared" in listings.pop()
-    assert len(re.findall(r"grite daemon \d+ serving", log.read_text())) == starts
+    assert (
+        len(re.findall(r"grite daemon \d+ (?:\(build \w+\) )?serving", log.read_text())) == starts
+    )
     assert set(daemon_pids(daemon_env.paths.runtime_dir)) == pids and len(pids) == 2
     assert "retire" not in log.read_text()
     # Each build's status names the daemon that serves it.
