@@ -105,7 +105,7 @@ def actor_use(actor_id: str) -> ActorUseArgs:
 @argh.named("create")
 @argh.arg("--title", required=True, help="issue title")
 @argh.arg("--body", help="issue body; '-' reads it from standard input")
-@argh.arg("--label", action="append", help="a label (repeatable)")
+@argh.arg("--label", action="append", help="a label (repeatable; commas separate labels)")
 def issue_create(*, title: str, body: str = "", label: list[str] | None = None) -> IssueCreateArgs:
     """Create an issue."""
     return IssueCreateArgs(title=title, body=body, labels=label or [])
@@ -124,7 +124,9 @@ def issue_update(
 
 @argh.named("list")
 @argh.arg("--state", choices=_STATES, help="which issues (default: open)")
-@argh.arg("--label", action="append", help="only issues with this label (repeatable: all)")
+@argh.arg(
+    "--label", action="append", help="only issues with this label, in any case (repeatable: all)"
+)
 @argh.arg("--assignee", help="only issues assigned to this user")
 @argh.arg("--search", help="case-insensitive text in title or body")
 @argh.arg("--sort", choices=("created", "updated", "title"), help="order (default: created)")
@@ -164,21 +166,28 @@ def issue_comment(issue: str, *, body: str, lock: bool = False) -> IssueCommentA
 
 
 @argh.named("close")
+@argh.arg("--comment", help="also add this comment (one commit); '-' reads it from stdin")
 @argh.arg("--lock", help=_LOCK_HELP)
-def issue_close(issue: str, *, lock: bool = False) -> IssueCloseArgs:
-    """Close an issue."""
-    return IssueCloseArgs(issue=issue, lock=lock)
+def issue_close(issue: str, *, comment: str | None = None, lock: bool = False) -> IssueCloseArgs:
+    """Close an issue (nothing is written when it is closed already)."""
+    return IssueCloseArgs(issue=issue, comment=comment, lock=lock)
 
 
 @argh.named("reopen")
+@argh.arg("--comment", help="also add this comment (one commit); '-' reads it from stdin")
 @argh.arg("--lock", help=_LOCK_HELP)
-def issue_reopen(issue: str, *, lock: bool = False) -> IssueReopenArgs:
-    """Reopen a closed issue."""
-    return IssueReopenArgs(issue=issue, lock=lock)
+def issue_reopen(issue: str, *, comment: str | None = None, lock: bool = False) -> IssueReopenArgs:
+    """Reopen a closed issue (nothing is written when it is open already)."""
+    return IssueReopenArgs(issue=issue, comment=comment, lock=lock)
 
 
 @argh.named("add")
-@argh.arg("--label", action="append", required=True, help="label to add (repeatable)")
+@argh.arg(
+    "--label",
+    action="append",
+    required=True,
+    help="label to add (repeatable; commas separate labels)",
+)
 @argh.arg("--lock", help=_LOCK_HELP)
 def label_add(issue: str, *, label: list[str], lock: bool = False) -> IssueLabelArgs:
     """Add labels to an issue."""

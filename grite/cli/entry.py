@@ -84,6 +84,25 @@ def _columns(environ: Mapping[str, str]) -> int:
         return 80
 
 
+def _undecodable(argv: list[str]) -> InvalidArgs | None:
+    """An error naming the first argument that is not UTF-8 text (None when all are).
+
+    Python hands such bytes over as lone surrogates (PEP 383); neither the wire nor the WAL
+    (UTF-8 CBOR) can carry them, so they are refused here, before either path runs.
+    """
+    for position, word in enumerate(argv, 1):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return InvalidArgs(
+                f"argument {position} ('{shown[:40]}') is not valid UTF-8 text; grite stores "
+                "text as UTF-8: convert it first (e.g. with iconv)",
+                {"argument": position},
+            )
+    return None
+
+
 def _invocation_fields(argv: list[str], environ: Mapping[str, str]) -> dict[str, object]:
     env = {k: v for k, v in environ.items() if k.startswith("GRITE_") or k in _FORWARDED_ENV}
     stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
@@ -184,6 +203,9 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         The exit status.
     """
     env = os.environ if environ is None else environ
+    undecodable = _undecodable(argv)
+    if undecodable is not None:
+        return _error(undecodable, argv)
     word = command_word(argv)
     if word in _STREAMING_COMMANDS and not _HELP_FLAGS.intersection(argv):
         # Deliberately lazy: watch and batch stream over their own daemon connection (batch

@@ -79,7 +79,8 @@ def json_error(err: GriteError) -> str:
 
 def human_error(err: GriteError) -> str:
     # Messages may quote what came from the WAL or a remote (a lock owner, a bad value).
-    return f"error: {printable(err.message)}\n"
+    # Multi-line: usage errors carry argparse's usage lines after the message.
+    return f"error: {printable(err.message, multiline=True)}\n"
 
 
 class Renderer:
@@ -100,6 +101,8 @@ class Renderer:
 
     def render(self, result: Any) -> str:
         if isinstance(result, IssueWriteResult):
+            if not result.event_ids and result.state is not None:
+                return f"Issue {result.issue_id} is already {result.state}; nothing written\n"
             text = _ACTION_TEXT.get(result.action, result.action.capitalize())
             return f"{text} {result.issue_id}\n"
         if isinstance(result, IssueListResult):

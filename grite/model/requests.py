@@ -128,11 +128,13 @@ class IssueCommentArgs(_Args, frozen=True, kw_only=True, tag="issue_comment"):
 class IssueCloseArgs(_Args, frozen=True, kw_only=True, tag="issue_close"):
     issue: str
     lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
+    comment: str | None = None  # --comment: a comment written in the same commit
 
 
 class IssueReopenArgs(_Args, frozen=True, kw_only=True, tag="issue_reopen"):
     issue: str
     lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
+    comment: str | None = None  # --comment: a comment written in the same commit
 
 
 class IssueLabelArgs(_Args, frozen=True, kw_only=True, tag="issue_label"):

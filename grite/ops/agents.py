@@ -21,6 +21,7 @@ from grite.model.requests_agents import (
     IssueReadyArgs,
     IssueReadyResult,
 )
+from grite.model.user_text import has_labels, label_filter
 from grite.ops.actors import resolve_actor
 from grite.ops.context import ActorSelector, OpContext
 from grite.ops.issues import row
@@ -35,9 +36,9 @@ def ready_summaries(ctx: OpContext, labels: list[str]) -> list[IssueSummary]:
     summaries = ctx.handle.summaries()
     by_id = {s.issue_id: s for s in summaries}
     deps = {s.issue_id: s.dependencies for s in summaries}
-    wanted = {x.strip() for x in labels if x.strip()}
+    wanted = label_filter([x for x in labels if x.strip()])
     ready = [by_id[i] for i in ready_issue_ids(summaries, deps)]
-    return [s for s in ready if wanted.issubset(s.labels)]
+    return [s for s in ready if has_labels(wanted, s.labels)]
 
 
 def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:

@@ -18,6 +18,7 @@ import msgspec
 import tomli_w
 
 from grite.model.errors import Environment, NotFound
+from grite.storage.unwritable import write_failure
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -148,20 +149,25 @@ def accepted_unsigned_actors(cfg: RepoConfig) -> frozenset[bytes]:
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` through a temp file and rename, so readers see old or new."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except OSError as exc:
+        raise write_failure(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc) from exc
         raise
 
 

@@ -59,7 +59,7 @@ def test_full_workflow_writes_one_wal_commit_per_write_and_keeps_git_clean(
         assert_fsck_clean(git_repo)
 
     log = git(git_repo, "log", "--format=%s", "refs/grite/wal").stdout.splitlines()
-    assert len(log) == writes and all(line.startswith("WAL: 1 events from ") for line in log)
+    assert len(log) == writes and all(line.startswith("WAL: 1 event from ") for line in log)
 
     shown = grite.json(git_repo, "issue", "show", issue[:6])
     assert shown["title"] == "Crash on start-up"

@@ -68,7 +68,7 @@ def test_wal_commit_layout_decodes_with_a_plain_cbor_decoder(
     assert payload == ["Layout", "", ["a", "b"]]
     assert event_id.hex() == issue["event_ids"][0]
     git_log = git(git_repo, "log", "--format=%an <%ae>|%s", "refs/grite/wal").stdout.strip()
-    assert git_log == f"grite <grit@local>|WAL: 1 events from {meta['actor_id'][:8]}"
+    assert git_log == f"grite <grit@local>|WAL: 1 event from {meta['actor_id'][:8]}"
 
 
 def test_multi_event_chunk_reads_back_in_append_order(git_repo: Path) -> None:
