@@ -79,7 +79,8 @@ class OpRunner:
         except msgspec.DecodeError as exc:
             raise InvalidArgs(
                 f'invalid command: {exc}; a command is an object whose "type" names the '
-                'operation, e.g. {"type": "issue_show", "issue": "abcd"} (see grite(1), BATCH)',
+                'operation, e.g. {"type": "issue_show", "issue": "abcd"}; run "grite batch --help" '
+                "for every type and its keys",
                 {"error": str(exc)},
             ) from exc
 
