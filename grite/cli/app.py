@@ -388,7 +388,7 @@ def _execute(
         if selector.actor is not None or selector.data_dir is not None:
             # An explicit actor that does not exist is an error even for reads.
             actors.resolve_actor(ctx, create=False)
-        result = OPERATIONS[type(args)](ctx, args)
+        result = ctx.run(OPERATIONS[type(args)], args)
         for handle in used:
             if handle.wal_error is not None:
                 # Reads answer from the history before the damaged commit (see RepoHandle).

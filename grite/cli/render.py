@@ -16,6 +16,7 @@ import msgspec
 
 from grite.model.display import printable
 from grite.model.errors import GriteError
+from grite.model.names import display_name
 from grite.model.requests import (
     ActorInfo,
     ActorListResult,
@@ -189,19 +190,22 @@ class Renderer:
     def _show(self, v: IssueView) -> str:
         out = [
             f"{_p(v.title)}",
-            f"{v.issue_id} · {v.state} · opened {self.when(v.created_ts)} by {v.author[:8]}"
+            f"{v.issue_id} · {v.state} · opened {self.when(v.created_ts)}"
+            f" by {_p(display_name(v.author, v.author_label))}"
             f" · updated {self.when(v.updated_ts)}",
         ]
         if v.labels:
             out.append(f"Labels: {', '.join(_p(x) for x in v.labels)}")
         if v.assignees:
-            out.append(f"Assignees: {', '.join(_p(x) for x in v.assignees)}")
+            shown = (v.assignee_handles.get(x, x) for x in v.assignees)
+            out.append(f"Assignees: {', '.join(_p(x) for x in shown)}")
         out.append("")
         out.append(_pm(v.body) if v.body else "(no description)")
         if v.comments:
             out += ["", f"Comments ({len(v.comments)}):"]
             for c in v.comments:
-                out.append(f"  {c.actor[:8]} at {self.when(c.ts_unix_ms)}:")
+                who = _p(display_name(c.actor, c.actor_label))
+                out.append(f"  {who} at {self.when(c.ts_unix_ms)}:")
                 out += [f"    {line}" for line in _pm(c.body).split("\n")]
         if v.links:
             out += ["", "Links:"]

@@ -291,6 +291,7 @@ class CommentView(_Result, frozen=True, kw_only=True):
     actor: str
     ts_unix_ms: int
     body: str
+    actor_label: str | None = None  # the actor's label when this clone knows it
 
 
 class LinkView(_Result, frozen=True, kw_only=True):
@@ -355,6 +356,9 @@ class IssueView(_Result, frozen=True, kw_only=True):
     # grite 0.5.3's `issue show` payload: the summary and the events, oldest first.
     issue: IssueRow | None = None
     events: list[ShowEvent] = []
+    author_label: str | None = None  # the author's label when this clone knows it
+    # Actor ids (hex) among the assignees, with the handle human output shows for each.
+    assignee_handles: dict[str, str] = {}
 
 
 class IssueCreateResult(IssueWriteResult, frozen=True, kw_only=True):

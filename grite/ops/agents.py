@@ -144,4 +144,4 @@ class OpRunner:
         )
         if selector.actor is not None or selector.data_dir is not None:
             resolve_actor(ctx, create=False)
-        return fn(ctx, args)
+        return ctx.run(fn, args)

@@ -25,6 +25,7 @@ from grite.model.events import (
 )
 from grite.model.hashing import make_event
 from grite.model.ids import ISSUE_ID_LEN, is_hex
+from grite.model.names import handle
 from grite.model.projection import (
     IssueProjection,
     IssueSummary,
@@ -55,7 +56,7 @@ from grite.model.requests import (
     LinkView,
     ShowEvent,
 )
-from grite.ops.actors import actor_bytes
+from grite.ops.actors import actor_bytes, actor_labels
 from grite.ops.context import OpContext
 from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
@@ -330,19 +331,27 @@ def dependents_of(ctx: OpContext, issue_id: bytes) -> list[tuple[bytes, str]]:
 
 
 def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
+    labels = actor_labels(ctx)
+    assignees = sorted(k for k, v in p.assignees.items() if v.present)
     return IssueView(
+        author_label=labels.get(p.author.hex()),
+        assignee_handles={a: handle(a, labels.get(a)) for a in assignees if _is_actor_id(a)},
         issue_id=p.issue_id.hex(),
         title=p.title,
         body=p.body,
         state=p.state,
         labels=sorted(k for k, v in p.labels.items() if v.present),
-        assignees=sorted(k for k, v in p.assignees.items() if v.present),
+        assignees=assignees,
         author=p.author.hex(),
         created_ts=p.created_ts,
         updated_ts=p.updated_ts,
         comments=[
             CommentView(
-                event_id=c.event_id.hex(), actor=c.actor.hex(), ts_unix_ms=c.ts_unix_ms, body=c.body
+                event_id=c.event_id.hex(),
+                actor=c.actor.hex(),
+                ts_unix_ms=c.ts_unix_ms,
+                body=c.body,
+                actor_label=labels.get(c.actor.hex()),
             )
             for c in p.comments
         ],
@@ -379,6 +388,10 @@ def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
         issue=row(summarize(p)),
         events=[_show_event(e) for e in p.events],
     )
+
+
+def _is_actor_id(text: str) -> bool:
+    return len(text) == 32 and is_hex(text)
 
 
 def _json_value(value: object) -> object:

@@ -11,6 +11,7 @@ atomic (temp file + rename) so a crash never leaves half a config.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Any, Literal, TypeVar
 
@@ -248,6 +249,26 @@ def save_actor_config(directory: str, cfg: ActorConfig) -> str:
     path = os.path.join(directory, "config.toml")
     write_atomic(path, _dump_toml(cfg))
     return path
+
+
+def remove_actor(grite_dir: str, actor_hex: str) -> None:
+    """Delete an actor's directory, and the repo's default_actor when it names it (used to
+    take back an actor that a failed command created)."""
+    shutil.rmtree(actor_dir(grite_dir, actor_hex), ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(actor_dir(grite_dir, actor_hex)))  # only when now empty
+    except OSError:
+        pass
+    cfg = load_repo_config(grite_dir)
+    if cfg.default_actor == actor_hex:
+        cfg.default_actor = None
+        if cfg == RepoConfig():
+            try:
+                os.unlink(repo_config_path(grite_dir))
+            except FileNotFoundError:
+                pass
+        else:
+            save_repo_config(grite_dir, cfg)
 
 
 def list_actor_ids(grite_dir: str) -> list[str]:
