@@ -183,7 +183,10 @@ class Renderer:
 
     def _list(self, result: IssueListResult) -> str:
         if not result.issues:
-            return f"No matching issues ({result.open} open, {result.closed} closed in total)\n"
+            hint = f"Hint: {_p(result.hint)}\n" if result.hint else ""
+            return (
+                f"No matching issues ({result.open} open, {result.closed} closed in total)\n" + hint
+            )
         footer = f"\n{result.total} shown ({result.open} open, {result.closed} closed in total)\n"
         return self._table(result.issues) + footer
 

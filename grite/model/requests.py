@@ -284,6 +284,7 @@ class IssueListResult(_Result, frozen=True, kw_only=True):
     total: int
     open: int
     closed: int
+    hint: str | None = None  # a next step when there is nothing here yet (first use)
 
 
 class CommentView(_Result, frozen=True, kw_only=True):

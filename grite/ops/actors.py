@@ -72,8 +72,11 @@ def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
     return cfg, directory
 
 
-def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str, str]:
-    """The acting actor: (config, its data dir, source).
+def resolve_actor(
+    ctx: OpContext, create: bool = True, announce: bool = False
+) -> tuple[ActorConfig, str, str]:
+    """The acting actor: (config, its data dir, source). With `announce`, creating one says
+    so in a warning (the first write in a repository sets grite up).
 
     Raises:
         NotFound: `--data-dir`/`--actor` names an actor that does not exist.
@@ -114,10 +117,11 @@ def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str
     repo_cfg = load_repo_config(grite_dir)  # a private copy: it is changed and saved
     repo_cfg.default_actor = cfg.actor_id
     save_repo_config(grite_dir, repo_cfg)
-    ctx.warnings.append(
-        f"set up grite in this repository: you write as {handle(cfg.actor_id, cfg.label)} "
-        "(a new actor; 'grite actor show' tells more, 'grite init' also writes AGENTS.md)"
-    )
+    if announce:
+        ctx.warnings.append(
+            f"set up grite in this repository: you write as {handle(cfg.actor_id, cfg.label)} "
+            "(a new actor; 'grite actor show' tells more, 'grite init' also writes AGENTS.md)"
+        )
     return cfg, directory, "auto"
 
 
@@ -141,7 +145,7 @@ def my_handle(ctx: OpContext) -> tuple[str, str]:
 
 
 def actor_bytes(ctx: OpContext) -> bytes:
-    cfg, _directory, _source = resolve_actor(ctx)
+    cfg, _directory, _source = resolve_actor(ctx, announce=True)
     return bytes.fromhex(cfg.actor_id)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 
 from grite.model import user_text
-from grite.model.errors import InvalidArgs
+from grite.model.errors import GriteError, InvalidArgs
 from grite.model.events import (
     AssigneeAdded,
     AssigneeRemoved,
@@ -58,6 +58,7 @@ from grite.model.requests import (
 )
 from grite.ops.actors import actor_bytes, actor_labels
 from grite.ops.context import OpContext
+from grite.ops.leases import lease_remote
 from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
 from grite.ops.signing import event_signer
@@ -307,11 +308,31 @@ def issue_list(ctx: OpContext, args: IssueListArgs) -> IssueListResult:
         selected.sort(key=lambda s: (s.created_ts, s.issue_id))
     if args.limit is not None:
         selected = selected[: args.limit]
+    hint = None
+    if not summaries and ctx.handle.refresh() is None:
+        hint = _first_use_hint(ctx)
     return IssueListResult(
+        hint=hint,
         issues=[row(s) for s in selected],
         total=len(selected),
         open=n_open,
         closed=len(summaries) - n_open,
+    )
+
+
+def _first_use_hint(ctx: OpContext) -> str | None:
+    """For an empty WAL in a clone with a remote: where the issues may be. A plain `git clone`
+    fetches branches and tags, never refs/grite/*, so a fresh clone looks empty until then.
+    (Asking the remote whether it has any would make `issue list` wait on the network.)"""
+    try:
+        remote = lease_remote(ctx)
+    except GriteError:
+        return None
+    if remote is None:
+        return None
+    return (
+        f"this clone has no grite history yet; if {remote!r} has issues, fetch them with "
+        "'grite sync --pull'"
     )
 
 
