@@ -35,7 +35,7 @@ from grite.cli import (
     sync_commands,
 )
 from grite.cli.commands import LocalCommand, build_tree
-from grite.cli.render import Renderer, human_error, json_error, json_success
+from grite.cli.render import Renderer, color_wanted, human_error, json_error, json_success
 from grite.model import requests as rq
 from grite.model.display import printable
 from grite.model.errors import GriteError, InvalidArgs
@@ -198,6 +198,13 @@ def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--no-daemon", action="store_true", help="run in this process (env GRITE_NO_DAEMON=1)", **kw
     )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        metavar="WHEN",
+        help="colour: auto (on a terminal, unless NO_COLOR is set), always or never",
+        **kw,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -299,7 +306,10 @@ def run_invocation(
         result = _execute(command, ns, inv, handles, warnings)
         if ran is not None:
             ran.append(type(command))
-        renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
+        color = color_wanted(getattr(ns, "color", None) or "auto", inv.env, inv.stdout_isatty)
+        renderer = Renderer(
+            inv.env.get("TZ"), inv.columns, inv.stdout_isatty, color=color, now_ms=inv.now_ms
+        )
         if want_json:
             out = json_success(result)
         elif quiet:

@@ -129,7 +129,12 @@ def issue_update(
 )
 @argh.arg("--assignee", help="only issues assigned to this user")
 @argh.arg("--search", help="case-insensitive text in title or body")
-@argh.arg("--sort", choices=("created", "updated", "title"), help="order (default: created)")
+@argh.arg(
+    "--sort",
+    choices=("created", "updated", "title"),
+    help="order: newest created, last updated, or title A-Z (default: created)",
+)
+@argh.arg("--reverse", "-r", help="the other way round (created: oldest first)")
 @argh.arg("--limit", type=int, help="show at most N issues")
 def issue_list(
     *,
@@ -138,9 +143,10 @@ def issue_list(
     assignee: str | None = None,
     search: str | None = None,
     sort: str = "created",
+    reverse: bool = False,
     limit: int | None = None,
 ) -> IssueListArgs:
-    """List issues."""
+    """List issues, newest first."""
     return IssueListArgs(
         state=state,  # type: ignore[arg-type]
         labels=label or [],
@@ -148,6 +154,8 @@ def issue_list(
         search=search,
         sort=sort,  # type: ignore[arg-type]
         limit=limit,
+        # The args' "created" order is oldest first (grite 0.5.3's); people want the newest.
+        reverse=(sort == "created") != reverse,
     )
 
 

@@ -42,10 +42,10 @@ _IN_PROCESS_COMMANDS = frozenset({"daemon", "setup", "install-skill", "completio
 # Commands run by their own client module whichever way they reach the daemon.
 _STREAMING_COMMANDS = frozenset({"watch", "batch", "mcp"})
 _HELP_FLAGS = frozenset({"--help", "-h", "--version"})
-_FORWARDED_ENV = ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
+_FORWARDED_ENV = ("NO_COLOR", "TERM", "TZ", "HOME", "XDG_CONFIG_HOME")
 # Global options that take a value: their value is never the command word (as in
 # grite.model.invocation.command_word, which imports msgspec).
-_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
+_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir", "--color"})
 
 
 def command_word(argv: list[str]) -> str:
@@ -103,9 +103,29 @@ def _undecodable(argv: list[str]) -> InvalidArgs | None:
     return None
 
 
-def _invocation_fields(argv: list[str], environ: Mapping[str, str]) -> dict[str, object]:
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _read_stdin(argv: list[str]) -> bytes | None:
+    if "-" not in argv or sys.stdin is None:
+        return None
+    if _isatty(sys.stdin):
+        # Without this, `--body -` on a terminal just waits, and looks hung.
+        sys.stderr.write("grite: reading standard input; end with Ctrl-D on a line of its own\n")
+        sys.stderr.flush()
+    return sys.stdin.buffer.read()
+
+
+def _invocation_fields(
+    argv: list[str], environ: Mapping[str, str], stdin: bytes | None = None
+) -> dict[str, object]:
     env = {k: v for k, v in environ.items() if k.startswith("GRITE_") or k in _FORWARDED_ENV}
-    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
+    if stdin is None:
+        stdin = _read_stdin(argv)
     try:
         isatty = sys.stdout.isatty()
     except (AttributeError, ValueError):
@@ -166,9 +186,9 @@ def _outcome(frame: bytes) -> tuple[int, str, str]:
         raise Unserved("protocol", f"the daemon's reply to RunArgv lacks {exc}") from exc
 
 
-def _write(code: int, stdout: str, stderr: str) -> int:
+def _write(code: int, stdout: str, stderr: str, environ: Mapping[str, str] | None = None) -> int:
     try:
-        if stdout:
+        if stdout and not (environ is not None and _paged(stdout, environ)):
             sys.stdout.write(stdout)
             sys.stdout.flush()
         if stderr:
@@ -180,6 +200,101 @@ def _write(code: int, stdout: str, stderr: str) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     return code
+
+
+def _paged(text: str, environ: Mapping[str, str]) -> bool:
+    """Show `text` through the pager when it is longer than the terminal (as git does:
+    GRITE_PAGER, else PAGER, else `less` with LESS=FRX); False when it was not paged."""
+    if not _isatty(sys.stdout):
+        return False
+    command = environ.get("GRITE_PAGER", environ.get("PAGER", "less"))
+    if not command.strip() or command.strip() == "cat":
+        return False
+    try:
+        rows = os.get_terminal_size(sys.stdout.fileno()).lines
+    except (OSError, ValueError):
+        rows = 24
+    if text.count("\n") < rows:
+        return False
+    # Deliberately lazy: only a long page on a terminal starts a process.
+    import subprocess
+
+    env = dict(environ)
+    env.setdefault("LESS", "FRX")
+    try:
+        pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    try:
+        assert pager.stdin is not None
+        pager.stdin.write(text.encode("utf-8", "replace"))
+        pager.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit the pager early: that is fine
+    pager.wait()
+    return True
+
+
+_SCISSORS = "# ------------------------ >8 ------------------------"
+_EDITED = {("issue", "create"): "the new issue", ("issue", "comment"): "your comment"}
+
+
+def _positional(argv: list[str]) -> list[str]:
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            words.append(word)
+    return words
+
+
+def _body_from_editor(argv: list[str], environ: Mapping[str, str]) -> bytes | None:
+    """On a terminal, `issue create` and `issue comment` without --body open the user's
+    editor (GRITE_EDITOR, VISUAL, EDITOR, else vi) here, in the client, as `git commit`
+    does; returns the text written there, None when no editor is due.
+
+    Raises:
+        InvalidArgs: the editor failed, or left a comment empty.
+    """
+    what = _EDITED.get(tuple(_positional(argv)[:2]))  # type: ignore[arg-type]
+    if what is None or "--json" in argv or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
+        return None
+    if any(w in ("--body", "-b") or w.startswith("--body=") for w in argv):
+        return None
+    if any(w in ("-h", "--help") for w in argv):
+        return None
+    # Deliberately lazy: only an interactive create or comment gets here.
+    import subprocess
+    import tempfile
+
+    editor = environ.get("GRITE_EDITOR") or environ.get("VISUAL") or environ.get("EDITOR") or "vi"
+    fd, path = tempfile.mkstemp(prefix="grite-body-", suffix=".md")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(
+                f"\n{_SCISSORS}\n# Write the body of {what} above this line; everything below "
+                "it is ignored.\n# An empty body "
+                + ("creates the issue without one.\n" if "issue" in what else "cancels.\n")
+            )
+        # As git runs it: the editor setting is a shell command, the file its argument.
+        status = subprocess.call(["sh", "-c", editor + ' "$@"', editor, path])
+        if status != 0:
+            raise InvalidArgs(
+                f"the editor ({editor}) exited with status {status}; nothing was written"
+            )
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read().split(_SCISSORS, 1)[0].strip("\n")
+    finally:
+        os.unlink(path)
+    if not text.strip() and "comment" in what:
+        raise InvalidArgs("the comment is empty; nothing was written")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgs("the editor wrote text that is not UTF-8; nothing was written") from exc
 
 
 def _error(err: GriteError, argv: list[str]) -> int:
@@ -223,7 +338,13 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return _error(err, argv)
     if runs_in_process(argv, env):
         policy.mode = "off"  # chosen, not a fallback
-    fields = _invocation_fields(argv, env)
+    try:
+        edited = _body_from_editor(argv, env)
+    except InvalidArgs as err:
+        return _error(err, argv)
+    if edited is not None:
+        argv = [*argv, "--body", "-"]
+    fields = _invocation_fields(argv, env, edited)
     call = Call(
         wire.run_argv(**fields),  # type: ignore[arg-type]
         request_id=fields["request_id"],  # type: ignore[arg-type]
@@ -239,7 +360,7 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return _error(exc, argv)
     finally:
         transport.close()
-    status = _write(code, out, errors)
+    status = _write(code, out, errors, env)
     transport.finish()  # a cold start's daemon starts now, when the command is done
     return status
 

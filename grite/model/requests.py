@@ -113,6 +113,9 @@ class IssueListArgs(_Args, frozen=True, kw_only=True, tag="issue_list"):
     search: str | None = None
     sort: Literal["created", "updated", "title"] = "created"
     limit: int | None = None
+    # The sort order backwards (created: newest first); `grite issue list` shows the newest
+    # first unless --reverse, the typed API keeps grite 0.5.3's oldest first.
+    reverse: bool = False
 
 
 class IssueShowArgs(_Args, frozen=True, kw_only=True, tag="issue_show"):

@@ -306,6 +306,8 @@ def issue_list(ctx: OpContext, args: IssueListArgs) -> IssueListResult:
         selected.sort(key=lambda s: (s.title.casefold(), s.issue_id))
     else:
         selected.sort(key=lambda s: (s.created_ts, s.issue_id))
+    if args.reverse:
+        selected.reverse()
     if args.limit is not None:
         selected = selected[: args.limit]
     hint = None

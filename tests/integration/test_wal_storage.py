@@ -173,11 +173,11 @@ def test_reader_answers_while_another_process_holds_the_view_lock(
         fcntl.flock(fd, fcntl.LOCK_EX)
         grite_local.json(git_repo, "issue", "create", "--title", "while locked")
         titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
-        assert titles == ["before", "while locked"]
+        assert titles == ["while locked", "before"]
     finally:
         os.close(fd)
     titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
-    assert titles == ["before", "while locked"]
+    assert titles == ["while locked", "before"]
 
 
 def test_tampered_chunk_is_refused_naming_the_commit(grite_local: Grite, git_repo: Path) -> None:
