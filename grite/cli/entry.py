@@ -29,7 +29,7 @@ from grite.model.errors import GriteError, InvalidArgs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from grite.ipc.transport import BaseTransport
     from grite.model.invocation import Invocation
@@ -236,7 +236,11 @@ def _paged(text: str, environ: Mapping[str, str]) -> bool:
 
 
 _SCISSORS = "# ------------------------ >8 ------------------------"
-_EDITED = {("issue", "create"): "the new issue", ("issue", "comment"): "your comment"}
+_EDITED = {
+    ("issue", "create"): "the new issue",
+    ("issue", "comment"): "your comment",
+    ("issue", "update"): "the issue (it replaces the current body)",
+}
 
 
 def _positional(argv: list[str]) -> list[str]:
@@ -251,18 +255,28 @@ def _positional(argv: list[str]) -> list[str]:
     return words
 
 
-def _body_from_editor(argv: list[str], environ: Mapping[str, str]) -> bytes | None:
-    """On a terminal, `issue create` and `issue comment` without --body open the user's
-    editor (GRITE_EDITOR, VISUAL, EDITOR, else vi) here, in the client, as `git commit`
-    does; returns the text written there, None when no editor is due.
+def _body_from_editor(
+    argv: list[str], environ: Mapping[str, str], current_body: Callable[[str], str]
+) -> bytes | None:
+    """On a terminal, `issue create` and `issue comment` without --body, and `issue update`
+    without --title or --body (the editor then starts with the current body, read with
+    `current_body(issue)`), open the user's editor (GRITE_EDITOR, VISUAL, EDITOR, else vi)
+    here, in the client, as `git commit` does; returns the text written there, None when no
+    editor is due.
 
     Raises:
         InvalidArgs: the editor failed, or left a comment empty.
     """
-    what = _EDITED.get(tuple(_positional(argv)[:2]))  # type: ignore[arg-type]
+    words = _positional(argv)
+    what = _EDITED.get(tuple(words[:2]))  # type: ignore[arg-type]
     if what is None or "--json" in argv or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
         return None
     if any(w in ("--body", "-b") or w.startswith("--body=") for w in argv):
+        return None
+    updating = words[:2] == ["issue", "update"]
+    if updating and (
+        len(words) < 3 or any(w in ("--title", "-t") or w.startswith("--title=") for w in argv)
+    ):
         return None
     if any(w in ("-h", "--help") for w in argv):
         return None
@@ -271,13 +285,14 @@ def _body_from_editor(argv: list[str], environ: Mapping[str, str]) -> bytes | No
     import tempfile
 
     editor = environ.get("GRITE_EDITOR") or environ.get("VISUAL") or environ.get("EDITOR") or "vi"
+    start = current_body(words[2]) if updating else ""
     fd, path = tempfile.mkstemp(prefix="grite-body-", suffix=".md")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(
-                f"\n{_SCISSORS}\n# Write the body of {what} above this line; everything below "
+                f"{start}\n{_SCISSORS}\n# Write the body of {what} above this line; everything below "
                 "it is ignored.\n# An empty body "
-                + ("creates the issue without one.\n" if "issue" in what else "cancels.\n")
+                + ("cancels.\n" if "comment" in what else "leaves the issue without one.\n")
             )
         # As git runs it: the editor setting is a shell command, the file its argument.
         status = subprocess.call(["sh", "-c", editor + ' "$@"', editor, path])
@@ -291,6 +306,8 @@ def _body_from_editor(argv: list[str], environ: Mapping[str, str]) -> bytes | No
         os.unlink(path)
     if not text.strip() and "comment" in what:
         raise InvalidArgs("the comment is empty; nothing was written")
+    if updating and text == start.strip("\n"):
+        raise InvalidArgs("the body is unchanged; nothing was written")
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -338,13 +355,34 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return _error(err, argv)
     if runs_in_process(argv, env):
         policy.mode = "off"  # chosen, not a fallback
+
+    def current_body(issue: str) -> str:
+        code, out, _errors, transport = _run(["issue", "show", issue, "--json"], env, policy)
+        transport.finish()
+        if code != 0:
+            raise InvalidArgs(f"cannot read issue {issue} to edit its body; check the id")
+        import json  # deliberately lazy: only an interactive update gets here
+
+        return str(json.loads(out)["data"]["body"])
+
     try:
-        edited = _body_from_editor(argv, env)
-    except InvalidArgs as err:
+        edited = _body_from_editor(argv, env, current_body)
+        if edited is not None:
+            argv = [*argv, "--body", "-"]
+        code, out, errors, transport = _run(argv, env, policy, edited)
+    except (InvalidArgs, DaemonRequired) as err:
         return _error(err, argv)
-    if edited is not None:
-        argv = [*argv, "--body", "-"]
-    fields = _invocation_fields(argv, env, edited)
+    status = _write(code, out, errors, env)
+    transport.finish()  # a cold start's daemon starts now, when the command is done
+    return status
+
+
+def _run(
+    argv: list[str], env: Mapping[str, str], policy: Policy, stdin: bytes | None = None
+) -> tuple[int, str, str, FallbackTransport]:
+    """Send one command line to the daemon or run it here; (status, stdout, stderr) and the
+    transport, whose `finish` starts a daemon after a cold start."""
+    fields = _invocation_fields(argv, env, stdin)
     call = Call(
         wire.run_argv(**fields),  # type: ignore[arg-type]
         request_id=fields["request_id"],  # type: ignore[arg-type]
@@ -356,13 +394,9 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
     )
     try:
         code, out, errors = transport.request(call, _outcome)
-    except DaemonRequired as exc:
-        return _error(exc, argv)
     finally:
         transport.close()
-    status = _write(code, out, errors, env)
-    transport.finish()  # a cold start's daemon starts now, when the command is done
-    return status
+    return code, out, errors, transport
 
 
 def console_main() -> None:

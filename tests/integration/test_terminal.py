@@ -148,3 +148,17 @@ def test_editor_writes_the_body_in_the_client_and_body_dash_prompts(
     assert code == 0 and "reading standard input; end with Ctrl-D" in out, out
     comments = grite.json(git_repo, "issue", "show", issue["issue_id"])["comments"]
     assert comments[-1]["body"] == "typed at the terminal\n"
+
+
+def test_update_edits_the_current_body(grite: Grite, git_repo: Path, tmp_path: Path) -> None:
+    issue = grite.json(git_repo, "issue", "create", "--title", "t", "--body", "old text")[
+        "issue_id"
+    ]
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i "s/old text/new text/" "$1"\n')
+    editor.chmod(0o755)
+    code, out = on_pty(grite, git_repo, "issue", "update", issue[:8], env={"EDITOR": str(editor)})
+    assert code == 0, out
+    assert grite.json(git_repo, "issue", "show", issue)["body"] == "new text"
+    code, out = on_pty(grite, git_repo, "issue", "update", issue[:8], env={"EDITOR": "true"})
+    assert code == 2 and "the body is unchanged; nothing was written" in out
