@@ -10,18 +10,33 @@ else
 fi
 
 repo=$(mktemp -d "${TMPDIR:-/tmp}/grite-quickstart.XXXXXX")
-trap 'rm -rf "$repo"' EXIT
+# A private runtime directory: this script's daemon is its own, and is stopped at the end.
+XDG_RUNTIME_DIR=$(mktemp -d "${TMPDIR:-/tmp}/grite-quickstart-rt.XXXXXX")
+export XDG_RUNTIME_DIR
+trap '$GRITE daemon stop >/dev/null 2>&1; rm -rf "$repo" "$XDG_RUNTIME_DIR"' EXIT
 cd "$repo"
 git init -q
 echo "# throwaway repository: $repo"
 
-run() { echo "\$ grite $*"; $GRITE "$@"; echo; }
+# Echo a command as a user would type it: arguments with spaces or quotes are quoted.
+show() {
+  line='$ grite'
+  for arg in "$@"; do
+    case $arg in
+      *[!A-Za-z0-9_./:=@%+-]* | '') arg="'$(printf '%s' "$arg" | sed "s/'/'\\\\''/g")'" ;;
+    esac
+    line="$line $arg"
+  done
+  printf '%s\n' "$line"
+}
+run() { show "$@"; $GRITE "$@"; echo; }
 
 run init
 id=$($GRITE issue create --title "Login fails with an empty password" \
       --body "Steps: open /login, submit an empty form." --label bug --json |
      python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["issue_id"])')
-echo "\$ grite issue create --title \"Login fails with an empty password\" --label bug"
+show issue create --title "Login fails with an empty password" \
+  --body "Steps: open /login, submit an empty form." --label bug
 echo "Created issue $id"; echo
 run issue create --title "Document the login flow" --label docs
 run issue comment "${id%????????????????????????}" --body "Reproduced on main; the handler skips validation."

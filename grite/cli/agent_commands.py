@@ -18,6 +18,7 @@ from typing import Any
 import argh
 
 from grite.cli.commands import leaves
+from grite.model import batch_commands
 from grite.model.display import printable
 from grite.model.errors import InvalidArgs
 from grite.model.requests import IssueRow
@@ -121,4 +122,17 @@ def register(
 ) -> None:
     """Add `issue ready`, `watch` and `batch`."""
     leaves(issue, [issue_ready], parents)
-    leaves(top, [watch, batch], parents)
+    leaves(top, [watch], parents)
+    doc = (batch.__doc__ or "").strip()
+    parser = top.add_parser(
+        "batch", help=doc, description=doc, parents=parents, epilog=_BATCH_EPILOG
+    )
+    argh.set_default_command(parser, batch)
+
+
+_BATCH_EPILOG = (
+    'Each line is one JSON object: "type" names the command, the other keys are its\n'
+    'arguments, e.g. {"type": "issue_create", "title": "T", "labels": ["bug"]}.\n'
+    "An unknown type or key, or a value of the wrong type, is an error for that line.\n\n"
+    "Command types and their keys:\n" + batch_commands.describe()
+)

@@ -10,6 +10,7 @@ invocation carries all of that.
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import io
 import os
@@ -34,7 +35,7 @@ from grite.cli import (
     sync_commands,
 )
 from grite.cli.commands import LocalCommand, build_tree
-from grite.cli.render import Renderer, human_error, json_error, json_success
+from grite.cli.render import Renderer, color_wanted, human_error, json_error, json_success
 from grite.model import requests as rq
 from grite.model.display import printable
 from grite.model.errors import GriteError, InvalidArgs
@@ -94,11 +95,13 @@ for _area in _AREAS:
 
 
 class _Streams:
-    """Where argparse's own messages (help, usage errors) go for the current invocation."""
+    """Where argparse's own messages (help, usage errors) go for the current invocation, and
+    the argv being parsed (for "did you mean" hints)."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: list[str] | None = None) -> None:
         self.out = io.StringIO()
         self.err = io.StringIO()
+        self.argv = argv or []
 
 
 _streams: ContextVar[_Streams] = ContextVar("grite_cli_streams")
@@ -111,8 +114,29 @@ class _ParserExit(Exception):
         self.message = message
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that names a default once, and only one worth naming (not None, off or empty);
+    argh's own formatter appends "(default: 'open')" even when the help says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "(default" in text
+            or not action.option_strings
+            or default is argparse.SUPPRESS
+            or default in (None, False, "", [])
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argh.ArghParser):
     """argparse that writes into the invocation's buffers and raises instead of exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def _print_message(self, message: str, file: IO[str] | None = None) -> None:
         if not message:
@@ -124,9 +148,43 @@ class _Parser(argh.ArghParser):
         raise _ParserExit(status, message)
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        argv = _streams.get().argv
+        # The root reports unrecognized arguments, but the command's own parser knows them.
+        leaf = _leaf(self, argv)
+        hints = _misspelt_options(leaf, argv)
+        if hints:
+            # argparse reports a missing required option before an unknown one, so the typo
+            # (`--tittle`) is named here, whatever argparse noticed first.
+            message = "; ".join(hints)
         raise InvalidArgs(
-            f"{message}\n{self.format_usage().strip()}\nRun '{self.prog} --help' for help."
+            f"{message}\n{leaf.format_usage().strip()}\nRun '{leaf.prog} --help' for help."
         )
+
+
+def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that `argv` names, starting at `parser`."""
+    for word in argv:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+                parser = action.choices[word]
+                break
+    return parser
+
+
+def _misspelt_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Say "unknown option --tittle (did you mean --title?)" for each unknown long option."""
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    hints = []
+    for word in argv:
+        option = word.split("=", 1)[0]
+        if not option.startswith("--") or option == "--" or option in known:
+            continue
+        if any(k.startswith(option) for k in known):
+            continue  # an abbreviation argparse accepts
+        close = difflib.get_close_matches(option, known, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        hints.append(f"unknown option {option}{hint}")
+    return hints
 
 
 def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -139,6 +197,13 @@ def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
     )
     parser.add_argument(
         "--no-daemon", action="store_true", help="run in this process (env GRITE_NO_DAEMON=1)", **kw
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        metavar="WHEN",
+        help="colour: auto (on a terminal, unless NO_COLOR is set), always or never",
+        **kw,
     )
 
 
@@ -184,9 +249,9 @@ def _stdin_text(inv: Invocation) -> str:
 
 
 def _with_stdin(args: Any, inv: Invocation) -> Any:
-    body = getattr(args, "body", None)
-    if body == "-":
-        return msgspec.structs.replace(args, body=_stdin_text(inv))
+    for field in ("body", "comment"):
+        if getattr(args, field, None) == "-":
+            return msgspec.structs.replace(args, **{field: _stdin_text(inv)})
     return args
 
 
@@ -220,7 +285,7 @@ def run_invocation(
         ran: receives the args type of the operation the command ran (the daemon keeps the
             replies of reads).
     """
-    streams = _Streams()
+    streams = _Streams(inv.argv)
     token = _streams.set(streams)
     want_json = "--json" in inv.argv
     try:
@@ -241,7 +306,10 @@ def run_invocation(
         result = _execute(command, ns, inv, handles, warnings)
         if ran is not None:
             ran.append(type(command))
-        renderer = Renderer(inv.env.get("TZ"), inv.columns, inv.stdout_isatty)
+        color = color_wanted(getattr(ns, "color", None) or "auto", inv.env, inv.stdout_isatty)
+        renderer = Renderer(
+            inv.env.get("TZ"), inv.columns, inv.stdout_isatty, color=color, now_ms=inv.now_ms
+        )
         if want_json:
             out = json_success(result)
         elif quiet:
@@ -330,7 +398,7 @@ def _execute(
         if selector.actor is not None or selector.data_dir is not None:
             # An explicit actor that does not exist is an error even for reads.
             actors.resolve_actor(ctx, create=False)
-        result = OPERATIONS[type(args)](ctx, args)
+        result = ctx.run(OPERATIONS[type(args)], args)
         for handle in used:
             if handle.wal_error is not None:
                 # Reads answer from the history before the damaged commit (see RepoHandle).

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from grite.client import Client
+from grite.model import batch_commands
 from grite.model.errors import GriteError, InvalidArgs
 
 __all__ = ["main"]
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--actor")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-daemon", action="store_true")
+    parser.add_argument("--color", choices=("auto", "always", "never"))  # nothing is coloured
     parser.add_argument("--stop-on-error", action="store_true")
     parser.add_argument("command", choices=["batch"])
     return parser
@@ -57,13 +59,9 @@ def _packed(number: int, line: str) -> bytes:
         doc = msgspec.json.decode(line)
     except msgspec.DecodeError as exc:
         raise InvalidArgs(f"line {number} is not JSON: {exc}", {"line": number}) from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
-        raise InvalidArgs(
-            f'line {number} is not a command: give an object with a "type", e.g. '
-            '{"type": "issue_show", "issue": "abcd"}',
-            {"line": number},
-        )
-    return _pack.encode(doc)
+    # Strict here, before anything runs: an unknown key (`"label"` for `"labels"`) would
+    # otherwise be dropped by the decoder and the command would succeed without it.
+    return _pack.encode(batch_commands.check(number, doc))
 
 
 def run(client: Client, lines: Any, out: Any, stop_on_error: bool = False) -> int:

@@ -105,7 +105,7 @@ def actor_use(actor_id: str) -> ActorUseArgs:
 @argh.named("create")
 @argh.arg("--title", required=True, help="issue title")
 @argh.arg("--body", help="issue body; '-' reads it from standard input")
-@argh.arg("--label", action="append", help="a label (repeatable)")
+@argh.arg("--label", action="append", help="a label (repeatable; commas separate labels)")
 def issue_create(*, title: str, body: str = "", label: list[str] | None = None) -> IssueCreateArgs:
     """Create an issue."""
     return IssueCreateArgs(title=title, body=body, labels=label or [])
@@ -124,10 +124,17 @@ def issue_update(
 
 @argh.named("list")
 @argh.arg("--state", choices=_STATES, help="which issues (default: open)")
-@argh.arg("--label", action="append", help="only issues with this label (repeatable: all)")
+@argh.arg(
+    "--label", action="append", help="only issues with this label, in any case (repeatable: all)"
+)
 @argh.arg("--assignee", help="only issues assigned to this user")
 @argh.arg("--search", help="case-insensitive text in title or body")
-@argh.arg("--sort", choices=("created", "updated", "title"), help="order (default: created)")
+@argh.arg(
+    "--sort",
+    choices=("created", "updated", "title"),
+    help="order: newest created, last updated, or title A-Z (default: created)",
+)
+@argh.arg("--reverse", "-r", help="the other way round (created: oldest first)")
 @argh.arg("--limit", type=int, help="show at most N issues")
 def issue_list(
     *,
@@ -136,9 +143,10 @@ def issue_list(
     assignee: str | None = None,
     search: str | None = None,
     sort: str = "created",
+    reverse: bool = False,
     limit: int | None = None,
 ) -> IssueListArgs:
-    """List issues."""
+    """List issues, newest first."""
     return IssueListArgs(
         state=state,  # type: ignore[arg-type]
         labels=label or [],
@@ -146,6 +154,8 @@ def issue_list(
         search=search,
         sort=sort,  # type: ignore[arg-type]
         limit=limit,
+        # The args' "created" order is oldest first (grite 0.5.3's); people want the newest.
+        reverse=(sort == "created") != reverse,
     )
 
 
@@ -164,21 +174,28 @@ def issue_comment(issue: str, *, body: str, lock: bool = False) -> IssueCommentA
 
 
 @argh.named("close")
+@argh.arg("--comment", help="also add this comment (one commit); '-' reads it from stdin")
 @argh.arg("--lock", help=_LOCK_HELP)
-def issue_close(issue: str, *, lock: bool = False) -> IssueCloseArgs:
-    """Close an issue."""
-    return IssueCloseArgs(issue=issue, lock=lock)
+def issue_close(issue: str, *, comment: str | None = None, lock: bool = False) -> IssueCloseArgs:
+    """Close an issue (nothing is written when it is closed already)."""
+    return IssueCloseArgs(issue=issue, comment=comment, lock=lock)
 
 
 @argh.named("reopen")
+@argh.arg("--comment", help="also add this comment (one commit); '-' reads it from stdin")
 @argh.arg("--lock", help=_LOCK_HELP)
-def issue_reopen(issue: str, *, lock: bool = False) -> IssueReopenArgs:
-    """Reopen a closed issue."""
-    return IssueReopenArgs(issue=issue, lock=lock)
+def issue_reopen(issue: str, *, comment: str | None = None, lock: bool = False) -> IssueReopenArgs:
+    """Reopen a closed issue (nothing is written when it is open already)."""
+    return IssueReopenArgs(issue=issue, comment=comment, lock=lock)
 
 
 @argh.named("add")
-@argh.arg("--label", action="append", required=True, help="label to add (repeatable)")
+@argh.arg(
+    "--label",
+    action="append",
+    required=True,
+    help="label to add (repeatable; commas separate labels)",
+)
 @argh.arg("--lock", help=_LOCK_HELP)
 def label_add(issue: str, *, label: list[str], lock: bool = False) -> IssueLabelArgs:
     """Add labels to an issue."""

@@ -39,6 +39,8 @@ Reply = tuple[int, str, str]
 _STATUS_TIMEOUT = 2.0
 _STOP_WAIT = 10.0
 NOT_RUNNING = "grite daemon is not running"
+# `daemon status` when none runs: systemctl's status for an inactive unit (LSB "not running").
+_NOT_RUNNING_EXIT = 3
 
 
 _DAY_MS = 24 * 3600 * 1000
@@ -206,7 +208,8 @@ def _log_hint(paths: RuntimePaths) -> str:
 def daemon_status(
     *, json: bool = False, quiet: bool = False, paths: RuntimePaths | None = None
 ) -> Reply:
-    """Report the running daemon, or say plainly that none runs (exit 0 either way)."""
+    """Report the running daemon, or say plainly that none runs: exit 3 then, as
+    `systemctl status` exits for an inactive unit (with --json, 0 and `running: false`)."""
     rp = paths or runtime_paths()
     st = _ask_status(rp)
     if json:
@@ -217,11 +220,11 @@ def daemon_status(
         )
         return 0, _json(info), ""
     if quiet:
-        return 0, "", ""
+        return (0 if st is not None else _NOT_RUNNING_EXIT), "", ""
     if st is None:
         lines = [f"{NOT_RUNNING} (socket {rp.socket})", f"  log: {_log_hint(rp)}"]
         lines += _fallback_lines(rp)
-        return 0, "\n".join(lines) + "\n", ""
+        return _NOT_RUNNING_EXIT, "\n".join(lines) + "\n", ""
     return 0, _human(st, "grite daemon is running", rp), ""
 
 

@@ -36,7 +36,7 @@ from grite.model.errors import GriteError, InvalidArgs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from grite.ipc.transport import BaseTransport
     from grite.model.invocation import Invocation
@@ -49,10 +49,10 @@ _IN_PROCESS_COMMANDS = frozenset({"daemon", "setup", "install-skill", "completio
 # Commands run by their own client module whichever way they reach the daemon.
 _STREAMING_COMMANDS = frozenset({"watch", "batch", "mcp"})
 _HELP_FLAGS = frozenset({"--help", "-h", "--version"})
-_FORWARDED_ENV = ("NO_COLOR", "TZ", "HOME", "XDG_CONFIG_HOME")
+_FORWARDED_ENV = ("NO_COLOR", "TERM", "TZ", "HOME", "XDG_CONFIG_HOME")
 # Global options that take a value: their value is never the command word (as in
 # grite.model.invocation.command_word, which imports msgspec).
-_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
+_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir", "--color"})
 
 
 def command_word(argv: list[str]) -> str:
@@ -91,9 +91,48 @@ def _columns(environ: Mapping[str, str]) -> int:
         return 80
 
 
-def _invocation_fields(argv: list[str], environ: Mapping[str, str]) -> dict[str, object]:
+def _undecodable(argv: list[str]) -> InvalidArgs | None:
+    """An error naming the first argument that is not UTF-8 text (None when all are).
+
+    Python hands such bytes over as lone surrogates (PEP 383); neither the wire nor the WAL
+    (UTF-8 CBOR) can carry them, so they are refused here, before either path runs.
+    """
+    for position, word in enumerate(argv, 1):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return InvalidArgs(
+                f"argument {position} ('{shown[:40]}') is not valid UTF-8 text; grite stores "
+                "text as UTF-8: convert it first (e.g. with iconv)",
+                {"argument": position},
+            )
+    return None
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _read_stdin(argv: list[str]) -> bytes | None:
+    if "-" not in argv or sys.stdin is None:
+        return None
+    if _isatty(sys.stdin):
+        # Without this, `--body -` on a terminal just waits, and looks hung.
+        sys.stderr.write("grite: reading standard input; end with Ctrl-D on a line of its own\n")
+        sys.stderr.flush()
+    return sys.stdin.buffer.read()
+
+
+def _invocation_fields(
+    argv: list[str], environ: Mapping[str, str], stdin: bytes | None = None
+) -> dict[str, object]:
     env = {k: v for k, v in environ.items() if k.startswith("GRITE_") or k in _FORWARDED_ENV}
-    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else None
+    if stdin is None:
+        stdin = _read_stdin(argv)
     try:
         isatty = sys.stdout.isatty()
     except (AttributeError, ValueError):
@@ -154,9 +193,9 @@ def _outcome(frame: bytes) -> tuple[int, str, str]:
         raise Unserved("protocol", f"the daemon's reply to RunArgv lacks {exc}") from exc
 
 
-def _write(code: int, stdout: str, stderr: str) -> int:
+def _write(code: int, stdout: str, stderr: str, environ: Mapping[str, str] | None = None) -> int:
     try:
-        if stdout:
+        if stdout and not (environ is not None and _paged(stdout, environ)):
             sys.stdout.write(stdout)
             sys.stdout.flush()
         if stderr:
@@ -168,6 +207,118 @@ def _write(code: int, stdout: str, stderr: str) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     return code
+
+
+def _paged(text: str, environ: Mapping[str, str]) -> bool:
+    """Show `text` through the pager when it is longer than the terminal (as git does:
+    GRITE_PAGER, else PAGER, else `less` with LESS=FRX); False when it was not paged."""
+    if not _isatty(sys.stdout):
+        return False
+    command = environ.get("GRITE_PAGER", environ.get("PAGER", "less"))
+    if not command.strip() or command.strip() == "cat":
+        return False
+    try:
+        rows = os.get_terminal_size(sys.stdout.fileno()).lines
+    except (OSError, ValueError):
+        rows = 24
+    if text.count("\n") < rows:
+        return False
+    # Deliberately lazy: only a long page on a terminal starts a process.
+    import subprocess
+
+    env = dict(environ)
+    env.setdefault("LESS", "FRX")
+    try:
+        pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    try:
+        assert pager.stdin is not None
+        pager.stdin.write(text.encode("utf-8", "replace"))
+        pager.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit the pager early: that is fine
+    pager.wait()
+    return True
+
+
+_SCISSORS = "# ------------------------ >8 ------------------------"
+_EDITED = {
+    ("issue", "create"): "the new issue",
+    ("issue", "comment"): "your comment",
+    ("issue", "update"): "the issue (it replaces the current body)",
+}
+
+
+def _positional(argv: list[str]) -> list[str]:
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            words.append(word)
+    return words
+
+
+def _body_from_editor(
+    argv: list[str], environ: Mapping[str, str], current_body: Callable[[str], str]
+) -> bytes | None:
+    """On a terminal, `issue create` and `issue comment` without --body, and `issue update`
+    without --title or --body (the editor then starts with the current body, read with
+    `current_body(issue)`), open the user's editor (GRITE_EDITOR, VISUAL, EDITOR, else vi)
+    here, in the client, as `git commit` does; returns the text written there, None when no
+    editor is due.
+
+    Raises:
+        InvalidArgs: the editor failed, or left a comment empty.
+    """
+    words = _positional(argv)
+    what = _EDITED.get(tuple(words[:2]))  # type: ignore[arg-type]
+    if what is None or "--json" in argv or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
+        return None
+    if any(w in ("--body", "-b") or w.startswith("--body=") for w in argv):
+        return None
+    updating = words[:2] == ["issue", "update"]
+    if updating and (
+        len(words) < 3 or any(w in ("--title", "-t") or w.startswith("--title=") for w in argv)
+    ):
+        return None
+    if any(w in ("-h", "--help") for w in argv):
+        return None
+    # Deliberately lazy: only an interactive create or comment gets here.
+    import subprocess
+    import tempfile
+
+    editor = environ.get("GRITE_EDITOR") or environ.get("VISUAL") or environ.get("EDITOR") or "vi"
+    start = current_body(words[2]) if updating else ""
+    fd, path = tempfile.mkstemp(prefix="grite-body-", suffix=".md")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(
+                f"{start}\n{_SCISSORS}\n# Write the body of {what} above this line; everything below "
+                "it is ignored.\n# An empty body "
+                + ("cancels.\n" if "comment" in what else "leaves the issue without one.\n")
+            )
+        # As git runs it: the editor setting is a shell command, the file its argument.
+        status = subprocess.call(["sh", "-c", editor + ' "$@"', editor, path])
+        if status != 0:
+            raise InvalidArgs(
+                f"the editor ({editor}) exited with status {status}; nothing was written"
+            )
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read().split(_SCISSORS, 1)[0].strip("\n")
+    finally:
+        os.unlink(path)
+    if not text.strip() and "comment" in what:
+        raise InvalidArgs("the comment is empty; nothing was written")
+    if updating and text == start.strip("\n"):
+        raise InvalidArgs("the body is unchanged; nothing was written")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgs("the editor wrote text that is not UTF-8; nothing was written") from exc
 
 
 def _error(err: GriteError, argv: list[str]) -> int:
@@ -233,6 +384,9 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         The exit status.
     """
     env = os.environ if environ is None else environ
+    undecodable = _undecodable(argv)
+    if undecodable is not None:
+        return _error(undecodable, argv)
     word = command_word(argv)
     if word in _STREAMING_COMMANDS and not _HELP_FLAGS.intersection(argv):
         # Deliberately lazy: watch and batch stream over their own daemon connection (batch
@@ -250,7 +404,36 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return _error(err, argv)
     if runs_in_process(argv, env):
         policy.mode = "off"  # chosen, not a fallback
-    fields = _invocation_fields(argv, env)
+
+    def current_body(issue: str) -> str:
+        code, out, _errors, transport = _run(["issue", "show", issue, "--json"], env, policy)
+        transport.finish()
+        if code != 0:
+            raise InvalidArgs(f"cannot read issue {issue} to edit its body; check the id")
+        import json  # deliberately lazy: only an interactive update gets here
+
+        return str(json.loads(out)["data"]["body"])
+
+    try:
+        edited = _body_from_editor(argv, env, current_body)
+        if edited is not None:
+            argv = [*argv, "--body", "-"]
+        code, out, errors, transport = _run(argv, env, policy, edited)
+    except (InvalidArgs, DaemonRequired) as err:
+        return _error(err, argv)
+    except Interrupted as exc:
+        return _interrupted(exc)
+    status = _write(code, out, errors, env)
+    transport.finish()  # a cold start's daemon starts now, when the command is done
+    return status
+
+
+def _run(
+    argv: list[str], env: Mapping[str, str], policy: Policy, stdin: bytes | None = None
+) -> tuple[int, str, str, FallbackTransport]:
+    """Send one command line to the daemon or run it here; (status, stdout, stderr) and the
+    transport, whose `finish` starts a daemon after a cold start."""
+    fields = _invocation_fields(argv, env, stdin)
     call = Call(
         wire.run_argv(**fields),  # type: ignore[arg-type]
         request_id=fields["request_id"],  # type: ignore[arg-type]
@@ -265,21 +448,15 @@ def route(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         transport.daemon.on_progress = _show_progress
     try:
         code, out, errors = transport.request(call, _outcome)
-    except DaemonRequired as exc:
-        return _error(exc, argv)
-    except Interrupted as exc:
-        return _interrupted(exc)
     except KeyboardInterrupt:
         # Ctrl-C just after the daemon answered: the answer says what was done.
         answered = transport.daemon.answered if transport.daemon is not None else None
         if answered is None or transport.served_by == "local":
             raise
-        return _interrupted(Interrupted(answered, sent=True))
+        raise Interrupted(answered, sent=True) from None
     finally:
         transport.close()
-    status = _write(code, out, errors)
-    transport.finish()  # a cold start's daemon starts now, when the command is done
-    return status
+    return code, out, errors, transport
 
 
 def console_main() -> None:

@@ -16,6 +16,7 @@ import msgspec
 
 from grite.model.display import printable
 from grite.model.errors import GriteError
+from grite.model.names import display_name
 from grite.model.requests import (
     ActorInfo,
     ActorListResult,
@@ -30,7 +31,14 @@ from grite.model.requests import (
     IssueWriteResult,
 )
 
-__all__ = ["JSON_SCHEMA_VERSION", "Renderer", "json_error", "json_success"]
+__all__ = [
+    "JSON_SCHEMA_VERSION",
+    "Renderer",
+    "color_wanted",
+    "json_error",
+    "json_success",
+    "relative",
+]
 
 JSON_SCHEMA_VERSION = 1
 
@@ -79,15 +87,79 @@ def json_error(err: GriteError) -> str:
 
 def human_error(err: GriteError) -> str:
     # Messages may quote what came from the WAL or a remote (a lock owner, a bad value).
-    return f"error: {printable(err.message)}\n"
+    # Multi-line: usage errors carry argparse's usage lines after the message.
+    return f"error: {printable(err.message, multiline=True)}\n"
+
+
+# SGR colours (ECMA-48): only ever around text grite chose or escaped with printable().
+_RESET = "\x1b[0m"
+_STYLE = {
+    "header": "\x1b[1m",  # bold
+    "title": "\x1b[1m",
+    "id": "\x1b[33m",  # yellow, as git colours commit ids
+    "open": "\x1b[32m",  # green
+    "closed": "\x1b[35m",  # magenta
+    "label": "\x1b[36m",  # cyan
+    "date": "\x1b[2m",  # dim
+}
+
+
+def color_wanted(choice: str, env: dict[str, str], isatty: bool) -> bool:
+    """Whether to colour: `--color always|never`, else (auto) on a terminal unless NO_COLOR
+    is set and not empty (https://no-color.org) or TERM is dumb."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return isatty and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+
+
+def relative(ts_ms: int, now_ms: int) -> str:
+    """`just now`, `5 minutes ago`, `3 days ago`, `in 2 hours` (clock skew)."""
+    delta = (now_ms - ts_ms) // 1000
+    ahead = delta < 0
+    seconds = abs(delta)
+    if seconds < 45:
+        return "just now"
+    for unit, size in (("year", 31_536_000), ("month", 2_592_000), ("week", 604_800),
+                       ("day", 86_400), ("hour", 3_600), ("minute", 60)):  # fmt: skip
+        if seconds >= size or unit == "minute":
+            n = max(1, round(seconds / size))
+            text = f"{n} {unit}{'' if n == 1 else 's'}"
+            return f"in {text}" if ahead else f"{text} ago"
+    return "just now"  # pragma: no cover (the loop always returns)
 
 
 class Renderer:
-    """Human text for results, for one invocation's time zone and terminal."""
+    """Human text for results, for one invocation's time zone and terminal. On a terminal,
+    tables show relative times (`5 minutes ago`, from the client's clock `now_ms`); with
+    `color`, SGR colours."""
 
-    def __init__(self, tz_name: str | None, columns: int, isatty: bool) -> None:
+    def __init__(
+        self,
+        tz_name: str | None,
+        columns: int,
+        isatty: bool,
+        *,
+        color: bool = False,
+        now_ms: int | None = None,
+    ) -> None:
         self._tz = _zone(tz_name)
         self._columns = columns if isatty else 0
+        self._color = color
+        self._now_ms = now_ms if isatty else None
+
+    def paint(self, text: str, style: str) -> str:
+        """`text` in a colour of _STYLE when colouring, else as it is."""
+        if not self._color or not text:
+            return text
+        return f"{_STYLE[style]}{text}{_RESET}"
+
+    def table_time(self, ts_ms: int) -> str:
+        """A time in a table: relative on a terminal, else as `when` writes it."""
+        if self._now_ms is not None:
+            return relative(ts_ms, self._now_ms)
+        return self.when(ts_ms)
 
     def when(self, ts_ms: int) -> str:
         try:
@@ -100,6 +172,8 @@ class Renderer:
 
     def render(self, result: Any) -> str:
         if isinstance(result, IssueWriteResult):
+            if not result.event_ids and result.state is not None:
+                return f"Issue {result.issue_id} is already {result.state}; nothing written\n"
             text = _ACTION_TEXT.get(result.action, result.action.capitalize())
             return f"{text} {result.issue_id}\n"
         if isinstance(result, IssueListResult):
@@ -161,7 +235,7 @@ class Renderer:
             (
                 r.issue_id[:12],
                 r.state,
-                self.when(r.updated_ts),
+                self.table_time(r.updated_ts),
                 ",".join(_p(label) for label in r.labels),
                 _p(r.title),
             )
@@ -169,36 +243,54 @@ class Renderer:
         ]
         header = ("ID", "STATE", "UPDATED", "LABELS", "TITLE")
         widths = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(4)]
-        lines = []
-        for c in (header, *cells):
-            line = "  ".join(c[i].ljust(widths[i]) for i in range(4)) + "  " + c[4]
-            if self._columns and len(line) > self._columns:
-                line = line[: max(self._columns - 1, 0)] + "…"
-            lines.append(line.rstrip())
+        lines = [self._row(header, widths, header=True)]
+        lines += [self._row(c, widths) for c in cells]
         return "\n".join(lines) + "\n"
+
+    def _row(self, c: tuple[str, ...], widths: list[int], header: bool = False) -> str:
+        prefix = "  ".join(c[i].ljust(widths[i]) for i in range(4)) + "  "
+        title = c[4]
+        if self._columns and len(prefix) + len(title) > self._columns:
+            title = title[: max(self._columns - 1 - len(prefix), 0)] + "…"
+        plain = (prefix + title).rstrip()
+        if not self._color:
+            return plain
+        if header:
+            return self.paint(plain, "header")
+        styles = ("id", c[1] if c[1] in ("open", "closed") else "label", "date", "label")
+        # Colour each padded cell's text, keeping its padding outside the colour.
+        parts = [self.paint(c[i], styles[i]) + " " * (widths[i] - len(c[i])) for i in range(4)]
+        return ("  ".join(parts) + "  " + title).rstrip()
 
     def _list(self, result: IssueListResult) -> str:
         if not result.issues:
-            return f"No matching issues ({result.open} open, {result.closed} closed in total)\n"
+            hint = f"Hint: {_p(result.hint)}\n" if result.hint else ""
+            return (
+                f"No matching issues ({result.open} open, {result.closed} closed in total)\n" + hint
+            )
         footer = f"\n{result.total} shown ({result.open} open, {result.closed} closed in total)\n"
         return self._table(result.issues) + footer
 
     def _show(self, v: IssueView) -> str:
         out = [
-            f"{_p(v.title)}",
-            f"{v.issue_id} · {v.state} · opened {self.when(v.created_ts)} by {v.author[:8]}"
+            self.paint(_p(v.title), "title"),
+            f"{self.paint(v.issue_id, 'id')} · {self.paint(v.state, v.state if v.state in _STYLE else 'label')}"
+            f" · opened {self.when(v.created_ts)}"
+            f" by {_p(display_name(v.author, v.author_label))}"
             f" · updated {self.when(v.updated_ts)}",
         ]
         if v.labels:
             out.append(f"Labels: {', '.join(_p(x) for x in v.labels)}")
         if v.assignees:
-            out.append(f"Assignees: {', '.join(_p(x) for x in v.assignees)}")
+            shown = (v.assignee_handles.get(x, x) for x in v.assignees)
+            out.append(f"Assignees: {', '.join(_p(x) for x in shown)}")
         out.append("")
         out.append(_pm(v.body) if v.body else "(no description)")
         if v.comments:
             out += ["", f"Comments ({len(v.comments)}):"]
             for c in v.comments:
-                out.append(f"  {c.actor[:8]} at {self.when(c.ts_unix_ms)}:")
+                who = _p(display_name(c.actor, c.actor_label))
+                out.append(f"  {who} at {self.when(c.ts_unix_ms)}:")
                 out += [f"    {line}" for line in _pm(c.body).split("\n")]
         if v.links:
             out += ["", "Links:"]

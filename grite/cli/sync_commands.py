@@ -38,7 +38,10 @@ def sync(*, remote: str | None = None, pull: bool = False, push: bool = False) -
 
 @argh.named("export")
 @argh.arg("--format", dest="fmt", required=True, choices=("json", "md"), help="json or md")
-@argh.arg("--since", help="only events after this ms timestamp or 64-hex event id")
+@argh.arg(
+    "--since",
+    help="only events after this time (2026-12-01, 2026-12-01T10:00 UTC, 1h, 2d, ms) or event id",
+)
 @argh.arg("-o", "--output", help="write to FILE instead of standard output")
 def export(*, fmt: str, since: str | None = None, output: str | None = None) -> ExportArgs:
     """Export issues and events as JSON or Markdown."""

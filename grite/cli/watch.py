@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--actor")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-daemon", action="store_true")
+    parser.add_argument("--color", choices=("auto", "always", "never"))  # nothing is coloured
     parser.add_argument("--since", "-s")
     parser.add_argument("command", choices=["watch"])
     return parser

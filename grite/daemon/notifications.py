@@ -3,7 +3,8 @@
 For every repository with at least one watcher the hub remembers the WAL head it last published
 and the lease locks it last saw. `refresh(git_dir, source)` compares them with the refs, and for
 each new WAL commit (in WAL order) delivers one IssueChanged per event, then a WalAdvanced
-naming the commit; then one LockChanged per lease taken, renewed or released. The supervisor
+naming the commit (when the head moved off its chain, as a diverged `grite sync` moves it, the
+commits of the new chain, with only the events the old one lacked); then one LockChanged per lease taken, renewed or released. The supervisor
 calls it after every request it ran (source local_write, or sync for a sync) and from a poller
 every POLL_INTERVAL seconds (source external: another process or `git fetch` moved the ref).
 A per-repository lock makes publishing sequential, so subscribers see no gap and no duplicate
@@ -22,8 +23,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from grite.model.context import is_context_event
-from grite.model.errors import InvalidArgs, NotFound
+from grite.model.errors import CorruptData, InvalidArgs, NotFound
 from grite.model.ids import is_hex
 from grite.model.notifications import (
     NULL_HEAD,
@@ -34,7 +37,7 @@ from grite.model.notifications import (
 )
 
 if TYPE_CHECKING:
-    from grite.storage.wal import WalEntry
+    from grite.storage.wal import Wal, WalEntry
 
 __all__ = ["POLL_INTERVAL", "Hub", "Subscription", "notes_for_entries"]
 
@@ -72,6 +75,43 @@ def notes_for_entries(
             )
         )
         prev = entry.commit
+    return notes
+
+
+def _events_of(wal: Wal, commits: list[str]) -> list[WalEntry]:
+    """The readable WAL commits of `commits` (newest first), oldest first; invalid or damaged
+    ones are left out, as every reader leaves them out."""
+    from grite.storage.wal import InvalidWalCommit  # loaded by _Repo already
+
+    entries = []
+    for commit in reversed(commits):
+        try:
+            entries.append(wal.read_commit(commit))
+        except (InvalidWalCommit, CorruptData):
+            continue
+    return entries
+
+
+def _rewritten(wal: Wal, old: str | None, new: str, source: str) -> list[Notification]:
+    """The notifications for a WAL whose head moved from `old` to `new` off its chain.
+
+    The commits on `new`'s chain but not on `old`'s hold what arrived (a merged sync: the
+    remote's commits, then one commit re-applying our own events); events already on `old`'s
+    chain are not announced again. The first wal_advanced names `old` as previous, which is
+    how a watcher sees that the chain was replaced.
+    """
+    _log.info("WAL moved off its chain (%s to %s); announcing what arrived", old, new)
+    seen = {
+        e.event_id for entry in _events_of(wal, wal.commits_between(new, old)) for e in entry.events
+    }
+    notes: list[Notification] = []
+    previous = old
+    for entry in _events_of(wal, wal.commits_between(old, new)):
+        fresh = [e for e in entry.events if e.event_id not in seen]
+        notes += notes_for_entries([msgspec.structs.replace(entry, events=fresh)], previous, source)
+        previous = entry.commit
+    if previous != new:  # the new head itself was unreadable: still say where the WAL is
+        notes.append(WalAdvanced(wal_head=new, previous=previous, source=source))
     return notes
 
 
@@ -203,10 +243,10 @@ class Hub:
                     entries = repo.wal.read_entries(since=repo.head, head=head)
                     notes += notes_for_entries(entries, repo.head, source)
                 except WalHistoryChanged:
-                    # The chain was replaced (e.g. a forced fetch): say where it is now.
-                    _log.warning("WAL of %s was rewritten; announcing the new head", git_dir)
+                    # Our head is not under the new one: a diverged `grite sync` appended our
+                    # local events on top of the remote's chain, or a forced fetch replaced it.
                     if head is not None:
-                        notes.append(WalAdvanced(wal_head=head, previous=repo.head, source=source))
+                        notes += _rewritten(repo.wal, repo.head, head, source)
                 repo.head = head
             leases = repo._leases()
             if leases != repo.leases:

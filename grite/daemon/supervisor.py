@@ -557,7 +557,10 @@ class Supervisor:
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             if self.state is State.RUNNING and self._hub.watched():
-                await loop.run_in_executor(self._pool, self._hub.poll, self._registry.in_use)
+                try:
+                    await loop.run_in_executor(self._pool, self._hub.poll, self._registry.in_use)
+                except Exception:  # a poller that died would leave every watcher silent
+                    _log.exception("cannot poll the watched repositories; polling on")
 
     def _publish(self, git_dirs: list[str], source: str) -> None:
         for git_dir in git_dirs:

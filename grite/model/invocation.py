@@ -13,7 +13,7 @@ import msgspec
 __all__ = ["Invocation", "Outcome", "command_word"]
 
 # Global options that take a value: their value is never the command word.
-_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir"})
+_GLOBAL_WITH_VALUE = frozenset({"--actor", "--data-dir", "--color"})
 
 
 class Invocation(msgspec.Struct, frozen=True, kw_only=True):

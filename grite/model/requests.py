@@ -113,6 +113,9 @@ class IssueListArgs(_Args, frozen=True, kw_only=True, tag="issue_list"):
     search: str | None = None
     sort: Literal["created", "updated", "title"] = "created"
     limit: int | None = None
+    # The sort order backwards (created: newest first); `grite issue list` shows the newest
+    # first unless --reverse, the typed API keeps grite 0.5.3's oldest first.
+    reverse: bool = False
 
 
 class IssueShowArgs(_Args, frozen=True, kw_only=True, tag="issue_show"):
@@ -128,11 +131,13 @@ class IssueCommentArgs(_Args, frozen=True, kw_only=True, tag="issue_comment"):
 class IssueCloseArgs(_Args, frozen=True, kw_only=True, tag="issue_close"):
     issue: str
     lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
+    comment: str | None = None  # --comment: a comment written in the same commit
 
 
 class IssueReopenArgs(_Args, frozen=True, kw_only=True, tag="issue_reopen"):
     issue: str
     lock: bool = False  # --lock: hold issue:<id> for the write (grite 0.5.3's flag)
+    comment: str | None = None  # --comment: a comment written in the same commit
 
 
 class IssueLabelArgs(_Args, frozen=True, kw_only=True, tag="issue_label"):
@@ -282,6 +287,7 @@ class IssueListResult(_Result, frozen=True, kw_only=True):
     total: int
     open: int
     closed: int
+    hint: str | None = None  # a next step when there is nothing here yet (first use)
 
 
 class CommentView(_Result, frozen=True, kw_only=True):
@@ -289,6 +295,7 @@ class CommentView(_Result, frozen=True, kw_only=True):
     actor: str
     ts_unix_ms: int
     body: str
+    actor_label: str | None = None  # the actor's label when this clone knows it
 
 
 class LinkView(_Result, frozen=True, kw_only=True):
@@ -353,6 +360,9 @@ class IssueView(_Result, frozen=True, kw_only=True):
     # grite 0.5.3's `issue show` payload: the summary and the events, oldest first.
     issue: IssueRow | None = None
     events: list[ShowEvent] = []
+    author_label: str | None = None  # the author's label when this clone knows it
+    # Actor ids (hex) among the assignees, with the handle human output shows for each.
+    assignee_handles: dict[str, str] = {}
 
 
 class IssueCreateResult(IssueWriteResult, frozen=True, kw_only=True):

@@ -90,5 +90,6 @@ class PrimeResult(msgspec.Struct, frozen=True, kw_only=True):
     rules_path: str | None
     markdown: str
     token_estimate: int
+    handle: str | None = None  # the actor's handle (grite.model.names), what --claim assigns
     max_tokens: int
     format: Literal["markdown", "hook"] = "markdown"

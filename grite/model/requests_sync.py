@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from grite.model.requests import CommentView, DepEdgeView, LinkView
+
 __all__ = [
     "ExportArgs",
     "ExportDocument",
@@ -110,6 +112,11 @@ class ExportIssue(msgspec.Struct, frozen=True, kw_only=True):
     created_ts: int
     updated_ts: int
     comment_count: int
+    # Beyond grite 0.5.3's summary: what a reader of the export needs without the events.
+    body: str = ""
+    comments: list[CommentView] = []
+    links: list[LinkView] = []
+    dependencies: list[DepEdgeView] = []
 
 
 class ExportEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -11,8 +11,9 @@ import os
 import msgspec
 
 from grite.model import agent_docs
-from grite.model.errors import NotFound
+from grite.model.errors import GriteError, NotFound
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
+from grite.model.names import handle
 from grite.model.requests import (
     ActorCard,
     ActorCurrentArgs,
@@ -34,21 +35,25 @@ from grite.storage.config import (
     list_actor_ids,
     load_actor_config,
     load_repo_config,
+    remove_actor,
     save_actor_config,
     save_repo_config,
     write_atomic,
 )
+from grite.storage.gitrepo import git_identity
 from grite.storage.signing import KEY_SCHEME, generate_seed, public_key_hex, save_signing_seed
 
 __all__ = [
     "AGENTS_MD_SECTION",
     "actor_bytes",
+    "actor_labels",
     "actor_current",
     "actor_init",
     "actor_list",
     "actor_show",
     "actor_use",
     "init",
+    "my_handle",
     "resolve_actor",
 ]
 
@@ -57,6 +62,9 @@ AGENTS_MD_SECTION = agent_docs.AGENTS_MD_SECTION
 
 
 def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
+    """A new actor; without a label it is named as git names the user (user.name/email)."""
+    if label is None:
+        label = git_identity(str(ctx.paths.git_dir))
     actor_hex = ctx.derive_id(b"actor", ACTOR_ID_LEN).hex()
     directory = actor_dir(ctx.paths.grite_dir, actor_hex)
     cfg = ActorConfig(actor_id=actor_hex, label=label, created_ts=ctx.now_ms)
@@ -64,8 +72,11 @@ def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
     return cfg, directory
 
 
-def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str, str]:
-    """The acting actor: (config, its data dir, source).
+def resolve_actor(
+    ctx: OpContext, create: bool = True, announce: bool = False
+) -> tuple[ActorConfig, str, str]:
+    """The acting actor: (config, its data dir, source). With `announce`, creating one says
+    so in a warning (the first write in a repository sets grite up).
 
     Raises:
         NotFound: `--data-dir`/`--actor` names an actor that does not exist.
@@ -99,15 +110,42 @@ def resolve_actor(ctx: OpContext, create: bool = True) -> tuple[ActorConfig, str
         return ctx.actor_config(directory), directory, "auto"
     if not create:
         raise NotFound("no actor configured; run 'grite init' or 'grite actor init'")
+    # The first write sets grite up: an actor, made the default. Taken back if the command
+    # fails, so a failed `grite sync` leaves no actor behind.
     cfg, directory = _new_actor(ctx, None)
+    ctx.undo.append(lambda: remove_actor(grite_dir, cfg.actor_id))
     repo_cfg = load_repo_config(grite_dir)  # a private copy: it is changed and saved
     repo_cfg.default_actor = cfg.actor_id
     save_repo_config(grite_dir, repo_cfg)
+    if announce:
+        ctx.warnings.append(
+            f"set up grite in this repository: you write as {handle(cfg.actor_id, cfg.label)} "
+            "(a new actor; 'grite actor show' tells more, 'grite init' also writes AGENTS.md)"
+        )
     return cfg, directory, "auto"
 
 
-def actor_bytes(ctx: OpContext) -> bytes:
+def actor_labels(ctx: OpContext) -> dict[str, str]:
+    """The labels of the actors this clone knows (its own), by hex id."""
+    labels = {}
+    for actor_hex in list_actor_ids(ctx.paths.grite_dir):
+        try:
+            label = ctx.actor_config(actor_dir(ctx.paths.grite_dir, actor_hex)).label
+        except GriteError:
+            continue
+        if label:
+            labels[actor_hex] = label
+    return labels
+
+
+def my_handle(ctx: OpContext) -> tuple[str, str]:
+    """(hex id, handle) of the acting actor: what `--claim` assigns."""
     cfg, _directory, _source = resolve_actor(ctx)
+    return cfg.actor_id, handle(cfg.actor_id, cfg.label)
+
+
+def actor_bytes(ctx: OpContext) -> bytes:
+    cfg, _directory, _source = resolve_actor(ctx, announce=True)
     return bytes.fromhex(cfg.actor_id)
 
 
@@ -165,6 +203,9 @@ def init(ctx: OpContext, args: InitArgs) -> InitResult:
     ctx.handle.refresh()
     if args.no_agents_md:
         md_action, md_path = "disabled", None
+    elif os.path.samefile(ctx.paths.repo_root, ctx.paths.git_dir):
+        # A bare repository has no work tree: AGENTS.md would land inside the git directory.
+        md_action, md_path = "skipped", None
     else:
         md_action, md_path = _update_agents_md(ctx.paths.repo_root)
     return InitResult(

@@ -21,6 +21,7 @@ from grite.model.requests_agents import (
     IssueReadyArgs,
     IssueReadyResult,
 )
+from grite.model.user_text import has_labels, label_filter
 from grite.ops.actors import resolve_actor
 from grite.ops.context import ActorSelector, OpContext
 from grite.ops.issues import row
@@ -35,9 +36,9 @@ def ready_summaries(ctx: OpContext, labels: list[str]) -> list[IssueSummary]:
     summaries = ctx.handle.summaries()
     by_id = {s.issue_id: s for s in summaries}
     deps = {s.issue_id: s.dependencies for s in summaries}
-    wanted = {x.strip() for x in labels if x.strip()}
+    wanted = label_filter([x for x in labels if x.strip()])
     ready = [by_id[i] for i in ready_issue_ids(summaries, deps)]
-    return [s for s in ready if wanted.issubset(s.labels)]
+    return [s for s in ready if has_labels(wanted, s.labels)]
 
 
 def issue_ready(ctx: OpContext, args: IssueReadyArgs) -> IssueReadyResult:
@@ -78,7 +79,8 @@ class OpRunner:
         except msgspec.DecodeError as exc:
             raise InvalidArgs(
                 f'invalid command: {exc}; a command is an object whose "type" names the '
-                'operation, e.g. {"type": "issue_show", "issue": "abcd"} (see grite(1), BATCH)',
+                'operation, e.g. {"type": "issue_show", "issue": "abcd"}; run "grite batch --help" '
+                "for every type and its keys",
                 {"error": str(exc)},
             ) from exc
 
@@ -142,4 +144,4 @@ class OpRunner:
         )
         if selector.actor is not None or selector.data_dir is not None:
             resolve_actor(ctx, create=False)
-        return fn(ctx, args)
+        return ctx.run(fn, args)

@@ -32,7 +32,7 @@ from grite.model.leases import first_choice
 from grite.model.locks import LockRecord, conflicts_with, lock_ref_name, nonce_from_bytes, parse_ttl
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import IssueClaimArgs, IssueClaimResult
-from grite.ops.actors import actor_bytes
+from grite.ops.actors import my_handle
 from grite.ops.agents import ready_summaries
 from grite.ops.context import OpContext
 from grite.ops.issues import row, write_events
@@ -84,12 +84,13 @@ class _Known:
 
 
 def _claim_order(
-    ctx: OpContext, candidates: list[IssueSummary], known: _Known, me_hex: str
+    ctx: OpContext, candidates: list[IssueSummary], known: _Known, me_hex: str, me_handle: str
 ) -> list[IssueSummary]:
     """The candidates in the order to try them: oldest first, except that with other
     claimers at work the first few unclaimed ones that this request does not start at go
     last (grite.model.leases.first_choice)."""
-    busy = [s for s in candidates if s.issue_id in known.leased and me_hex not in s.assignees]
+    mine = {me_hex, me_handle}
+    busy = [s for s in candidates if s.issue_id in known.leased and not mine & set(s.assignees)]
     free = [
         s
         for s in candidates
@@ -213,7 +214,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     Claimed means: assigned to anyone, or covered by an unexpired lease that is not this
     request's own. With a grite remote (unless `args.local`) the lease is decided there, in
     one push per round; the claim is acknowledged only once the remote has accepted it. The
-    assignee added is the acting actor's id (hex); its event goes to the local WAL and
+    assignee added is the acting actor's handle (grite.model.names); its event goes to the local WAL and
     reaches other clones with the next `grite sync` (the lease keeps them off meanwhile).
 
     Raises:
@@ -222,7 +223,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
         Conflict: every attempt lost a race with other claimers.
     """
     ttl = parse_ttl(args.ttl)
-    me_hex = actor_bytes(ctx).hex()
+    me_hex, me_handle = my_handle(ctx)
     now = ctx.now_ms
     candidates = ready_summaries(ctx, args.labels)
 
@@ -233,7 +234,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
     with open_leases(ctx, local=args.local, doing="claim an issue") as book:
         summaries = ctx.handle.summaries() if candidates else []
         known = _Known(book, summaries, now)
-        order = _claim_order(ctx, candidates, known, me_hex)
+        order = _claim_order(ctx, candidates, known, me_hex, me_handle)
         claimer = _Claimer(book, order, known, me_hex, nonce_of, now, ttl)
         while candidates:
             taken = claimer.take(summaries)
@@ -252,7 +253,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
                 skipped += 1
                 continue
             try:
-                write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_hex)], "assigned")
+                write = write_events(ctx, s.issue_id, [AssigneeAdded(user=me_handle)], "assigned")
             except BaseException:
                 _give_back(book, lease)
                 raise
@@ -260,7 +261,7 @@ def issue_claim(ctx: OpContext, args: IssueClaimArgs) -> IssueClaimResult:
             current = next((x for x in after if x.issue_id == s.issue_id), s)
             return IssueClaimResult(
                 issue=row(current),
-                assignee=me_hex,
+                assignee=me_handle,
                 lease_resource=lease.record.resource,
                 lease_owner=me_hex,
                 lease_expires_unix_ms=lease.record.expires_unix_ms,

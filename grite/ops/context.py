@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -33,7 +35,16 @@ class OpContext:
     """Per-request facts. `request_id` and `now_ms` come from the client so that a retried
     request derives the same new ids and timestamps and so the same event ids."""
 
-    __slots__ = ("_handle", "_opener", "now_ms", "paths", "request_id", "selector", "warnings")
+    __slots__ = (
+        "_handle",
+        "_opener",
+        "now_ms",
+        "paths",
+        "request_id",
+        "selector",
+        "undo",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -53,6 +64,17 @@ class OpContext:
         self.now_ms = now_ms
         # Lines the CLI prints to stderr as "warning: ..." (ops never print themselves).
         self.warnings: list[str] = [] if warnings is None else warnings
+        # Side effects to take back when the operation fails (an actor created on the way).
+        self.undo: list[Callable[[], None]] = []
+
+    def run(self, operation: Callable[[OpContext, Any], Any], args: Any) -> Any:
+        """Run `operation(self, args)`; when it fails, take back what `undo` lists first."""
+        try:
+            return operation(self, args)
+        except BaseException:
+            for action in reversed(self.undo):
+                action()
+            raise
 
     @property
     def handle(self) -> RepoHandle:

@@ -14,6 +14,7 @@ from grite.model.requests import (
     IssueDepListArgs,
     IssueDepTopoArgs,
 )
+from grite.model.user_text import has_labels, label_filter
 from grite.ops.context import OpContext
 from grite.ops.issues import _edge, dependents_of, row, write_events
 
@@ -82,11 +83,11 @@ def dep_list(ctx: OpContext, args: IssueDepListArgs) -> DepListResult:
 
 def dep_topo(ctx: OpContext, args: IssueDepTopoArgs) -> DepTopoResult:
     summaries = {s.issue_id: s for s in ctx.handle.summaries()}
-    wanted = set(args.labels)
+    wanted = label_filter(args.labels)
     ids = [
         i
         for i, s in summaries.items()
-        if (args.state == "all" or s.state == args.state) and wanted.issubset(s.labels)
+        if (args.state == "all" or s.state == args.state) and has_labels(wanted, s.labels)
     ]
     order = topological_order(ids, _deps_map(ctx), lambda i: (summaries[i].created_ts, i))
     return DepTopoResult(issues=[row(summaries[i]) for i in order])

@@ -1,11 +1,13 @@
 """`grite export --format json|md [--since TS|EVENT_ID] [-o FILE]` (reference section 5.10).
 
 Events come from the WAL (verified on read), issue summaries from the view. JSON is
-`{meta, issues, events}` with hex ids and events sorted by (issue_id, ts, actor, event_id);
-Markdown lists the issues with their comments; text from the WAL is escaped there (control
+`{meta, issues, events}` with hex ids, each issue with its body, comments, links and
+dependencies, and events sorted by (issue_id, ts, actor, event_id); Markdown lists the issues
+with ISO 8601 times (UTC), names, dependencies, links and comments; text from the WAL is escaped there (control
 characters shown as `\\x1b` and the like, bodies and comments block-quoted, Markdown markup in
-titles and labels escaped), JSON stays exact. `--since` is an integer millisecond timestamp
-(events with a later ts) or a 64-hex event id (events after that event in WAL order); with it,
+titles and labels escaped), JSON stays exact. `--since` is a moment (grite.model.moments: a date,
+a time, a duration before now, or milliseconds; events with a later ts) or a 64-hex event id
+(events after that event in WAL order); with it,
 only the issues those events touch are listed. The document is returned as text, or written
 atomically to `-o FILE`.
 
@@ -22,7 +24,10 @@ import msgspec
 from grite.model.display import printable
 from grite.model.errors import Environment, InvalidArgs, NotFound
 from grite.model.events import Event, EventKind
+from grite.model.moments import iso, parse_moment
+from grite.model.names import display_name
 from grite.model.projection import IssueSummary
+from grite.model.requests import DepEdgeView
 from grite.model.requests_sync import (
     ExportArgs,
     ExportDocument,
@@ -32,6 +37,7 @@ from grite.model.requests_sync import (
     ExportResult,
 )
 from grite.ops.context import OpContext
+from grite.ops.issues import issue_view
 from grite.storage.config import write_atomic
 
 __all__ = ["export", "export_events", "kind_json", "render_json", "render_markdown"]
@@ -61,8 +67,16 @@ def _event_json(e: Event) -> ExportEvent:
     )
 
 
-def _issue_json(s: IssueSummary) -> ExportIssue:
+def _issue_json(ctx: OpContext, s: IssueSummary) -> ExportIssue:
+    view = issue_view(ctx, ctx.handle.projection(s.issue_id))  # type: ignore[arg-type]
     return ExportIssue(
+        body=view.body,
+        comments=view.comments,
+        links=view.links,
+        dependencies=[
+            DepEdgeView(issue_id=d.issue_id, dep_type=d.dep_type, title=d.title, state=d.state)
+            for d in view.dependencies
+        ],
         issue_id=s.issue_id.hex(),
         title=s.title,
         state=s.state,
@@ -74,19 +88,21 @@ def _issue_json(s: IssueSummary) -> ExportIssue:
     )
 
 
-def export_events(events: list[Event], since: str | None) -> list[Event]:
+def export_events(events: list[Event], since: str | None, now_ms: int = 0) -> list[Event]:
     """Select the events after `since` from `events` (WAL order).
 
+    Args:
+        since: an event id (64 hex: the events after it in WAL order) or a moment
+            (grite.model.moments: milliseconds, an ISO date or time, a duration before now).
+        now_ms: the request's clock, for durations.
+
     Raises:
-        InvalidArgs: `since` is neither a millisecond timestamp nor a 64-hex event id.
+        InvalidArgs: `since` is neither a moment nor a 64-hex event id.
         NotFound: `since` is an event id that is not in the WAL.
     """
     if since is None:
         return events
     text = since.strip()
-    if text.isdigit():
-        cutoff = int(text)
-        return [e for e in events if e.ts_unix_ms > cutoff]
     if _EVENT_ID.fullmatch(text):
         wanted = bytes.fromhex(text)
         for index, e in enumerate(events):
@@ -94,20 +110,26 @@ def export_events(events: list[Event], since: str | None) -> list[Event]:
                 return events[index + 1 :]
         raise NotFound(
             f"event {text.lower()} is not in this repository's WAL; pass an event id from "
-            "'grite export --format json' or a timestamp in milliseconds",
+            "'grite export --format json', a date or a duration",
             {"since": text},
         )
+    cutoff = parse_moment(text, now_ms)
+    if cutoff is not None:
+        return [e for e in events if e.ts_unix_ms > cutoff]
     raise InvalidArgs(
-        f"--since {since!r} is neither a timestamp in milliseconds (e.g. 1700000000000) nor "
-        "a 64-character event id",
+        f"--since {since!r} is not a time: give a date (2026-12-01), a date and time in UTC "
+        "(2026-12-01T10:00, or with an offset), a duration before now (30m, 1h, 2d, 1w), "
+        "milliseconds since 1970, or a 64-character event id",
         {"since": since},
     )
 
 
-def render_json(meta: ExportMeta, issues: list[IssueSummary], events: list[Event]) -> str:
+def render_json(
+    ctx: OpContext, meta: ExportMeta, issues: list[IssueSummary], events: list[Event]
+) -> str:
     doc = ExportDocument(
         meta=meta,
-        issues=[_issue_json(s) for s in issues],
+        issues=[_issue_json(ctx, s) for s in issues],
         events=[
             _event_json(e)
             for e in sorted(events, key=lambda e: (e.issue_id, e.ts_unix_ms, e.actor, e.event_id))
@@ -133,26 +155,47 @@ def _inline(text: str) -> str:
 
 
 def render_markdown(ctx: OpContext, generated_ts: int, issues: list[IssueSummary]) -> str:
-    parts = ["# grite Export\n\n", f"Generated: {generated_ts}\n\n"]
+    parts = ["# grite Export\n\n", f"Generated: {iso(generated_ts)}\n\n"]
     if not issues:
         parts.append("No issues found.\n")
         return "".join(parts)
     parts.append("## Issues\n\n")
     for s in issues:
-        p = ctx.handle.projection(s.issue_id)
+        v = issue_view(ctx, ctx.handle.projection(s.issue_id))  # type: ignore[arg-type]
         parts.append(f"### {_inline(s.title)} [{s.state}]\n\n")
         parts.append(f"**ID:** `{s.issue_id.hex()}`\n\n")
+        author = _inline(display_name(v.author, v.author_label))
+        parts.append(
+            f"**Opened:** {iso(s.created_ts)} by {author} · **Updated:** {iso(s.updated_ts)}\n\n"
+        )
         if s.labels:
             parts.append(f"**Labels:** {', '.join(_inline(x) for x in s.labels)}\n\n")
         if s.assignees:
-            parts.append(f"**Assignees:** {', '.join(_inline(x) for x in s.assignees)}\n\n")
+            shown = (v.assignee_handles.get(x, x) for x in s.assignees)
+            parts.append(f"**Assignees:** {', '.join(_inline(x) for x in shown)}\n\n")
+        if v.dependencies:
+            parts.append("**Depends on:**\n\n")
+            parts += [
+                f"- {d.dep_type.replace('_', ' ')} `{d.issue_id[:12]}` "
+                f"{_inline(d.title or '?')} [{d.state or '?'}]\n"
+                for d in v.dependencies
+            ]
+            parts.append("\n")
+        if v.links:
+            parts.append("**Links:**\n\n")
+            parts += [
+                f"- <{_inline(x.url)}>" + (f" ({_inline(x.note)})" if x.note else "") + "\n"
+                for x in v.links
+            ]
+            parts.append("\n")
         parts.append(f"**Comments:** {s.comment_count}\n\n")
-        if p is not None and p.body:
-            parts.append(f"{_quote(p.body)}\n\n")
-        if p is not None and p.comments:
+        if v.body:
+            parts.append(f"{_quote(v.body)}\n\n")
+        if v.comments:
             parts.append("#### Comments\n\n")
-            for c in p.comments:
-                parts.append(f"> **{c.actor.hex()[:8]}** at {c.ts_unix_ms}:\n{_quote(c.body)}\n\n")
+            for c in v.comments:
+                who = _inline(display_name(c.actor, c.actor_label))
+                parts.append(f"> **{who}** at {iso(c.ts_unix_ms)}:\n{_quote(c.body)}\n\n")
         parts.append("---\n\n")
     return "".join(parts)
 
@@ -172,7 +215,7 @@ def export(ctx: OpContext, args: ExportArgs) -> ExportResult:
     # The same events the view holds: invalid commits and, under verify_signatures = require,
     # unsigned ones are left out (the warnings say so).
     entries, _refused = handle.verifier.split(handle.wal.read_entries(head=head))
-    events = export_events([e for entry in entries for e in entry.events], args.since)
+    events = export_events([e for entry in entries for e in entry.events], args.since, ctx.now_ms)
     summaries = handle.summaries()
     if args.since is not None:
         touched = {e.issue_id for e in events}
@@ -185,7 +228,7 @@ def export(ctx: OpContext, args: ExportArgs) -> ExportResult:
             event_count=len(events),
             wal_head=head,
         )
-        content = render_json(meta, summaries, events)
+        content = render_json(ctx, meta, summaries, events)
     else:
         content = render_markdown(ctx, ctx.now_ms, summaries)
     output_path = None

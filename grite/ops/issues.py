@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
-from grite.model.errors import InvalidArgs
+from grite.model import user_text
+from grite.model.errors import GriteError, InvalidArgs
 from grite.model.events import (
     AssigneeAdded,
     AssigneeRemoved,
@@ -24,6 +25,7 @@ from grite.model.events import (
 )
 from grite.model.hashing import make_event
 from grite.model.ids import ISSUE_ID_LEN, is_hex
+from grite.model.names import handle
 from grite.model.projection import (
     IssueProjection,
     IssueSummary,
@@ -54,8 +56,9 @@ from grite.model.requests import (
     LinkView,
     ShowEvent,
 )
-from grite.ops.actors import actor_bytes
+from grite.ops.actors import actor_bytes, actor_labels
 from grite.ops.context import OpContext
+from grite.ops.leases import lease_remote
 from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
 from grite.ops.signing import event_signer
@@ -109,23 +112,49 @@ def write_events(
 def _nonempty(value: str, what: str) -> str:
     if not value.strip():
         raise InvalidArgs(f"{what} must not be empty; pass some text, e.g. --{what} '...'")
-    return value
+    return user_text.free_text(value, f"the {what}")
 
 
-def _labels(values: list[str]) -> list[str]:
-    cleaned = []
+def _known_spelling(ctx: OpContext, labels: list[str]) -> list[str]:
+    """`labels` with each one spelled as the repository already spells it (`Bug` becomes
+    `bug` when an issue has `bug`), with a warning, so one label never splits into two."""
+    wanted = {label.casefold() for label in labels}
+    known: dict[str, str] = {}
+    for s in ctx.handle.summaries():
+        for label in s.labels:
+            if label.casefold() in wanted:
+                known.setdefault(label.casefold(), label)
+    spelled = []
+    for label in labels:
+        existing = known.get(label.casefold(), label)
+        if existing != label:
+            ctx.warnings.append(
+                f"using the existing label {existing!r} for {label!r} (labels match "
+                "without regard to case)"
+            )
+        spelled.append(existing)
+    return sorted(set(spelled))
+
+
+def _labels(ctx: OpContext, values: list[str]) -> list[str]:
+    return _known_spelling(ctx, user_text.label_names(values)) if values else []
+
+
+def _users(values: list[str]) -> list[str]:
+    users = []
     for value in values:
-        label = value.strip()
-        if not label:
-            raise InvalidArgs("a label must not be empty; pass e.g. --label bug")
-        cleaned.append(label)
-    return sorted(set(cleaned))
+        if not value.strip():
+            raise InvalidArgs("a user must not be empty; pass e.g. --user alice")
+        users.append(user_text.name(value, "a user", "--user"))
+    return sorted(set(users))
 
 
 def issue_create(ctx: OpContext, args: IssueCreateArgs) -> IssueCreateResult:
-    title = _nonempty(args.title, "title")
+    title = user_text.one_line(args.title, "the title", "--title")
+    body = user_text.free_text(args.body, "the body")
+    labels = _labels(ctx, args.labels)
     issue_id = ctx.derive_id(b"issue", ISSUE_ID_LEN)
-    kind = IssueCreated(title=title, body=args.body, labels=_labels(args.labels))
+    kind = IssueCreated(title=title, body=body, labels=labels)
     result = write_events(ctx, issue_id, [kind], "created")
     return IssueCreateResult(
         **msgspec.structs.asdict(_with(result, state="open", title=title)),
@@ -144,7 +173,9 @@ def issue_update(ctx: OpContext, args: IssueUpdateArgs) -> IssueWriteResult:
     if args.title is None and args.body is None:
         raise InvalidArgs("nothing to update: pass --title and/or --body")
     if args.title is not None:
-        _nonempty(args.title, "title")
+        user_text.one_line(args.title, "the title", "--title")
+    if args.body is not None:
+        user_text.free_text(args.body, "the body")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = IssueUpdated(title=args.title, body=args.body)
     return write_events(ctx, issue_id, [kind], "updated", lock=args.lock)
@@ -156,24 +187,48 @@ def issue_comment(ctx: OpContext, args: IssueCommentArgs) -> IssueWriteResult:
     return write_events(ctx, issue_id, [CommentAdded(body=body)], "commented", lock=args.lock)
 
 
+def _set_state(
+    ctx: OpContext, issue: str, state: str, action: str, comment: str | None, lock: bool
+) -> IssueWriteResult:
+    """Close or reopen, with an optional comment in the same commit. An issue already in
+    `state` gets no StateChanged (and no commit without a comment): event_ids tells."""
+    kinds: list[EventKind] = []
+    if comment is not None:
+        kinds.append(CommentAdded(body=_nonempty(comment, "comment")))
+    issue_id = ctx.handle.resolve_issue(issue)
+    p = ctx.handle.projection(issue_id)
+    if p is None or p.state != state:
+        kinds.append(StateChanged(state=state))
+    if not kinds:
+        return IssueWriteResult(
+            action=action,
+            issue_id=issue_id.hex(),
+            event_ids=[],
+            wal_head=ctx.handle.refresh(),
+            state=state,
+        )
+    return _with(write_events(ctx, issue_id, kinds, action, lock=lock), state=state)
+
+
 def issue_close(ctx: OpContext, args: IssueCloseArgs) -> IssueWriteResult:
-    issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="closed")], "closed", lock=args.lock)
-    return _with(result, state="closed")
+    return _set_state(ctx, args.issue, "closed", "closed", args.comment, args.lock)
 
 
 def issue_reopen(ctx: OpContext, args: IssueReopenArgs) -> IssueWriteResult:
-    issue_id = ctx.handle.resolve_issue(args.issue)
-    result = write_events(ctx, issue_id, [StateChanged(state="open")], "reopened", lock=args.lock)
-    return _with(result, state="open")
+    return _set_state(ctx, args.issue, "open", "reopened", args.comment, args.lock)
 
 
 def issue_label(ctx: OpContext, args: IssueLabelArgs) -> IssueWriteResult:
     if not args.add and not args.remove:
         raise InvalidArgs("no label given: pass --label NAME")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    kinds: list[EventKind] = [LabelAdded(label=x) for x in _labels(args.add)]
-    kinds += [LabelRemoved(label=x) for x in _labels(args.remove)]
+    kinds: list[EventKind] = [LabelAdded(label=x) for x in _labels(ctx, args.add)]
+    if args.remove:
+        # Remove the issue's own spelling: `--label Bug` removes `bug`.
+        p = ctx.handle.projection(issue_id)
+        present = {} if p is None else {k.casefold(): k for k, v in p.labels.items() if v.present}
+        removed = {present.get(x.casefold(), x) for x in user_text.label_names(args.remove)}
+        kinds += [LabelRemoved(label=x) for x in sorted(removed)]
     action = "labeled" if args.add else "unlabeled"
     return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
@@ -182,18 +237,17 @@ def issue_assignee(ctx: OpContext, args: IssueAssigneeArgs) -> IssueWriteResult:
     if not args.add and not args.remove:
         raise InvalidArgs("no user given: pass --user NAME")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    kinds: list[EventKind] = [AssigneeAdded(user=x) for x in _labels(args.add)]
-    kinds += [AssigneeRemoved(user=x) for x in _labels(args.remove)]
+    kinds: list[EventKind] = [AssigneeAdded(user=x) for x in _users(args.add)]
+    kinds += [AssigneeRemoved(user=x) for x in _users(args.remove)]
     action = "assigned" if args.add else "unassigned"
     return write_events(ctx, issue_id, kinds, action, lock=args.lock)
 
 
 def issue_link(ctx: OpContext, args: IssueLinkArgs) -> IssueWriteResult:
-    url = _nonempty(args.url, "url")
+    url = user_text.url(args.url)
+    note = None if args.note is None else user_text.one_line(args.note, "the note", "--note")
     issue_id = ctx.handle.resolve_issue(args.issue)
-    return write_events(
-        ctx, issue_id, [LinkAdded(url=url, note=args.note)], "linked", lock=args.lock
-    )
+    return write_events(ctx, issue_id, [LinkAdded(url=url, note=note)], "linked", lock=args.lock)
 
 
 def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
@@ -204,8 +258,8 @@ def issue_attach(ctx: OpContext, args: IssueAttachArgs) -> IssueWriteResult:
             "(e.g. from 'sha256sum FILE')",
             {"value": args.sha256},
         )
-    name = _nonempty(args.name, "name")
-    mime = _nonempty(args.mime, "mime")
+    name = user_text.name(args.name, "the name", "--name")
+    mime = user_text.name(args.mime, "the media type", "--mime")
     issue_id = ctx.handle.resolve_issue(args.issue)
     kind = AttachmentAdded(name=name, sha256=bytes.fromhex(digest), mime=mime)
     return write_events(ctx, issue_id, [kind], "attached", lock=args.lock)
@@ -231,13 +285,13 @@ def issue_list(ctx: OpContext, args: IssueListArgs) -> IssueListResult:
     summaries = ctx.handle.summaries()
     n_open = sum(1 for s in summaries if s.state == "open")
     selected = []
-    wanted = set(args.labels)
+    wanted = user_text.label_filter(args.labels)
     needle = args.search.casefold() if args.search else None
     projection = ctx.handle.projection
     for s in summaries:
         if args.state != "all" and s.state != args.state:
             continue
-        if wanted and not wanted.issubset(s.labels):
+        if not user_text.has_labels(wanted, s.labels):
             continue
         if args.assignee is not None and args.assignee not in s.assignees:
             continue
@@ -252,13 +306,35 @@ def issue_list(ctx: OpContext, args: IssueListArgs) -> IssueListResult:
         selected.sort(key=lambda s: (s.title.casefold(), s.issue_id))
     else:
         selected.sort(key=lambda s: (s.created_ts, s.issue_id))
+    if args.reverse:
+        selected.reverse()
     if args.limit is not None:
         selected = selected[: args.limit]
+    hint = None
+    if not summaries and ctx.handle.refresh() is None:
+        hint = _first_use_hint(ctx)
     return IssueListResult(
+        hint=hint,
         issues=[row(s) for s in selected],
         total=len(selected),
         open=n_open,
         closed=len(summaries) - n_open,
+    )
+
+
+def _first_use_hint(ctx: OpContext) -> str | None:
+    """For an empty WAL in a clone with a remote: where the issues may be. A plain `git clone`
+    fetches branches and tags, never refs/grite/*, so a fresh clone looks empty until then.
+    (Asking the remote whether it has any would make `issue list` wait on the network.)"""
+    try:
+        remote = lease_remote(ctx)
+    except GriteError:
+        return None
+    if remote is None:
+        return None
+    return (
+        f"this clone has no grite history yet; if {remote!r} has issues, fetch them with "
+        "'grite sync --pull'"
     )
 
 
@@ -278,19 +354,27 @@ def dependents_of(ctx: OpContext, issue_id: bytes) -> list[tuple[bytes, str]]:
 
 
 def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
+    labels = actor_labels(ctx)
+    assignees = sorted(k for k, v in p.assignees.items() if v.present)
     return IssueView(
+        author_label=labels.get(p.author.hex()),
+        assignee_handles={a: handle(a, labels.get(a)) for a in assignees if _is_actor_id(a)},
         issue_id=p.issue_id.hex(),
         title=p.title,
         body=p.body,
         state=p.state,
         labels=sorted(k for k, v in p.labels.items() if v.present),
-        assignees=sorted(k for k, v in p.assignees.items() if v.present),
+        assignees=assignees,
         author=p.author.hex(),
         created_ts=p.created_ts,
         updated_ts=p.updated_ts,
         comments=[
             CommentView(
-                event_id=c.event_id.hex(), actor=c.actor.hex(), ts_unix_ms=c.ts_unix_ms, body=c.body
+                event_id=c.event_id.hex(),
+                actor=c.actor.hex(),
+                ts_unix_ms=c.ts_unix_ms,
+                body=c.body,
+                actor_label=labels.get(c.actor.hex()),
             )
             for c in p.comments
         ],
@@ -327,6 +411,10 @@ def issue_view(ctx: OpContext, p: IssueProjection) -> IssueView:
         issue=row(summarize(p)),
         events=[_show_event(e) for e in p.events],
     )
+
+
+def _is_actor_id(text: str) -> bool:
+    return len(text) == 32 and is_hex(text)
 
 
 def _json_value(value: object) -> object:

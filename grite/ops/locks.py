@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import msgspec
+
 from grite.model.errors import Conflict
 from grite.model.locks import (
     DEFAULT_TTL_SECONDS,
@@ -138,7 +140,11 @@ def _result(action: str, lk: StoredLock, ttl: int, book: LeaseBook) -> LockResul
     )
 
 
-def _take(ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool) -> LockResult:
+def _take(
+    ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool, keep_longer: bool = False
+) -> LockResult:
+    """Take or extend a lease. With `keep_longer` (acquire without --ttl) a lease of ours
+    that runs longer than `ttl` keeps its expiry: the default never shortens a lease."""
     me = actor_bytes(ctx).hex()
     now = ctx.now_ms
     record = LockRecord(
@@ -165,6 +171,9 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool) -> 
                 ex = existing.record
                 if ex.owner != me and (renew or not ex.expired(now)):
                     raise _conflict(resource, existing, now, "renew" if renew else "acquire")
+                if keep_longer and ex.owner == me and ex.expires_unix_ms > record.expires_unix_ms:
+                    record = msgspec.structs.replace(record, expires_unix_ms=ex.expires_unix_ms)
+                    ttl = ex.remaining_seconds(now)
                 won = store.replace(record, existing.commit)
                 action = "renewed" if renew else ("refreshed" if ex.owner == me else "acquired")
             if won is None:
@@ -189,7 +198,8 @@ def _take(ctx: OpContext, resource: str, ttl: int, renew: bool, local: bool) -> 
 def lock_acquire(ctx: OpContext, args: LockAcquireArgs) -> LockResult:
     """Take (or refresh, when already ours) a lease on a resource."""
     resource = parse_resource(args.resource)
-    return _take(ctx, resource, parse_ttl(args.ttl), renew=False, local=args.local)
+    ttl = parse_ttl(args.ttl)
+    return _take(ctx, resource, ttl, renew=False, local=args.local, keep_longer=args.ttl is None)
 
 
 def lock_renew(ctx: OpContext, args: LockRenewArgs) -> LockResult:

@@ -25,6 +25,7 @@ import msgspec
 from grite.model.agent_docs import project_rules
 from grite.model.errors import GriteError, InvalidArgs
 from grite.model.locks import conflicts_with
+from grite.model.names import handle
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import IssueReadyArgs
 from grite.model.requests_prime import (
@@ -87,8 +88,9 @@ def _changed_ids(ctx: OpContext, mark: PrimeMark, head: str | None) -> set[bytes
 
 
 def _claims(
-    ctx: OpContext, summaries: list[IssueSummary], me: str, now_ms: int
+    ctx: OpContext, summaries: list[IssueSummary], me: str, now_ms: int, label: str | None = None
 ) -> tuple[list[PrimeClaim], list[PrimeLock]]:
+    mine = {me, handle(me, label)}  # `--claim` assigns the handle; grite 0.6 assigned the id
     with LockStore(ctx.paths.git_dir) as store:
         held = [lk.record for lk in store.list() if not lk.record.expired(now_ms)]
     locks = [
@@ -116,7 +118,7 @@ def _claims(
                 assignees=list(s.assignees),
                 lease_owner=lease.owner if lease else None,
                 lease_expires_unix_ms=lease.expires_unix_ms if lease else None,
-                mine=me in s.assignees or (lease is not None and lease.owner == me),
+                mine=bool(mine & set(s.assignees)) or (lease is not None and lease.owner == me),
             )
         )
     claims.sort(key=lambda c: (not c.mine, c.issue_id))
@@ -134,6 +136,7 @@ def _more(shown: int, total: int, command: str) -> list[str]:
 
 def _render(r: PrimeResult, repo: str, caps: dict[str, int], rules_chars: int, now: int) -> str:
     me = r.actor
+    mine = r.handle or me
     out = [f"# grite: {_flat(repo, 60)} (you are actor `{me[:8]}`)", "", _COMMANDS, ""]
     ready_claimed = {c.issue_id for c in r.claimed}
     out.append(f"## Ready ({r.ready_total}, oldest first)")
@@ -147,7 +150,9 @@ def _render(r: PrimeResult, repo: str, caps: dict[str, int], rules_chars: int, n
     if r.claimed_total:
         out += ["", f"## Claimed ({r.claimed_total})"]
         for c in r.claimed[: caps["claimed"]]:
-            who = ", ".join(("you" if a == me else _flat(a, 12)) for a in c.assignees[:3])
+            who = ", ".join(
+                ("you" if c.mine and a in (me, mine) else _flat(a, 32)) for a in c.assignees[:3]
+            )
             if c.lease_owner is not None and c.lease_expires_unix_ms is not None:
                 owner = "you" if c.lease_owner == me else c.lease_owner[:8]
                 lease = f"lease {owner}, {max(0, c.lease_expires_unix_ms - now) // 1000}s left"
@@ -207,7 +212,7 @@ def prime(ctx: OpContext, args: PrimeArgs) -> PrimeResult:
     head = ctx.handle.refresh()
     summaries = ctx.handle.summaries()
     ready = issue_ready(ctx, IssueReadyArgs()).issues
-    claims, locks = _claims(ctx, summaries, me, ctx.now_ms)
+    claims, locks = _claims(ctx, summaries, me, ctx.now_ms, cfg.label)
     mark = load_prime_mark(actor_dir)
     rid = ctx.request_id.hex()
     if mark is not None and mark.request_id == rid:  # a retry: answer as the first try did
@@ -240,6 +245,7 @@ def prime(ctx: OpContext, args: PrimeArgs) -> PrimeResult:
     ]
     draft = PrimeResult(
         actor=me,
+        handle=handle(me, cfg.label),
         wal_head=head,
         ready=ready_issues[: _CAPS["ready"]],
         ready_total=len(ready_issues),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 from typing import Any, Literal, TypeVar
 
@@ -19,6 +20,7 @@ import msgspec
 import tomli_w
 
 from grite.model.errors import Environment, NotFound
+from grite.storage.unwritable import write_failure
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -166,19 +168,24 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` through a new temp file and rename, so readers see old or new
     (the rename replaces a symlink at `path` itself, never what it points to)."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_new_temp(directory, os.path.basename(path), mode)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = open_new_temp(directory, os.path.basename(path), mode)
+    except OSError as exc:
+        raise write_failure(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc) from exc
         raise
 
 
@@ -259,6 +266,26 @@ def save_actor_config(directory: str, cfg: ActorConfig) -> str:
     path = os.path.join(directory, "config.toml")
     write_atomic(path, _dump_toml(cfg))
     return path
+
+
+def remove_actor(grite_dir: str, actor_hex: str) -> None:
+    """Delete an actor's directory, and the repo's default_actor when it names it (used to
+    take back an actor that a failed command created)."""
+    shutil.rmtree(actor_dir(grite_dir, actor_hex), ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(actor_dir(grite_dir, actor_hex)))  # only when now empty
+    except OSError:
+        pass
+    cfg = load_repo_config(grite_dir)
+    if cfg.default_actor == actor_hex:
+        cfg.default_actor = None
+        if cfg == RepoConfig():
+            try:
+                os.unlink(repo_config_path(grite_dir))
+            except FileNotFoundError:
+                pass
+        else:
+            save_repo_config(grite_dir, cfg)
 
 
 def list_actor_ids(grite_dir: str) -> list[str]:

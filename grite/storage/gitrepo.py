@@ -17,7 +17,7 @@ from dulwich.repo import Repo
 from grite.model.errors import Environment
 from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock, wait_for_ref_lock
 
-__all__ = ["open_git_repo", "update_ref", "update_ref_or_lose"]
+__all__ = ["git_identity", "open_git_repo", "update_ref", "update_ref_or_lose"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,29 @@ def open_git_repo(git_dir: str) -> Repo:
         raise Environment(
             f"cannot open git repository {git_dir}: {exc}; check that it exists and is readable"
         ) from exc
+
+
+def git_identity(git_dir: str) -> str | None:
+    """The user git would write as, `Name <email>` (or either alone), from the repository's
+    config stacked on the user's and the system's; None when neither is set."""
+    repo = open_git_repo(git_dir)
+    try:
+        stack = repo.get_config_stack()
+        found = []
+        for key in (b"name", b"email"):
+            try:
+                value = stack.get((b"user",), key).decode("utf-8", "replace").strip()
+            except KeyError:
+                value = ""
+            found.append(value)
+    except Exception:  # an unreadable config only loses the default label
+        return None
+    finally:
+        repo.close()
+    name, email = found
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email or None
 
 
 def _guard(git_dir: str) -> str:

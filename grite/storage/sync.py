@@ -45,6 +45,7 @@ from dulwich.refs import check_ref_format
 from grite.model.errors import CorruptData, Environment, GriteError, NotFound
 from grite.model.events import Event
 from grite.storage.gitrepo import open_git_repo, update_ref
+from grite.storage.unwritable import REMEDY, read_only_reason, write_failure
 from grite.storage.wal import Wal
 
 __all__ = [
@@ -228,6 +229,13 @@ class SyncRepo:
         Raises:
             Environment: the remote cannot be reached or is not a git repository.
         """
+        # A .git grite cannot write would otherwise fail half way (the pack, then a ref) and
+        # read as an unreachable remote; say what it is before fetching anything.
+        reason = read_only_reason(os.path.join(self._git_dir, "objects"))
+        if reason is not None:
+            raise Environment(
+                f"cannot pull into {self._git_dir}: {reason}; {REMEDY}", {"path": self._git_dir}
+            )
         client, path = self._client(remote, url)
         wanted: dict[bytes, bytes] = {}
 
@@ -249,12 +257,15 @@ class SyncRepo:
         prefix = tracking_prefix(remote)
         refs = self._repo.refs
         existing = {name for name in refs.keys() if name.startswith(prefix)}
-        for name, oid in wanted.items():
-            tracking = prefix + name[len(GRITE_PREFIX) :]
-            update_ref(self._git_dir, lambda t=tracking, o=oid: refs.set_if_equals(t, None, o))
-            existing.discard(tracking)
-        for stale in existing:
-            update_ref(self._git_dir, lambda s=stale: refs.remove_if_equals(s, None))
+        try:
+            for name, oid in wanted.items():
+                tracking = prefix + name[len(GRITE_PREFIX) :]
+                update_ref(self._git_dir, lambda t=tracking, o=oid: refs.set_if_equals(t, None, o))
+                existing.discard(tracking)
+            for stale in existing:
+                update_ref(self._git_dir, lambda s=stale: refs.remove_if_equals(s, None))
+        except OSError as exc:
+            raise write_failure(os.path.join(self._git_dir, "refs", "grite"), exc) from exc
         return {k.decode("utf-8", "replace"): v.decode("ascii") for k, v in wanted.items()}
 
     # -- push ----------------------------------------------------------------------------------

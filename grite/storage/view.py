@@ -32,6 +32,7 @@ import msgspec
 from grite.model.context import ContextChanges, FileContext, ProjectEntry
 from grite.model.errors import Environment
 from grite.model.projection import IssueProjection, IssueSummary
+from grite.storage.unwritable import REMEDY, read_only_reason, write_failure
 
 __all__ = ["VIEW_FORMAT", "View", "ViewDamaged", "ViewMeta", "symbol_key_order"]
 
@@ -101,7 +102,10 @@ class View:
     def __init__(self, grite_dir: str) -> None:
         self.path = os.path.join(grite_dir, "view")
         self.lock_path = os.path.join(grite_dir, "view.lock")
-        os.makedirs(grite_dir, exist_ok=True)
+        try:
+            os.makedirs(grite_dir, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(grite_dir, exc) from exc
         self._cache = self._open()
 
     def _open(self) -> diskcache.Cache:
@@ -119,6 +123,12 @@ class View:
         try:
             return diskcache.Cache(self.path, **_SETTINGS)
         except (sqlite3.DatabaseError, OSError) as exc2:
+            reason = read_only_reason(self.path)
+            if reason is not None:
+                raise Environment(
+                    f"cannot open the view at {self.path}: {reason}; {REMEDY}",
+                    {"path": self.path},
+                ) from exc2
             raise Environment(
                 f"cannot create the view at {self.path} ({exc2}; earlier: {exc}); "
                 "check permissions and disk space, then run 'grite doctor --fix'"

@@ -260,7 +260,9 @@ class Wal:
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
-        commit.message = f"WAL: {len(events)} events from {actor.hex()[:8]}".encode()
+        # grite 0.5.3 writes "N events" always; nothing parses the message, so say it right.
+        noun = "event" if len(events) == 1 else "events"
+        commit.message = f"WAL: {len(events)} {noun} from {actor.hex()[:8]}".encode()
         try:
             self._add_loose(
                 [chunk_blob, meta_blob, day_tree, month_tree, year_tree, events_tree, root, commit]

@@ -40,7 +40,8 @@ def test_claim_takes_each_ready_issue_once_then_reports_none(grite: Grite, git_r
     second = _create(grite, git_repo, "second")
     actor = grite.json(git_repo, "actor", "current")["actor_id"]
     one = grite.json(git_repo, "issue", "ready", "--claim")
-    assert one["issue"]["issue_id"] == first and one["issue"]["assignees"] == [actor]
+    # The handle: git's user.name ("Test") and the id's first 8 hex digits (issue 16).
+    assert one["issue"]["issue_id"] == first and one["issue"]["assignees"] == [f"test-{actor[:8]}"]
     assert one["lease_resource"] == f"issue:{first}" and one["lease_owner"] == actor
     locks = grite.run(git_repo, "lock", "status", "--json")
     if locks.returncode == 0:  # the lock commands exist: the lease is visible there

@@ -59,7 +59,7 @@ def test_full_workflow_writes_one_wal_commit_per_write_and_keeps_git_clean(
         assert_fsck_clean(git_repo)
 
     log = git(git_repo, "log", "--format=%s", "refs/grite/wal").stdout.splitlines()
-    assert len(log) == writes and all(line.startswith("WAL: 1 events from ") for line in log)
+    assert len(log) == writes and all(line.startswith("WAL: 1 event from ") for line in log)
 
     shown = grite.json(git_repo, "issue", "show", issue[:6])
     assert shown["title"] == "Crash on start-up"
@@ -101,15 +101,19 @@ def test_list_filters_sort_and_limit(grite: Grite, git_repo: Path) -> None:
     def ids(*args: str) -> list[str]:
         return [i["issue_id"] for i in grite.json(git_repo, "issue", "list", *args)["issues"]]
 
-    assert ids() == [a, c]
-    assert ids("--state", "all") == [a, b, c]
-    assert ids("--label", "bug") == [a, c]
+    # Newest first (issue 16); --reverse for oldest first.
+    assert ids() == [c, a]
+    assert ids("--reverse") == [a, c]
+    assert ids("--state", "all") == [c, b, a]
+    assert ids("--label", "bug") == [c, a]
     assert ids("--label", "bug", "--label", "parser") == [a]
     assert ids("--assignee", "bob") == [c]
-    assert ids("--state", "all", "--search", "parser") == [a, b]
+    assert ids("--state", "all", "--search", "parser") == [b, a]
     assert ids("--state", "all", "--sort", "title") == [a, b, c]
+    assert ids("--state", "all", "--sort", "title", "--reverse") == [c, b, a]
     assert ids("--state", "all", "--sort", "updated")[0] == b
-    assert ids("--state", "all", "--limit", "2") == [a, b]
+    assert ids("--state", "all", "--limit", "2") == [c, b]
+    assert ids("--state", "all", "--limit", "2", "--reverse") == [a, b]
 
 
 def test_body_dash_reads_stdin(grite: Grite, git_repo: Path) -> None:

@@ -33,16 +33,20 @@ def test_export_json_document(grite: Grite, git_repo: Path) -> None:
     assert meta["schema_version"] == 1 and meta["event_count"] == 4 == len(doc["events"])
     assert meta["wal_head"] == wal_head(git_repo) and isinstance(meta["generated_ts"], int)
     assert [i["issue_id"] for i in doc["issues"]] == [x, y]
-    assert doc["issues"][0] == {
+    first = doc["issues"][0]
+    assert {k: v for k, v in first.items() if k not in ("comments", "dependencies")} == {
         "issue_id": x,
         "title": "First",
         "state": "open",
         "labels": ["bug"],
         "assignees": [],
-        "created_ts": doc["issues"][0]["created_ts"],
-        "updated_ts": doc["issues"][0]["updated_ts"],
+        "created_ts": first["created_ts"],
+        "updated_ts": first["updated_ts"],
         "comment_count": 1,
+        "body": "the body",
+        "links": [],
     }
+    assert [c["body"] for c in first["comments"]] == ["line one\nline two"]
     events = doc["events"]
     keys = [(e["issue_id"], e["ts_unix_ms"], e["actor"], e["event_id"]) for e in events]
     assert keys == sorted(keys)
@@ -68,7 +72,8 @@ def test_export_markdown(grite: Grite, git_repo: Path) -> None:
     x, _y = _populate(grite, git_repo)
     md = grite.run(git_repo, "export", "--format", "md", check=True).stdout
     assert "## Issues\n\n### First [open]\n\n" in md
-    assert f"**ID:** `{x}`\n\n**Labels:** bug\n\n**Comments:** 1\n\n> the body\n\n" in md
+    assert f"**ID:** `{x}`\n\n**Opened:** " in md
+    assert "\n\n**Labels:** bug\n\n**Comments:** 1\n\n> the body\n\n" in md
     assert "#### Comments\n\n> **" in md and ":\n> line one\n> line two\n\n---\n\n" in md
     assert md.count("**ID:**") == 2
 

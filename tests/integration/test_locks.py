@@ -143,13 +143,13 @@ def test_lock_policy_require_refuses_and_writes_nothing(grite: Grite, git_repo: 
     config = git_repo / ".git" / "grite" / "config.toml"
     config.write_text(config.read_text() + 'lock_policy = "require"\n')
     before = wal_head(git_repo)
-    code, err = grite.error(git_repo, "--actor", b, "issue", "reopen", issue[:8])
+    code, err = grite.error(git_repo, "--actor", b, "issue", "close", issue[:8])
     assert code == 4 and "lock policy" in err["message"] and a in err["message"]
     code, err = grite.error(git_repo, "--actor", b, "issue", "label", "add", issue, "--label", "x")
     assert code == 4
     assert wal_head(git_repo) == before
     # The holder itself is never blocked by its own lock.
-    assert grite.json(git_repo, "issue", "reopen", issue[:8])["state"] == "open"
+    assert grite.json(git_repo, "issue", "close", issue[:8])["state"] == "closed"
     # A repo: lock covers every issue, including new ones.
     grite.json(git_repo, "lock", "release", f"issue:{issue}")
     grite.json(git_repo, "lock", "acquire", "repo:global")

@@ -63,11 +63,29 @@ def event_ids(grite: Grite, repo: Path) -> list[str]:
     return [e["event_id"] for e in json.loads(proc.stdout)["events"]]
 
 
+# Names of actors come from this clone's own actor files (labels are not shared through
+# the WAL), so they are the one part of `issue show` that may differ between clones.
+_LOCAL_NAMES = ("author_label", "actor_label", "assignee_handles")
+
+
+def _shared(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _shared(v) for k, v in value.items() if k not in _LOCAL_NAMES}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    return value
+
+
 def state_of(grite: Grite, repo: Path, issues: list[str]) -> dict[str, Any]:
-    """Everything a user can see about the issues, plus the export's issue list."""
-    shows = {i: grite.json(repo, "issue", "show", i) for i in issues}
+    """Everything a user can see about the issues (but this clone's names for actors), plus
+    the export's issue list."""
+    shows = {i: _shared(grite.json(repo, "issue", "show", i)) for i in issues}
     export = json.loads(grite.run(repo, "export", "--format", "json", check=True).stdout)
-    return {"shows": shows, "export_issues": export["issues"], "events": export["events"]}
+    return {
+        "shows": shows,
+        "export_issues": _shared(export["issues"]),
+        "events": export["events"],
+    }
 
 
 def assert_converged(grite: Grite, repos: list[Path], issues: list[str]) -> dict[str, Any]:

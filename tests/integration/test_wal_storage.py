@@ -68,7 +68,7 @@ def test_wal_commit_layout_decodes_with_a_plain_cbor_decoder(
     assert payload == ["Layout", "", ["a", "b"]]
     assert event_id.hex() == issue["event_ids"][0]
     git_log = git(git_repo, "log", "--format=%an <%ae>|%s", "refs/grite/wal").stdout.strip()
-    assert git_log == f"grite <grit@local>|WAL: 1 events from {meta['actor_id'][:8]}"
+    assert git_log == f"grite <grit@local>|WAL: 1 event from {meta['actor_id'][:8]}"
 
 
 def test_multi_event_chunk_reads_back_in_append_order(git_repo: Path) -> None:
@@ -173,11 +173,11 @@ def test_reader_answers_while_another_process_holds_the_view_lock(
         fcntl.flock(fd, fcntl.LOCK_EX)
         grite_local.json(git_repo, "issue", "create", "--title", "while locked")
         titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
-        assert titles == ["before", "while locked"]
+        assert titles == ["while locked", "before"]
     finally:
         os.close(fd)
     titles = [i["title"] for i in grite_local.json(git_repo, "issue", "list")["issues"]]
-    assert titles == ["before", "while locked"]
+    assert titles == ["while locked", "before"]
 
 
 def test_tampered_chunk_is_refused_naming_the_commit(grite_local: Grite, git_repo: Path) -> None:

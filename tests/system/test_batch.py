@@ -81,3 +81,36 @@ def test_batch_output_matches_the_cli_json_and_stop_on_error_stops(
     assert proc.returncode == 2
     stopped = _batch(daemon_env, repo, lines, "--stop-on-error")
     assert len(stopped.stdout.splitlines()) == 1 and stopped.returncode == 2
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["daemon", "local"])
+def test_unknown_keys_and_types_are_errors_naming_line_and_key(
+    daemon_env: DaemonEnv, tmp_path: Path, local: bool
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    lines = [
+        json.dumps({"type": "issue_create", "title": "x", "label": ["bug"]}),
+        json.dumps({"type": "issue_creat", "title": "x"}),
+        json.dumps({"type": "issue_create", "title": "x", "labels": "bug"}),
+        json.dumps({"type": "issue_list"}),
+    ]
+    proc = _batch(daemon_env, repo, lines, local=local)
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 2 and len(out) == 4, proc.stderr
+    first, second, third, listed = out
+    assert first["ok"] is False and first["error"]["details"] == {
+        "line": 1, "type": "issue_create", "key": "label"
+    }  # fmt: skip
+    assert (
+        'unknown key "label" for issue_create (did you mean "labels"?)'
+        in (first["error"]["message"])
+    )
+    assert (
+        'line 2: unknown command type "issue_creat" (did you mean "issue_create"?)'
+        in (second["error"]["message"])
+    )
+    assert (
+        "line 3: issue_create: Expected `array`, got `str` - at `$.labels`"
+        in (third["error"]["message"])
+    )
+    assert listed["ok"] and listed["data"]["issues"] == []  # nothing was created

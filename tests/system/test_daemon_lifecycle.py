@@ -241,7 +241,7 @@ def test_kill_9_during_writes_loses_and_duplicates_nothing(daemon_env: DaemonEnv
 
 def test_daemon_start_status_stop(daemon_env: DaemonEnv) -> None:
     r = daemon_env.run("daemon", "status")
-    assert r.returncode == 0 and "grite daemon is not running" in r.stdout
+    assert r.returncode == 3 and "grite daemon is not running" in r.stdout
     r = daemon_env.run("daemon", "start", "--idle-timeout", "30")
     assert r.returncode == 0, r.stderr
     pid = _pid(daemon_env)

@@ -201,3 +201,90 @@ def test_watcher_outlives_a_daemon_restart(daemon_env: DaemonEnv, tmp_path: Path
         notes.append(watcher.next())
     watcher.stop()
     assert [n["event_id"] for n in notes if n["type"] == "issue_changed"] == missed["event_ids"]
+
+
+def test_watcher_sees_what_a_merged_sync_pulls(daemon_env: DaemonEnv, tmp_path: Path) -> None:
+    """Issue 16: after a diverged sync the watcher printed `[sync, 0 events]` and never the
+    pulled IssueCreated. The merge moves the head off the watcher's chain (the remote's
+    commits, then ours re-applied); what arrived is reported, what we had is not repeated."""
+    upstream = tmp_path / "up.git"
+    git(tmp_path, "init", "-q", "--bare", str(upstream))
+    ours = make_repo(tmp_path / "ours")
+    git(ours, "remote", "add", "origin", str(upstream))
+    base = _grite(daemon_env, ours, "issue", "create", "--title", "base")
+    _grite(daemon_env, ours, "sync", "--push")
+    theirs = tmp_path / "theirs"
+    git(tmp_path, "clone", "-q", str(upstream), str(theirs))
+    _grite(daemon_env, theirs, "sync", "--pull", local=True)
+    pulled = _grite(daemon_env, theirs, "issue", "create", "--title", "theirs", local=True)
+    _grite(daemon_env, theirs, "sync", "--push", local=True)
+    mine = _grite(daemon_env, ours, "issue", "comment", base["issue_id"], "--body", "mine")
+
+    watcher = Watcher(daemon_env, ours)
+    assert watcher.next() == {"type": "subscribed", "wal_head": mine["wal_head"]}
+    _grite(daemon_env, ours, "sync")  # diverged: a merge, through the daemon
+    head = _head(ours)
+    notes = watcher.until_head(head)
+    watcher.stop()
+    changed = [n for n in notes if n["type"] == "issue_changed"]
+    assert [c["event_id"] for c in changed] == pulled["event_ids"], notes
+    assert changed[0]["kind"] == "IssueCreated" and changed[0]["issue_id"] == pulled["issue_id"]
+    advances = _chain(notes, mine["wal_head"])
+    assert sum(a["events"] for a in advances) == 1
+    assert {a["source"] for a in advances} == {"sync"}
+
+
+def test_external_writes_are_reported_every_time(daemon_env: DaemonEnv, tmp_path: Path) -> None:
+    """Issue 16's race: a watcher that sometimes printed only `subscribed` while another
+    process wrote. 200 writes by this (non-daemon) process, each at once or after a short
+    pause, must each be reported, in order, with no gap; plus the issue's own steps (22
+    issues and a dependency written in-process, `issue ready` spawning the daemon, then the
+    watcher and one more in-process write) run three times with real processes."""
+    from grite.model.events import IssueCreated
+    from grite.model.hashing import make_event
+    from grite.storage.wal import Wal, append_with_retry
+
+    repo = make_repo(tmp_path / "repo")
+    first = _grite(daemon_env, repo, "issue", "create", "--title", "first")
+    watcher = Watcher(daemon_env, repo)
+    assert watcher.next()["wal_head"] == first["wal_head"]
+    actor = bytes(range(16))
+    wal = Wal(str(repo / ".git"))
+    try:
+        previous = first["wal_head"]
+        for i in range(200):
+            event = make_event(
+                issue_id=i.to_bytes(16, "big"),
+                actor=actor,
+                ts_unix_ms=int(time.time() * 1000),
+                kind=IssueCreated(title=f"t{i}", body="", labels=[]),
+            )
+            head, appended = append_with_retry(wal, actor, [event])
+            assert appended and head is not None
+            if i % 3 == 0:
+                time.sleep(0.15)  # let the poller catch up now and then; else writes batch up
+            if i % 10 == 9 or i == 199:
+                notes = watcher.until_head(head)
+                advances = _chain(notes, previous)
+                assert all(a["source"] == "external" for a in advances)
+                previous = head
+    finally:
+        wal.close()
+    watcher.stop()
+
+    for round_ in range(3):
+        repo = make_repo(tmp_path / f"steps{round_}")
+        ids = [
+            _grite(daemon_env, repo, "issue", "create", "--title", f"t{k}", local=True)["issue_id"]
+            for k in range(22)
+        ]
+        _grite(daemon_env, repo, "issue", "dep", "add", ids[0], "--target", ids[1], local=True)
+        _grite(daemon_env, repo, "issue", "ready")
+        watcher = Watcher(daemon_env, repo)
+        assert watcher.next()["type"] == "subscribed"
+        late = _grite(daemon_env, repo, "issue", "create", "--title", "late", local=True)
+        notes = watcher.until_head(late["wal_head"])
+        watcher.stop()
+        assert [n["event_id"] for n in notes if n["type"] == "issue_changed"][-1:] == (
+            late["event_ids"]
+        )
