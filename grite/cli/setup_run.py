@@ -89,7 +89,7 @@ def _write(path: str, new: str | None, old: str | None, root: str) -> None:
             _prune_dirs(path, root)
             return
         mode = os.stat(path).st_mode & 0o7777 if old is not None else 0o644
-        write_atomic(path, new.encode("utf-8"), mode)
+        write_atomic(path, new.encode("utf-8"), mode, remedy="check that you may write it")
     except OSError as exc:
         raise Environment(f"cannot write {path}: {exc}") from exc
 

@@ -236,7 +236,9 @@ def export(ctx: OpContext, args: ExportArgs) -> ExportResult:
         base = args.cwd or ctx.paths.repo_root
         output_path = os.path.abspath(os.path.join(base, args.output))
         try:
-            write_atomic(output_path, content.encode("utf-8"))
+            write_atomic(
+                output_path, content.encode("utf-8"), remedy="choose an output path you can write"
+            )
         except OSError as exc:
             raise Environment(
                 f"cannot write {output_path}: {exc.strerror or exc}; choose another -o path",

@@ -20,7 +20,7 @@ import msgspec
 import tomli_w
 
 from grite.model.errors import Environment, NotFound
-from grite.storage.unwritable import write_failure
+from grite.storage.unwritable import REMEDY, write_failure
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -164,15 +164,16 @@ def open_new_temp(directory: str, stem: str, mode: int = 0o600) -> tuple[int, st
             continue  # 2**64 names: only a planted file collides, and only by luck
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, remedy: str = REMEDY) -> None:
     """Write `data` to `path` through a new temp file and rename, so readers see old or new
-    (the rename replaces a symlink at `path` itself, never what it points to)."""
+    (the rename replaces a symlink at `path` itself, never what it points to). `remedy` is
+    the advice a failure gives (default: for files under .git/grite)."""
     directory = os.path.dirname(path)
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = open_new_temp(directory, os.path.basename(path), mode)
     except OSError as exc:
-        raise write_failure(path, exc) from exc
+        raise write_failure(path, exc, remedy) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -185,7 +186,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):
-            raise write_failure(path, exc) from exc
+            raise write_failure(path, exc, remedy) from exc
         raise
 
 

@@ -38,8 +38,9 @@ def read_only_reason(path: str) -> str | None:
     return None
 
 
-def write_failure(path: str, exc: OSError) -> Environment:
-    """The Environment error for a failed write of `path`, with what the user can do."""
+def write_failure(path: str, exc: OSError, remedy: str = REMEDY) -> Environment:
+    """The Environment error for a failed write of `path`, with what the user can do
+    (`remedy`: the advice for files under .git/grite by default)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return Environment(
             f"cannot write {path}: the disk (or your quota) is full; free some space and retry",
@@ -52,6 +53,6 @@ def write_failure(path: str, exc: OSError) -> Environment:
     else:
         why = exc.strerror or str(exc)
     return Environment(
-        f"cannot write {path}: {why}; {REMEDY}",
+        f"cannot write {path}: {why}; {remedy}",
         {"path": path, "errno": exc.errno or 0},
     )
