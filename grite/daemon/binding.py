@@ -3,9 +3,12 @@
 The lifetime flock on `daemon.lock` is the truth about who serves: it is taken before the
 socket path is touched and held until exit, so two daemons never serve one endpoint and a crash
 releases it. The socket is bound under a temporary name in the same 0700 directory, chmod 0600,
-listening, then renamed over `daemon.sock` (atomic publish: clients never see a bound socket
-that does not listen yet). A leftover socket is replaced only by the lock holder, and only when
-nothing accepts on it. `daemon.pid` is advisory JSON for humans and `daemon status`.
+listening, then hard-linked to `daemon.sock` (atomic publish: clients never see a bound socket
+that does not listen yet). link() never replaces: a service manager's socket unit started
+meanwhile (systemd binds the path itself, unlinking whatever is there) keeps the path, and we
+step back. A leftover socket is removed only by the lock holder, only when nothing accepts on it,
+and only if it is still the inode that was probed. `daemon.pid` is advisory JSON for humans and
+`daemon status`.
 Must not be used in systemd or launchd mode: only self-bind may create or unlink the path.
 """
 
@@ -86,14 +89,15 @@ class Binding:
                 return None
             raise
         try:
-            if os.path.lexists(paths.socket) and probe(paths.socket):
-                # Something we do not own (e.g. a systemd socket unit) serves this path.
-                os.close(fd)
-                return None
-            listener, ident = _bind_and_publish(paths)
+            published = _bind_and_publish(paths)
         except BaseException:
             os.close(fd)
             raise
+        if published is None:
+            # Something we do not own (e.g. a systemd socket unit) serves this path.
+            os.close(fd)
+            return None
+        listener, ident = published
         return cls(paths, fd, listener, ident)
 
     def owns_socket(self) -> bool:
@@ -139,7 +143,42 @@ class Binding:
         os.close(self._lock_fd)
 
 
-def _bind_and_publish(paths: RuntimePaths) -> tuple[socket.socket, tuple[int, int]]:
+def _remove_stale(path: str) -> bool:
+    """Remove a socket file nothing accepts on; False when a live one is (or appeared) there."""
+    try:
+        before = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if probe(path):
+        return False
+    # Between the probe and the unlink a socket unit may have bound a fresh node here: move
+    # whatever is at the path aside atomically, and put it back if it is not what we probed.
+    # The modification time is compared too: ext4 hands a freed inode number out again at once.
+    aside = os.path.join(os.path.dirname(path), f".stale{os.getpid():x}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True
+    moved = os.lstat(aside)
+    if (moved.st_dev, moved.st_ino, moved.st_mtime_ns) != (
+        before.st_dev,
+        before.st_ino,
+        before.st_mtime_ns,
+    ):
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        os.unlink(aside)
+        return False
+    os.unlink(aside)
+    return True
+
+
+def _bind_and_publish(paths: RuntimePaths) -> tuple[socket.socket, tuple[int, int]] | None:
+    """Bind, listen and publish at `paths.socket`; None when someone else serves there."""
+    if not _remove_stale(paths.socket):
+        return None
     # A short temporary name keeps within the sun_path limit whenever the final name fits.
     tmp = os.path.join(paths.runtime_dir, f".s{os.getpid():x}")
     try:
@@ -153,14 +192,18 @@ def _bind_and_publish(paths: RuntimePaths) -> tuple[socket.socket, tuple[int, in
         os.chmod(tmp, 0o600)
         listener.listen(socket.SOMAXCONN)
         st = os.stat(tmp)
-        # rename() atomically replaces a stale socket left by a crashed daemon.
-        os.rename(tmp, paths.socket)
+        os.link(tmp, paths.socket)
+    except FileExistsError:
+        # A socket unit bound the path since the stale one went: it serves, we do not.
+        listener.close()
+        return None
     except BaseException:
         listener.close()
+        raise
+    finally:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
     _log.info("listening on %s", paths.socket)
     return listener, (st.st_dev, st.st_ino)

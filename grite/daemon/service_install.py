@@ -106,6 +106,11 @@ Documentation=man:grite-daemon(8) man:grite(1)
 # Never run without the socket: a daemon started alone would bind the path itself.
 Requires=grite.socket
 After=grite.socket
+# Every activation after an idle exit counts as a start, and systemd's default limit (5 starts
+# in 10 s) then fails grite.socket for good: a few restarts, an upgrade and a short idle
+# timeout trip it. 30 in 30 s still stops a crash loop (a failed start takes under a second).
+StartLimitIntervalSec=30
+StartLimitBurst=30
 
 [Service]
 Type=notify

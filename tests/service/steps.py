@@ -36,6 +36,23 @@ def manager_state(user: GriteUser) -> str:
     return f"{units}\n{m.journal('--unit=grite.service', '--unit=grite.socket', '-n', '60')}"
 
 
+def process_state(user: GriteUser, pid: int) -> str:
+    """A daemon process's command line and open files, the runtime directory and the self-bind
+    log, for assertion messages."""
+    parts = []
+    for cmd in (
+        ["ps", "-o", "pid,ppid,stat,lstart,args", "-p", str(pid)],
+        ["ls", "-lai", f"{user.manager.runtime_dir}/grite"],
+        ["ls", "-la", f"/proc/{pid}/fd"],
+    ):
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10)
+        parts.append(f"$ {' '.join(cmd)}\n{out.stdout}{out.stderr}")
+    log = user.manager.home / ".local" / "state" / "grite" / "daemon.log"
+    if log.exists():
+        parts.append(f"{log}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    return "\n".join(parts) + "\n" + manager_state(user)
+
+
 def service_status(user: GriteUser) -> str:
     return user.manager.systemctl("status", "--no-pager", "--lines=0", "grite.service").stdout
 
@@ -137,7 +154,9 @@ def restarts_and_socket_cycles_under_load(user: GriteUser, counts: dict[str, Any
     main = user.service_pid()
     for pid in user.daemon_processes():
         if pid != main:
-            assert wait_exit(pid, _EXIT_WAIT), f"spawned daemon {pid} outlived the socket restart"
+            assert wait_exit(pid, _EXIT_WAIT), (
+                f"spawned daemon {pid} outlived the socket restart\n{process_state(user, pid)}"
+            )
     assert user.status()["mode"] == "systemd"
     listed = user.ok("issue", "list", "--state", "all", "--search", "restart-", "--json")
     titles = [i["title"] for i in json.loads(listed.stdout)["data"]["issues"]]
