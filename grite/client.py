@@ -5,7 +5,7 @@ operation returning the typed result Structs of grite.model.requests (and reques
 `call(args)` runs any operation, including the sync and lock areas'. Errors raise the
 grite.model.errors classes with their `code` and `exit_code`. Requests go through
 grite.ipc.transport like every client's: the daemon when it can serve, else the same operation
-in this process (grite.cli.local, with one repository handle kept open for the Client's life),
+in this process (grite.ipc.local, with one repository handle kept open for the Client's life),
 as the daemon policy says: `daemon=True` takes it from the environment (GRITE_DAEMON: auto,
 require or off; GRITE_NO_DAEMON), or pass "auto", "require" (the daemon or an error, for
 tests and harnesses that must know) or False. A daemon lost mid-call is replaced by a retry
@@ -88,8 +88,8 @@ def error_from_code(
 
 
 def _local() -> BaseTransport:
-    # Deliberately lazy: the operations table pulls in argh, dulwich and diskcache.
-    from grite.cli.local import LocalTransport
+    # Deliberately lazy: the operations pull in dulwich and diskcache.
+    from grite.ipc.local import LocalTransport
 
     return LocalTransport()
 
@@ -217,9 +217,9 @@ class Client:
         return msgspec.msgpack.decode(self._run(packed))
 
     def _result_type(self, args_type: type) -> type | None:
-        # Deliberately lazy: the operations table (and its result annotations) lives in the
-        # CLI, which pulls in argh, dulwich and diskcache.
-        from grite.cli.local import op_runner
+        # Deliberately lazy: the operation table (whose annotations name the result types)
+        # pulls in dulwich and diskcache; a caller who passes the result type never loads it.
+        from grite.ops.table import op_runner
 
         return op_runner().result_type(args_type)
 

@@ -1,8 +1,7 @@
 """Command area: agent — `issue ready [--claim]`, and the help entries of `watch` and `batch`.
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
-top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
-function that runs it; and `RENDERERS`, mapping result Structs to human text.
+top-level and `issue` subparsers; and `RENDERERS`, mapping result Structs to human text.
 
 `watch` and `batch` stream over their own daemon connection, so the `grite` entry hands them to
 grite.cli.watch and grite.cli.batch before any routing; they appear here so that `grite --help`
@@ -28,14 +27,8 @@ from grite.model.requests_agents import (
     IssueReadyArgs,
     IssueReadyResult,
 )
-from grite.ops import agents, claims
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
-
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
-    IssueReadyArgs: agents.issue_ready,
-    IssueClaimArgs: claims.issue_claim,
-}
+__all__ = ["RENDERERS", "register"]
 
 
 def _rows(renderer: Any, rows: list[IssueRow]) -> str:

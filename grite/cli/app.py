@@ -13,13 +13,12 @@ import argparse
 import difflib
 import inspect
 import io
-import os
 import sys
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import argh
 import msgspec
@@ -36,48 +35,18 @@ from grite.cli import (
 )
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, color_wanted, human_error, json_error, json_success
-from grite.model import requests as rq
 from grite.model.display import printable
 from grite.model.errors import GriteError, InvalidArgs
 from grite.model.invocation import Invocation, Outcome
-from grite.ops import actors, deps, issues
-from grite.ops.context import ActorSelector, OpContext
 from grite.ops.repo_handle import RepoHandle
-from grite.storage.repo import RepoPaths, discover_repo
+from grite.ops.table import HandleProvider, op_context, op_runner
+from grite.storage.repo import RepoPaths
 
-__all__ = ["OPERATIONS", "RENDERERS", "HandleProvider", "run_invocation"]
-
-
-class HandleProvider(Protocol):
-    def get(self, paths: RepoPaths) -> RepoHandle: ...
+__all__ = ["RENDERERS", "run_invocation"]
 
 
-# One table from args Struct to operation: the CLI, the daemon's typed protocol and the Python
-# client all dispatch through it.
-OPERATIONS: dict[type, Callable[[OpContext, Any], Any]] = {
-    rq.InitArgs: actors.init,
-    rq.ActorInitArgs: actors.actor_init,
-    rq.ActorListArgs: actors.actor_list,
-    rq.ActorShowArgs: actors.actor_show,
-    rq.ActorCurrentArgs: actors.actor_current,
-    rq.ActorUseArgs: actors.actor_use,
-    rq.IssueCreateArgs: issues.issue_create,
-    rq.IssueUpdateArgs: issues.issue_update,
-    rq.IssueListArgs: issues.issue_list,
-    rq.IssueShowArgs: issues.issue_show,
-    rq.IssueCommentArgs: issues.issue_comment,
-    rq.IssueCloseArgs: issues.issue_close,
-    rq.IssueReopenArgs: issues.issue_reopen,
-    rq.IssueLabelArgs: issues.issue_label,
-    rq.IssueAssigneeArgs: issues.issue_assignee,
-    rq.IssueLinkArgs: issues.issue_link,
-    rq.IssueAttachArgs: issues.issue_attach,
-    rq.IssueDepArgs: deps.dep_write,
-    rq.IssueDepListArgs: deps.dep_list,
-    rq.IssueDepTopoArgs: deps.dep_topo,
-}
-
-# Command areas beyond the core issue tracker; each adds commands, operations and renderers.
+# Command areas beyond the core issue tracker; each adds commands and renderers (the
+# operations they run are in grite.ops.table).
 _AREAS = (
     sync_commands,
     lock_commands,
@@ -87,8 +56,6 @@ _AREAS = (
     prime_commands,
     setup_commands,
 )
-for _area in _AREAS:
-    OPERATIONS.update(_area.OPERATIONS)
 RENDERERS: dict[type, Callable[[Renderer, Any], str]] = {}
 for _area in _AREAS:
     RENDERERS.update(_area.RENDERERS)
@@ -369,11 +336,7 @@ def _execute(
     if "cwd" in getattr(args, "__struct_fields__", ()) and args.cwd is None:
         # Relative paths in arguments (export -o FILE) mean the client's cwd, not the daemon's.
         args = msgspec.structs.replace(args, cwd=inv.cwd)
-    paths = discover_repo(inv.cwd)
     data_dir = getattr(ns, "data_dir", None) or inv.env.get("GRITE_HOME") or None
-    if data_dir is not None and not os.path.isabs(data_dir):
-        data_dir = os.path.join(inv.cwd, data_dir)
-    selector = ActorSelector(actor=getattr(ns, "actor", None), data_dir=data_dir)
     opened: list[RepoHandle] = []
     used: list[RepoHandle] = []
 
@@ -386,19 +349,17 @@ def _execute(
         used.append(handle)
         return handle
 
-    ctx = OpContext(
-        paths=paths,
-        opener=opener,
-        selector=selector,
-        request_id=inv.request_id,
-        now_ms=inv.now_ms,
-        warnings=warnings,
-    )
     try:
-        if selector.actor is not None or selector.data_dir is not None:
-            # An explicit actor that does not exist is an error even for reads.
-            actors.resolve_actor(ctx, create=False)
-        result = ctx.run(OPERATIONS[type(args)], args)
+        ctx = op_context(
+            cwd=inv.cwd,
+            opener=opener,
+            request_id=inv.request_id,
+            now_ms=inv.now_ms,
+            actor=getattr(ns, "actor", None),
+            data_dir=data_dir,
+            warnings=warnings,
+        )
+        result = op_runner().run(ctx, args)
         for handle in used:
             if handle.wal_error is not None:
                 # Reads answer from the history before the damaged commit (see RepoHandle).

@@ -23,13 +23,13 @@ from typing import Any
 
 import msgspec
 
+from grite.cli import envelope
 from grite.client import Client
 from grite.model import batch_commands
 from grite.model.errors import GriteError, InvalidArgs
 
 __all__ = ["main"]
 
-_json = msgspec.json.Encoder()
 _pack = msgspec.msgpack.Encoder()
 
 
@@ -44,14 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-on-error", action="store_true")
     parser.add_argument("command", choices=["batch"])
     return parser
-
-
-def _error(err: GriteError) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "ok": False,
-        "error": {"code": err.code, "message": err.message, "details": err.details},
-    }
 
 
 def _packed(number: int, line: str) -> bytes:
@@ -76,12 +68,11 @@ def run(client: Client, lines: Any, out: Any, stop_on_error: bool = False) -> in
         if not line:
             continue
         try:
-            data = client.call_packed(_packed(number, line))
-            doc: dict[str, Any] = {"schema_version": 1, "ok": True, "data": data}
+            doc = envelope.success(client.call_packed(_packed(number, line)))
         except GriteError as err:
-            doc = _error(err)
+            doc = envelope.failure(err)
             status = status or err.exit_code
-        out.write(_json.encode(doc).decode() + "\n")
+        out.write(envelope.encode(doc))
         out.flush()
         if status and stop_on_error:
             break
@@ -96,7 +87,7 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         ns, extra = None, argv
     if ns is None or extra:
         err = InvalidArgs("usage: grite batch [--stop-on-error] < commands.jsonl")
-        sys.stdout.write(_json.encode(_error(err)).decode() + "\n")
+        sys.stdout.write(envelope.encode(envelope.failure(err)))
         return err.exit_code
     data_dir = ns.data_dir or environ.get("GRITE_HOME") or None
     try:
@@ -109,7 +100,7 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
             environ=environ,
         )
     except GriteError as err:
-        sys.stdout.write(_json.encode(_error(err)).decode() + "\n")
+        sys.stdout.write(envelope.encode(envelope.failure(err)))
         return err.exit_code
     try:
         return run(client, sys.stdin, sys.stdout, ns.stop_on_error)

@@ -2,8 +2,7 @@
 index and project key/values that grite 0.5.3 keeps in the WAL.
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
-top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
-function that runs it; and `RENDERERS`, mapping result Structs to human text.
+top-level and `issue` subparsers; and `RENDERERS`, mapping result Structs to human text.
 """
 
 from __future__ import annotations
@@ -29,9 +28,8 @@ from grite.model.requests_context import (
     ContextShowArgs,
     ContextShowResult,
 )
-from grite.ops import context_store
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 
 @argh.named("index")
@@ -126,13 +124,6 @@ def _set(_r: Renderer, x: ContextSetResult) -> str:
     return f"Set {_one_line(x.key)} = {_one_line(x.value)}\n"
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
-    ContextIndexArgs: context_store.context_index,
-    ContextQueryArgs: context_store.context_query,
-    ContextShowArgs: context_store.context_show,
-    ContextProjectArgs: context_store.context_project,
-    ContextSetArgs: context_store.context_set,
-}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {
     ContextIndexResult: _index,
     ContextQueryResult: _query,

@@ -18,6 +18,7 @@ import time
 
 import msgspec
 
+from grite.cli import envelope
 from grite.ipc import fallbacks, protocol
 from grite.ipc.build import build_id
 from grite.ipc.framing import IpcError
@@ -83,14 +84,8 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     runtime_dir_note: str | None = None
 
 
-class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: int = 1
-    ok: bool = True
-    data: DaemonInfo
-
-
 def _json(info: DaemonInfo) -> str:
-    return msgspec.json.encode(_Envelope(data=info)).decode() + "\n"
+    return envelope.encode(envelope.success(info))
 
 
 def _ask(paths: RuntimePaths, socket_path: str) -> protocol.StatusResult | None:

@@ -167,9 +167,10 @@ def build_invocation(argv: list[str], environ: Mapping[str, str]) -> Invocation:
 
 def _local() -> BaseTransport:
     # Deliberately lazy: the in-process path imports argh, dulwich and diskcache.
-    from grite.cli.local import LocalTransport
+    from grite.cli.app import run_invocation
+    from grite.ipc.local import LocalTransport
 
-    return LocalTransport()
+    return LocalTransport(run_argv=run_invocation)
 
 
 def _outcome(frame: bytes) -> tuple[int, str, str]:

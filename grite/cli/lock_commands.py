@@ -1,8 +1,7 @@
 """Command area: lock (`grite lock acquire|renew|release|status|gc`).
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
-top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
-function that runs it; and `RENDERERS`, mapping result Structs to human text.
+top-level and `issue` subparsers; and `RENDERERS`, mapping result Structs to human text.
 """
 
 from __future__ import annotations
@@ -27,9 +26,8 @@ from grite.model.requests_locks import (
     LockStatusArgs,
     LockStatusResult,
 )
-from grite.ops import locks
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 _RESOURCE_HELP = "what to lock: repo:NAME, path:PATH or issue:ID"
 _TTL_HELP = "lease length: seconds (300) or 30s, 15m, 2h, 1d (default 300s)"
@@ -112,13 +110,6 @@ def _gc(_r: Renderer, x: LockGcResult) -> str:
     return f"Removed {x.removed} expired lock(s){_on(x.remote)}, kept {x.kept}\n"
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
-    LockAcquireArgs: locks.lock_acquire,
-    LockRenewArgs: locks.lock_renew,
-    LockReleaseArgs: locks.lock_release,
-    LockStatusArgs: locks.lock_status,
-    LockGcArgs: locks.lock_gc,
-}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {
     LockResult: _lock,
     LockReleaseResult: _release,

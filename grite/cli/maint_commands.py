@@ -2,8 +2,7 @@
 `grite db stats`).
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
-top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
-function that runs it; and `RENDERERS`, mapping result Structs to human text.
+top-level and `issue` subparsers; and `RENDERERS`, mapping result Structs to human text.
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ from grite.model.requests_maint import (
     SnapshotListResult,
     SnapshotRow,
 )
-from grite.ops import maint
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 
 @argh.named("create")
@@ -134,14 +132,6 @@ def _stats(r: Renderer, x: DbStatsResult) -> str:
     )
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
-    SnapshotCreateArgs: maint.snapshot_create,
-    SnapshotListArgs: maint.snapshot_list,
-    SnapshotGcArgs: maint.snapshot_gc,
-    RebuildArgs: maint.rebuild,
-    DoctorArgs: maint.doctor,
-    DbStatsArgs: maint.db_stats,
-}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {
     SnapshotRow: _snapshot,
     SnapshotListResult: _snapshots,

@@ -216,7 +216,6 @@ def _quiet(note: Any) -> bool:
 def main(argv: list[str], environ: Mapping[str, str]) -> int:
     """Run the MCP server on stdin/stdout until the client closes it; returns the exit status."""
     ns, _rest = _parser().parse_known_args(argv)
-    no_daemon = ns.no_daemon or environ.get("GRITE_NO_DAEMON", "").lower() in ("1", "true", "yes")
     try:
         server_factory = build_server
         import mcp  # noqa: F401  # the SDK is an optional extra: say so before anything else
@@ -230,7 +229,8 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         os.getcwd(),
         actor=ns.actor or environ.get("GRITE_ACTOR") or None,
         data_dir=ns.data_dir or environ.get("GRITE_HOME") or None,
-        daemon=not no_daemon,
+        # The daemon policy (GRITE_DAEMON, GRITE_NO_DAEMON) comes from the environment.
+        daemon=False if ns.no_daemon else True,
         environ=environ,
     )
     try:

@@ -20,9 +20,8 @@ import argh
 
 from grite.cli.commands import leaves
 from grite.model.requests_prime import DEFAULT_MAX_TOKENS, PrimeArgs, PrimeResult
-from grite.ops.prime import prime as prime_op
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 
 @argh.named("prime")
@@ -54,7 +53,6 @@ def _render(_renderer: Any, result: PrimeResult) -> str:
     return result.markdown
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {PrimeArgs: prime_op}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {PrimeResult: _render}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from grite.cli import envelope
 from grite.model.display import printable
 from grite.model.errors import GriteError
 from grite.model.names import display_name
@@ -40,7 +41,7 @@ __all__ = [
     "relative",
 ]
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = envelope.JSON_SCHEMA_VERSION
 
 _ACTION_TEXT = {
     "created": "Created issue",
@@ -72,17 +73,11 @@ def _pretty(value: Any) -> str:
 
 
 def json_success(data: Any) -> str:
-    return _pretty({"schema_version": JSON_SCHEMA_VERSION, "ok": True, "data": data})
+    return envelope.encode(envelope.success(data), pretty=True)
 
 
 def json_error(err: GriteError) -> str:
-    return _pretty(
-        {
-            "schema_version": JSON_SCHEMA_VERSION,
-            "ok": False,
-            "error": {"code": err.code, "message": err.message, "details": err.details},
-        }
-    )
+    return envelope.encode(envelope.failure(err), pretty=True)
 
 
 def human_error(err: GriteError) -> str:

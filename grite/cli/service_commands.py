@@ -2,17 +2,17 @@
 
 These are plain functions returning `(exit status, stdout, stderr)`; the argh command layer
 wires them in and writes the streams. They always run in-process (installing a service is not a
-request for the daemon). Must not print, exit or read os.environ: grite.daemon.service_install
+request for the daemon). Must not print, exit or read os.environ: grite.cli.service_install
 does the work and grite.ipc.paths resolves paths.
 """
 
 from __future__ import annotations
 
-import json as _json
-
 import msgspec
 
-from grite.daemon.service_install import InstallReport, install, uninstall
+from grite.cli import envelope
+from grite.cli.service_install import InstallReport, install, uninstall
+from grite.model.errors import Environment
 
 __all__ = ["daemon_install", "daemon_uninstall", "render_report"]
 
@@ -57,14 +57,8 @@ def render_report(report: InstallReport, *, json: bool, quiet: bool) -> tuple[in
 def _render_json(report: InstallReport) -> str:
     data = msgspec.to_builtins(report)
     if report.exit_code == 0:
-        envelope: dict[str, object] = {"schema_version": 1, "ok": True, "data": data}
-    else:
-        envelope = {
-            "schema_version": 1,
-            "ok": False,
-            "error": {"code": "environment", "message": report.summary, "details": data},
-        }
-    return _json.dumps(envelope, indent=None, sort_keys=False) + "\n"
+        return envelope.encode(envelope.success(data))
+    return envelope.encode(envelope.failure(Environment(report.summary, data)))
 
 
 def _render_text(report: InstallReport) -> str:

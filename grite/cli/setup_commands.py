@@ -21,7 +21,7 @@ import argh
 from grite.cli.commands import LocalCommand, leaves
 from grite.model.errors import InvalidArgs
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 _AGENTS = ("claude", "codex", "cursor", "gemini", "opencode", "agents-md")
 _SHELLS = ("bash", "zsh", "fish")
@@ -99,7 +99,6 @@ def mcp() -> None:
     )
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {}
 
 

@@ -1,8 +1,7 @@
 """Command area: `grite sync` and `grite export` (see grite/cli/app.py for how areas plug in).
 
 An area module provides `register(top, issue, parents)`, which adds its argh commands to the
-top-level and `issue` subparsers; `OPERATIONS`, mapping each args Struct it builds to the op
-function that runs it; and `RENDERERS`, mapping result Structs to human text.
+top-level and `issue` subparsers; and `RENDERERS`, mapping result Structs to human text.
 
 Output of `export`: without `-o`, the document itself goes to standard output (pipe it); with
 `-o FILE` it is written to FILE and one summary line is printed. `--json` always prints the
@@ -21,10 +20,8 @@ import argh
 from grite.cli.commands import leaves
 from grite.model.display import printable
 from grite.model.requests_sync import ExportArgs, ExportResult, SyncArgs, SyncResult
-from grite.ops.export import export as export_op
-from grite.ops.sync import sync as sync_op
 
-__all__ = ["OPERATIONS", "RENDERERS", "register"]
+__all__ = ["RENDERERS", "register"]
 
 
 @argh.named("sync")
@@ -62,10 +59,6 @@ def _render_export(_renderer: Any, result: ExportResult) -> str:
     )
 
 
-OPERATIONS: dict[type, Callable[[Any, Any], Any]] = {
-    SyncArgs: sync_op,
-    ExportArgs: export_op,
-}
 RENDERERS: dict[type, Callable[[Any, Any], str]] = {
     SyncResult: _render_sync,
     ExportResult: _render_export,

@@ -15,8 +15,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-import msgspec
-
+from grite.cli import envelope
 from grite.client import Client
 from grite.ipc.transport import Policy
 from grite.model import notifications
@@ -69,12 +68,7 @@ def _line(note: Notification) -> str:
 
 def _fail(err: GriteError, json: bool) -> int:
     if json:
-        doc = {
-            "schema_version": 1,
-            "ok": False,
-            "error": {"code": err.code, "message": err.message, "details": err.details},
-        }
-        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
+        sys.stdout.write(envelope.encode(envelope.failure(err)))
     else:
         sys.stderr.write(f"error: {printable(err.message)}\n")
     return err.exit_code

@@ -1,9 +1,10 @@
 """What a daemon request executes: a forwarded command line or a typed operation.
 
-Both run through grite.cli.local, the same code the in-process path runs, against the
-registry's warm handles in the supervisor's thread pool. The CLI app, and with it argh, dulwich
-and diskcache, is imported lazily here, only ever inside the daemon and after it has reported
-ready.
+A typed operation runs through grite.ipc.local.run_op over grite.ops.table, the code the
+in-process path runs; a forwarded command line runs through grite.cli.app.run_invocation, the
+one place the daemon imports the CLI (it parses argv, as Mercurial's chg server runs hg's
+dispatch for its clients). Both run against the registry's warm handles in the supervisor's
+thread pool, imported lazily, only ever inside the daemon and after it has reported ready.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
 def run_op(
     op: protocol.Op, request_id: bytes, actor: str, handles: RequestHandles
 ) -> tuple[protocol.OpResult, str]:
-    """Run one Op as the in-process path does (grite.cli.local.run_op)."""
+    """Run one Op as the in-process path does (grite.ipc.local.run_op)."""
     # Deliberately lazy, like default_executor.
-    from grite.cli import local
+    from grite.ipc import local
 
-    return local.run_op(op, request_id, actor, handles)  # type: ignore[arg-type]
+    return local.run_op(op, request_id, actor, handles)
 
 
 def discover(cwd: str) -> Any:

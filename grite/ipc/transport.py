@@ -2,7 +2,7 @@
 
     BaseTransport.handle_request(Call) -> bytes     the reply's final frame (msgpack)
     ├── DaemonTransport     the per-user daemon: connect (or start one), hello, request
-    ├── LocalTransport      (grite.cli.local) the same request executed in this process
+    ├── LocalTransport      (grite.ipc.local) the same request executed in this process
     └── FallbackTransport   the daemon, and the local transport when the daemon could not
                             serve, as the Policy (GRITE_DAEMON) says: `auto` falls back and
                             records it (grite.ipc.fallbacks), `require` raises DaemonRequired
@@ -17,7 +17,7 @@ errors included, is final and never run again locally. A request run again (loca
 new connection) keeps its request id and clock, so a write whose acknowledgement was lost is
 applied once.
 
-Which daemon (DESIGN.md section 4, "which build wins"): a build first tries its own socket,
+Which daemon (which build wins): a build first tries its own socket,
 `daemon-<build id>.sock`, then the main socket. A daemon running this build serves. A daemon
 of an older build of this same installation (an upgrade: same package directory) is retired
 and this build takes the main socket. A daemon of another installation (another virtualenv,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from grite.daemon import service_install
-from grite.daemon.service_install import find_daemon, render_plist, render_service
+from grite.cli import service_install
+from grite.cli.service_install import find_daemon, render_plist, render_service
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = ROOT / "packaging" / "systemd"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from grite.cli.service_commands import daemon_install, daemon_uninstall
-from grite.daemon.service_install import find_daemon, install, run_command, uninstall
+from grite.cli.service_install import find_daemon, install, run_command, uninstall
 
 FAKE_SYSTEMCTL = r"""#!/bin/sh
 printf '%s\n' "$*" >> "$FAKE_LOG"

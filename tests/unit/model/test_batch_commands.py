@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from grite.cli.app import OPERATIONS
 from grite.model.batch_commands import COMMANDS, check, describe, mdoc_list
 from grite.model.errors import InvalidArgs
+from grite.ops.table import OPERATIONS
 
 MAN = Path(__file__).resolve().parents[3] / "man" / "grite.1"
 

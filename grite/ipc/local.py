@@ -1,41 +1,36 @@
 """The local transport: requests executed in this process, answering what the daemon would.
 
-`execute` runs one request body against repository handles: a forwarded command line
-(RunArgv, through grite.cli.app.run_invocation) or a typed operation (Op, through
-grite.ops.agents.OpRunner over grite.cli.app.OPERATIONS). The daemon runs the same function in
-its worker threads against its warm registry; LocalTransport runs it here and encodes the same
-final frame the daemon sends, so a client handles one kind of reply whoever served it. Heavy
-(argh, dulwich, diskcache): imported only on the in-process path and inside the daemon.
+`execute` runs one request body against repository handles: a typed operation (Op, through
+grite.ops.table) or a forwarded command line (RunArgv, through the argv runner the `grite`
+command passes in: grite.cli.app.run_invocation; grite.Client never sends one). The daemon
+runs `run_op` in its worker threads against its warm registry; LocalTransport runs it here and
+encodes the same final frame the daemon sends, so a client handles one kind of reply whoever
+served it. Heavy (dulwich, diskcache through grite.ops): imported only on the in-process path
+and inside the daemon, never by the `grite` command's daemon path.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from grite.cli import app
 from grite.ipc import protocol
 from grite.ipc.transport import BaseTransport, Call
 from grite.model.errors import GriteError, InvalidArgs
-from grite.ops.agents import OpRunner
 from grite.ops.repo_handle import RepoHandle
+from grite.ops.table import HandleProvider, is_sync, op_context, op_runner
 
 if TYPE_CHECKING:
-    from grite.cli.app import HandleProvider
+    from grite.model.invocation import Invocation, Outcome
     from grite.storage.repo import RepoPaths
 
-__all__ = ["LocalTransport", "OpenHandles", "execute", "run_op"]
+__all__ = ["ArgvRunner", "LocalTransport", "OpenHandles", "execute", "run_op"]
 
-_runner: list[OpRunner] = []
-
-
-def op_runner() -> OpRunner:
-    """The OpRunner over the CLI's operation table (built once per process)."""
-    if not _runner:
-        _runner.append(OpRunner(app.OPERATIONS))
-    return _runner[0]
+# Runs a forwarded command line (grite.cli.app.run_invocation): only the CLI parses argv.
+ArgvRunner = Callable[["Invocation", HandleProvider], "Outcome"]
 
 
 def _encode_details(details: dict[str, object]) -> msgspec.Raw:
@@ -59,11 +54,9 @@ def run_op(
     source = "local_write"
     try:
         args = runner.decode(bytes(op.args))
-        tag = type(args).__struct_config__.tag
-        if isinstance(tag, str) and tag.startswith("sync"):
+        if is_sync(args):
             source = "sync"
-        result = runner.run(
-            args,
+        ctx = op_context(
             cwd=op.cwd,
             opener=handles.get,
             request_id=request_id,
@@ -72,6 +65,7 @@ def run_op(
             data_dir=op.data_dir,
             warnings=warnings,
         )
+        result = runner.run(ctx, args)
     except GriteError as err:
         error = protocol.OpError(
             code=err.code, message=err.message, details=_encode_details(err.details)
@@ -82,17 +76,22 @@ def run_op(
 
 
 def execute(
-    body: protocol.RequestBody, request_id: bytes, actor: str, handles: HandleProvider
+    body: protocol.RequestBody,
+    request_id: bytes,
+    actor: str,
+    handles: HandleProvider,
+    run_argv: ArgvRunner | None = None,
 ) -> protocol.ResultData:
-    """Run a RunArgv or an Op against `handles`.
+    """Run an Op, or a RunArgv through `run_argv`, against `handles`.
 
     Raises:
-        InvalidArgs: another request kind (status, watch, ...: only a daemon answers those).
+        InvalidArgs: another request kind (status, watch, ...: only a daemon answers those),
+            or a RunArgv without an argv runner.
     """
-    if isinstance(body, protocol.RunArgv):
-        return protocol.RunArgvResult(outcome=app.run_invocation(body.invocation, handles))
     if isinstance(body, protocol.Op):
         return run_op(body, request_id, actor, handles)[0]
+    if isinstance(body, protocol.RunArgv) and run_argv is not None:
+        return protocol.RunArgvResult(outcome=run_argv(body.invocation, handles))
     raise InvalidArgs(
         f"{protocol.request_tag(type(body))} is answered by the grite daemon only; "
         "run without --no-daemon and GRITE_DAEMON=off"
@@ -130,10 +129,16 @@ class OpenHandles:
 
 
 class LocalTransport(BaseTransport):
-    """Runs requests in this process; repositories stay open until close()."""
+    """Runs requests in this process; repositories stay open until close().
 
-    def __init__(self) -> None:
+    Args:
+        run_argv: runs a forwarded command line (the `grite` command passes
+            grite.cli.app.run_invocation); without it only typed operations run here.
+    """
+
+    def __init__(self, run_argv: ArgvRunner | None = None) -> None:
         self._handles = OpenHandles()
+        self._run_argv = run_argv
 
     def handle_request(self, call: Call) -> bytes:
         try:
@@ -141,7 +146,7 @@ class LocalTransport(BaseTransport):
         except msgspec.DecodeError as exc:
             raise InvalidArgs(f"undecodable request: {exc}") from exc
         try:
-            data: Any = execute(body, call.request_id, call.actor, self._handles)
+            data: Any = execute(body, call.request_id, call.actor, self._handles, self._run_argv)
         except GriteError as err:
             error = protocol.Error(
                 request_id=call.request_id,
