@@ -9,8 +9,8 @@ and size, the check Wal.head makes before every read): the read then saw exactly
 and nothing has moved since. Another process's write, `git fetch` or `grite sync` changes the
 stamp, and the next request runs the operation again.
 
-Serving a kept reply costs a dict lookup and two stats, on the loop: STYLE.md rule 16 allows an
-answer already in memory there, and it skips the thread-pool hop, the operation and the
+Serving a kept reply costs a dict lookup and two stats, on the loop: the loop never blocks on I/O, and an
+answer already in memory is not blocking work, and it skips the thread-pool hop, the operation and the
 encoding, which were most of a warm `issue show`'s cost (py-spy, benchmarks/RESULTS.md). Used
 from the event loop only: not thread-safe.
 """

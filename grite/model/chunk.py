@@ -1,4 +1,4 @@
-"""The `GRITECNK` chunk codec, byte-exact with grite 0.5.3 (reference section 5.4).
+"""The `GRITECNK` chunk codec, byte-exact with grite 0.5.3 (https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/chunk.rs).
 
 A chunk is an 18-byte header (magic, version u16 little-endian, codec name length, "cbor-v1")
 followed by one CBOR array of 8-element records. Chunks come from other clones, so decoding is

@@ -2,8 +2,7 @@
 
 Edges are stored on their source issue (`IssueProjection.dependencies`) and passed in here as
 `deps`: a mapping from source issue id to its current `Dependency` list. `blocks` and
-`depends_on` must stay acyclic (each type on its own, as in grite 0.5.3, reference section
-5.11); `related_to` carries no constraint. Because sync merges edges written on different
+`depends_on` must stay acyclic (each type on its own, as in grite 0.5.3); `related_to` carries no constraint. Because sync merges edges written on different
 clones, a cycle can still appear; every function here terminates and stays deterministic when
 one does.
 

@@ -1,6 +1,6 @@
 """The 14 event kinds of grite 0.5.3 and the Event that carries one of them.
 
-Each kind knows its numeric tag and its CBOR payload layout (reference section 5.1); the
+Each kind knows its numeric tag and its CBOR payload layout (https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/types/event.rs); the
 layouts are part of the on-disk format and are shared by hashing and the chunk codec. Byte
 fields hold raw bytes; hex is only for display. Pure: no I/O, no clock, no randomness.
 """

@@ -1,4 +1,4 @@
-"""Canonical CBOR preimage and event_id (reference section 5.1).
+"""Canonical CBOR preimage and event_id (grite 0.5.3: https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/hash.rs).
 
 cbor2 emits definite lengths and minimal integer heads for lists, ints, bytes and text, which is
 exactly RFC 8949 preferred serialization for the shapes we hash; test vectors V1-V3 pin it.

@@ -1,5 +1,6 @@
 """Lease locks as pure rules: resources, their conflicts, TTLs and the lock record
-(reference section 5.6).
+(as grite 0.5.3:
+https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/lock.rs).
 
 A resource is `namespace:rest` with namespace `repo`, `path` or `issue`. `repo:` conflicts with
 every resource; two `path:` resources conflict when one path contains the other; two `issue:`

@@ -1,6 +1,6 @@
 """The CRDT projection of one issue: what its events add up to.
 
-Unlike grite 0.5.3 (reference section 5.2), which applied events in arrival order and failed on
+Unlike grite 0.5.3 (https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/projection.rs), which applied events in arrival order and failed on
 an event before its IssueCreated, this projection is a state-based CRDT: applying the same set
 of events in any order, any number of times, yields an equal `IssueProjection`. Sync delivers
 events in whatever order the WAL chain gives, so that property is what keeps every clone's

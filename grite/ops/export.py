@@ -1,4 +1,5 @@
-"""`grite export --format json|md [--since TS|EVENT_ID] [-o FILE]` (reference section 5.10).
+"""`grite export --format json|md [--since TS|EVENT_ID] [-o FILE]` (as grite 0.5.3 writes them:
+https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/export.rs).
 
 Events come from the WAL (verified on read), issue summaries from the view. JSON is
 `{meta, issues, events}` with hex ids, each issue with its body, comments, links and

@@ -4,7 +4,7 @@ Pull fetches the remote's grite refs into `refs/grite/remotes/<remote>/` and mer
 WAL into the local one: adopt it when we have none, nothing when it is behind us, fast-forward
 when we are behind it, and when both moved, append ONE commit on top of the remote head holding
 our local-only events (ids not in the remote chain) in their original order. The result stays a
-linear `prev_wal` chain (reference section 5.4), nothing is lost or duplicated, and since
+linear `prev_wal` chain (https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/wal.rs), nothing is lost or duplicated, and since
 projections are order-independent every clone converges. This clone's lock refs then follow
 the remote's (grite.storage.lock_remote.mirror_lock_refs), unless they hold a change the remote
 has not seen. Push is fast-forward only and never

@@ -1,4 +1,5 @@
-"""Repository, actor and user config files (TOML, reference section 1).
+"""Repository, actor and user config files (TOML, as grite 0.5.3 reads them:
+https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/config.rs).
 
 `.git/grite/config.toml` (RepoConfig), `.git/grite/actors/<id>/config.toml` (ActorConfig) and the
 user configs (daemon settings): `$XDG_CONFIG_HOME/grite/config.toml`, then `grite/config.toml`

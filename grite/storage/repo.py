@@ -1,7 +1,7 @@
 """Repository discovery: from any directory, inside a work tree or a linked worktree, find the
 common git directory whose `grite/` holds grite's local state.
 
-Linked worktrees share the main repository's `.git/grite/` (reference section 1), so discovery
+Linked worktrees share the main repository's `.git/grite/` (as grite 0.5.3 does), so discovery
 resolves `.git` files and `commondir` links the way git does. Plain file reads only: this runs
 on every command and must not pay for opening a repository object.
 """

@@ -1,4 +1,5 @@
-"""Ed25519 event signatures (reference section 5.13) and the `verify_signatures` policy.
+"""Ed25519 event signatures, as grite 0.5.3 makes them, and the `verify_signatures` policy
+(https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/signing.rs).
 
 An actor's key is the hex of its 32-byte seed in `actors/<id>/signing_key` (mode 0600); its
 public key is `public_key` (hex) with `key_scheme = "ed25519"` in the actor's config. A

@@ -1,5 +1,6 @@
 """Snapshots: `refs/grite/snapshots/<created_ms>`, parentless commits holding every WAL event
-up to a WAL head (reference section 5.5).
+up to a WAL head (as grite 0.5.3:
+https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/snapshot.rs).
 
 Tree: `events/NNNN.bin` (GRITECNK chunks of at most 1000 events, in order) and `snapshot.json`
 (pretty JSON `{schema_version, created_ts, wal_head, event_count, chunks:[{path, chunk_hash,

@@ -1,4 +1,4 @@
-"""The write-ahead log: `refs/grite/wal` in git, one commit per append (reference section 5.4).
+"""The write-ahead log: `refs/grite/wal` in git, one commit per append (https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/wal.rs).
 
 Each commit's tree holds `meta.json` and one `GRITECNK` chunk at `events/YYYY/MM/DD/<hash>.bin`;
 `meta.prev_wal` links to the previous WAL commit (also its git parent, so `git log` and

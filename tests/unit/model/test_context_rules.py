@@ -26,7 +26,8 @@ from grite.model.symbol_patterns import extract_with_patterns
 
 
 def test_file_context_id_is_blake2b_128_of_the_prefixed_path() -> None:
-    # Reference section 5.12 (and its docs-vs-code note 22: a 16-byte digest, not a truncation).
+    # grite 0.5.3 hashes with a 16-byte BLAKE2b digest, not a truncated longer one:
+    # https://github.com/neul-labs/grite/blob/main/crates/libgrite-core/src/context/mod.rs
     assert context_issue_id("src/main.rs").hex() == "e4033aa4f24d201bea69fdc78c8c3c1f"
     assert PROJECT_CONTEXT_ID == b"\xff" * 16
 
