@@ -1,6 +1,7 @@
 """Actors and `grite init`: identities under `.git/grite/actors/<id>/` and the repo config.
 
-Resolution order (reference section 2.2): `--data-dir`/GRITE_HOME, `--actor`, the repo's
+Resolution order (as grite 0.5.3,
+https://github.com/neul-labs/grite/blob/main/crates/grite/src/context.rs): `--data-dir`/GRITE_HOME, `--actor`, the repo's
 `default_actor`, the first actor by id; with none, a new actor is created and made the default.
 """
 
@@ -69,6 +70,7 @@ def _new_actor(ctx: OpContext, label: str | None) -> tuple[ActorConfig, str]:
     directory = actor_dir(ctx.paths.grite_dir, actor_hex)
     cfg = ActorConfig(actor_id=actor_hex, label=label, created_ts=ctx.now_ms)
     save_actor_config(directory, cfg)
+    ctx.config_changed()
     return cfg, directory
 
 
@@ -117,6 +119,7 @@ def resolve_actor(
     repo_cfg = load_repo_config(grite_dir)  # a private copy: it is changed and saved
     repo_cfg.default_actor = cfg.actor_id
     save_repo_config(grite_dir, repo_cfg)
+    ctx.config_changed()
     if announce:
         ctx.warnings.append(
             f"set up grite in this repository: you write as {handle(cfg.actor_id, cfg.label)} "
@@ -199,6 +202,7 @@ def init(ctx: OpContext, args: InitArgs) -> InitResult:
         repo_cfg.default_actor = cfg.actor_id
         action = "created"
     repo_config = save_repo_config(grite_dir, repo_cfg)
+    ctx.config_changed()
     # Opening the handle creates the view, so the first query is already warm.
     ctx.handle.refresh()
     if args.no_agents_md:
@@ -225,6 +229,7 @@ def actor_init(ctx: OpContext, args: ActorInitArgs) -> ActorInfo:
         save_signing_seed(directory, seed)
         cfg.public_key, cfg.key_scheme = public_key_hex(seed), KEY_SCHEME
         save_actor_config(directory, cfg)
+        ctx.config_changed()
     return _info(cfg, directory)
 
 
@@ -284,4 +289,5 @@ def actor_use(ctx: OpContext, args: ActorUseArgs) -> ActorUseResult:
     cfg = load_repo_config(grite_dir)
     cfg.default_actor = actor_hex
     path = save_repo_config(grite_dir, cfg)
+    ctx.config_changed()
     return ActorUseResult(default_actor=actor_hex, repo_config=path)

@@ -36,8 +36,10 @@ class OpContext:
     request derives the same new ids and timestamps and so the same event ids."""
 
     __slots__ = (
+        "_actor_configs",
         "_handle",
         "_opener",
+        "_repo_config",
         "now_ms",
         "paths",
         "request_id",
@@ -66,6 +68,10 @@ class OpContext:
         self.warnings: list[str] = [] if warnings is None else warnings
         # Side effects to take back when the operation fails (an actor created on the way).
         self.undo: list[Callable[[], None]] = []
+        # Config files as read for this request: every check of one write (actor, signing,
+        # lock policy, snapshots) sees the same config, read once (see config_changed).
+        self._repo_config: RepoConfig | None = None
+        self._actor_configs: dict[str, ActorConfig] = {}
 
     def run(self, operation: Callable[[OpContext, Any], Any], args: Any) -> Any:
         """Run `operation(self, args)`; when it fails, take back what `undo` lists first."""
@@ -89,23 +95,39 @@ class OpContext:
             self.warnings.append(text)
 
     def repo_config(self) -> RepoConfig:
-        """The repository's config.toml (read-only): parsed once per change while a
-        repository handle is open (a warm daemon's), else read now."""
-        if self._handle is None:
-            return load_repo_config(self.paths.grite_dir)
-        path = repo_config_path(self.paths.grite_dir)
-        return self._handle.files.load(path, lambda: load_repo_config(self.paths.grite_dir))
+        """The repository's config.toml (read-only), read once per request; a warm daemon's
+        open repository keeps it parsed until the file changes."""
+        if self._repo_config is None:
+            if self._handle is None:
+                self._repo_config = load_repo_config(self.paths.grite_dir)
+            else:
+                path = repo_config_path(self.paths.grite_dir)
+                self._repo_config = self._handle.files.load(
+                    path, lambda: load_repo_config(self.paths.grite_dir)
+                )
+        return self._repo_config
 
     def actor_config(self, directory: str) -> ActorConfig:
-        """An actor's config.toml (read-only), cached like repo_config.
+        """An actor's config.toml (read-only), read once per request like repo_config.
 
         Raises:
             NotFound: the directory holds no actor config.
         """
-        if self._handle is None:
-            return load_actor_config(directory)
-        path = os.path.join(directory, "config.toml")
-        return self._handle.files.load(path, lambda: load_actor_config(directory))
+        cfg = self._actor_configs.get(directory)
+        if cfg is None:
+            if self._handle is None:
+                cfg = load_actor_config(directory)
+            else:
+                path = os.path.join(directory, "config.toml")
+                cfg = self._handle.files.load(path, lambda: load_actor_config(directory))
+            self._actor_configs[directory] = cfg
+        return cfg
+
+    def config_changed(self) -> None:
+        """Forget the config files read so far: the operation has just written one (`init`,
+        `actor init`, `actor use`, the first write's new actor)."""
+        self._repo_config = None
+        self._actor_configs.clear()
 
     def derive_id(self, purpose: bytes, length: int = 16) -> bytes:
         """A new id derived from the request id, identical when the request is retried."""

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 
 from grite.model.errors import Environment, NotFound
 from grite.ops.context import OpContext
-from grite.storage.config import load_repo_config
 from grite.storage.lock_remote import LeaseBook, RemoteLockBook, has_remote
 from grite.storage.locks import LockStore
 from grite.storage.sync import RemoteUnreachable
@@ -31,7 +30,7 @@ DEFAULT_REMOTE = "origin"
 
 def configured_remote(ctx: OpContext) -> str | None:
     """`[sync] remote` from the repository config, if set."""
-    cfg = load_repo_config(ctx.paths.grite_dir)
+    cfg = ctx.repo_config()
     return cfg.sync.remote if cfg.sync is not None and cfg.sync.remote else None
 
 

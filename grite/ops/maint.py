@@ -38,7 +38,6 @@ from grite.ops.context import OpContext
 from grite.storage.config import (
     accepted_unsigned_actors,
     effective_verify_policy,
-    load_repo_config,
 )
 from grite.storage.signing import repo_public_keys, signature_problem
 from grite.storage.snapshots import SnapshotInfo, SnapshotStore
@@ -433,13 +432,12 @@ def doctor(ctx: OpContext, args: DoctorArgs) -> DoctorResult:
     finally:
         wal.close()
 
-    repo_cfg = load_repo_config(ctx.paths.grite_dir)
-    policy, problem = effective_verify_policy(repo_cfg)
+    policy, problem = effective_verify_policy(ctx.repo_config())
     if problem is not None:
         ctx.warn_once(problem)
     if entries is not None and policy != "off":
         keys = repo_public_keys(ctx.paths.grite_dir)
-        unsigned_ok = accepted_unsigned_actors(repo_cfg)
+        unsigned_ok = accepted_unsigned_actors(ctx.repo_config())
         problems = [
             f"{e.event_id.hex()[:12]} in {entry.commit[:12]}: {p}"
             for entry in entries
