@@ -37,7 +37,7 @@ from grite.storage.config import load_user_config, merge_user_configs, user_conf
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from grite.daemon.supervisor import Notifier
+    from grite.daemon.sd_notify import Notifier
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "console_main", "main", "parse_args"]
 
@@ -167,14 +167,14 @@ def _service_manager() -> tuple[socket.socket, str, Notifier | None] | None:
     project, so a missing module means "not activated".
     """
     try:
-        from grite.daemon import activation, notify
+        from grite.daemon import activation, sd_notify
     except ImportError:
         return None
     inherited = activation.inherited_listener()
     if inherited is None:
         return None
     listener, mode = inherited
-    return listener, str(mode.value), notify.Notifier()
+    return listener, str(mode.value), sd_notify.Notifier()
 
 
 def _close_fd(fd: int | None) -> None:

@@ -31,13 +31,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from grite.daemon.binding import Binding
 from grite.daemon.execution import default_executor, discover, run_op
-from grite.daemon.notifications import POLL_INTERVAL, Hub
+from grite.daemon.hub import POLL_INTERVAL, Hub
 from grite.daemon.registry import Registry, RequestHandles
 from grite.daemon.replies import READ_TAGS, ReplyCache, Stamp, key_of, read_tag
 from grite.daemon.validation import request_problem
@@ -51,6 +51,7 @@ from grite.model.invocation import command_word
 from grite.ops.cancellation import cancellable
 
 if TYPE_CHECKING:
+    from grite.daemon.sd_notify import Notifier
     from grite.model.invocation import Invocation, Outcome
     from grite.storage.wal import Wal
 
@@ -101,12 +102,6 @@ _STOP_WORDS = {
     StopReason.LOST_SOCKET: "stopping: another daemon took over the socket path",
     StopReason.UPGRADED: "stopping: the installed grite changed (upgrade)",
 }
-
-
-class Notifier(Protocol):
-    def ready(self, status: str | None = None) -> None: ...
-    def status(self, text: str) -> None: ...
-    def stopping(self, status: str | None = None) -> None: ...
 
 
 class _Refusal(Exception):

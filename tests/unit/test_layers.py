@@ -20,7 +20,7 @@ import grite
 
 # Modules allowed to read the process environment (os.environ, os.getenv and friends).
 # plan.md names grite/daemon/paths.py; the helper brief names grite/ipc/paths.py and
-# grite/daemon/main.py: all are allowed until the lead settles on one. grite/daemon/notify.py
+# grite/daemon/main.py: all are allowed until the lead settles on one. grite/daemon/sd_notify.py
 # reads NOTIFY_SOCKET for sd_notify, as its module docstring declares.
 ENV_READERS = frozenset(
     {
@@ -28,7 +28,7 @@ ENV_READERS = frozenset(
         "grite/storage/config.py",
         "grite/daemon/activation.py",
         "grite/daemon/main.py",
-        "grite/daemon/notify.py",
+        "grite/daemon/sd_notify.py",
         "grite/daemon/paths.py",
         "grite/ipc/paths.py",
         "grite/ipc/transport.py",
