@@ -23,12 +23,8 @@ from typing import TYPE_CHECKING
 from grite.daemon.binding import Binding, read_pid_record
 from grite.daemon.preload import preload_modules
 from grite.daemon.registry import WORKER_IDLE_SECONDS, Registry
-from grite.daemon.supervisor import (
-    KEEPALIVE_INTERVAL,
-    StopReason,
-    Supervisor,
-    shutdown_signal,
-)
+from grite.daemon.service import KEEPALIVE_INTERVAL, ServiceConfig, StopReason
+from grite.daemon.supervisor import Supervisor, shutdown_signal
 from grite.ipc.paths import paths_for_socket, runtime_paths
 from grite.ipc.protocol import build_id
 from grite.model.errors import GriteError
@@ -37,7 +33,7 @@ from grite.storage.config import load_user_config, merge_user_configs, user_conf
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from grite.daemon.supervisor import Notifier
+    from grite.daemon.sd_notify import Notifier
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "console_main", "main", "parse_args"]
 
@@ -167,14 +163,14 @@ def _service_manager() -> tuple[socket.socket, str, Notifier | None] | None:
     project, so a missing module means "not activated".
     """
     try:
-        from grite.daemon import activation, notify
+        from grite.daemon import activation, sd_notify
     except ImportError:
         return None
     inherited = activation.inherited_listener()
     if inherited is None:
         return None
     listener, mode = inherited
-    return listener, str(mode.value), notify.Notifier()
+    return listener, str(mode.value), sd_notify.Notifier()
 
 
 def _close_fd(fd: int | None) -> None:
@@ -195,6 +191,20 @@ def _report(ready_fd: int | None, line: str) -> None:
         pass  # the spawning client gave up waiting; nothing to tell
 
 
+def _config(
+    args: argparse.Namespace, socket_path: str, idle_timeout: int, mode: str, log_file: str | None
+) -> ServiceConfig:
+    """The server's settings from the command line, the user config and the environment."""
+    return ServiceConfig(
+        socket_path=socket_path,
+        idle_timeout=idle_timeout,
+        idle_timeout_fixed=args.idle_timeout is not None,
+        mode=mode,
+        keepalive=_keepalive(os.environ),
+        log_location=log_location(log_file, stderr_is_journal(), mode),
+    )
+
+
 async def _serve(args: argparse.Namespace, idle_timeout: int, log_file: str | None) -> int:
     ready_fd: int | None = args.ready_fd
     activated = _service_manager()
@@ -203,13 +213,10 @@ async def _serve(args: argparse.Namespace, idle_timeout: int, log_file: str | No
         name = listener.getsockname()
         socket_path = name if isinstance(name, str) and name else (args.socket_path or "")
         supervisor = Supervisor(
-            socket_path,
-            idle_timeout,
+            _config(args, socket_path, idle_timeout, mode, log_file),
             listener=listener,
-            mode=mode,
             notifier=notifier,
             registry=Registry(socket_path, worker_idle_seconds=args.worker_idle_seconds),
-            idle_timeout_fixed=args.idle_timeout is not None,
         )
     else:
         paths = (
@@ -233,16 +240,12 @@ async def _serve(args: argparse.Namespace, idle_timeout: int, log_file: str | No
             _report(ready_fd, f"locked {other.pid if other else 0}")
             return 0
         supervisor = Supervisor(
-            paths.socket,
-            idle_timeout,
+            _config(args, paths.socket, idle_timeout, "self-bind", log_file),
             listener=binding.listener,
             binding=binding,
             registry=Registry(paths.socket, worker_idle_seconds=args.worker_idle_seconds),
             on_ready=lambda: _report(ready_fd, f"ok {os.getpid()}"),
-            idle_timeout_fixed=args.idle_timeout is not None,
         )
-    supervisor.log_location = log_location(log_file, stderr_is_journal(), supervisor.mode)
-    supervisor.keepalive = _keepalive(os.environ)
     _log.info(
         "grite daemon %s (build %s) serving %s (%s, idle timeout %ss)",
         os.getpid(),

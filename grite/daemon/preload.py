@@ -6,7 +6,7 @@ after that would come from the new (or a half-written) tree and meet the old mod
 in memory. So the daemon imports all of grite, and the few modules grite or its libraries load
 lazily, in a thread right after it starts serving (main.py; not before, so that the first
 command after a socket activation does not wait for it); an upgrade then only makes it retire
-(see supervisor.StopReason.UPGRADED) and the next daemon starts from the new files.
+(see service.StopReason.UPGRADED) and the next daemon starts from the new files.
 
 Only the daemon calls this: the `grite` client must stay lean. Imports only the standard
 library (the modules it loads are found by walking the package directory, as

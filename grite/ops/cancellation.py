@@ -3,7 +3,7 @@ durable, never after.
 
 The daemon runs a forwarded command in a worker thread; when the client hangs up (Ctrl-C
 half-closes or closes its connection) the daemon sets that request's event
-(grite.daemon.supervisor). Writes look at it at the one moment that decides: when the group
+(grite.daemon.session). Writes look at it at the one moment that decides: when the group
 commit takes a write (grite.ops.repo_handle.RepoHandle.append), and before `grite sync` moves
 the local WAL or pushes (grite.ops.sync). A write taken before the hang-up is committed and the
 client, which waits for the final reply after its Ctrl-C, prints what was done. The in-process

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from grite.daemon.handlers import Executor, Executors
 from grite.daemon.registry import Registry
-from grite.daemon.supervisor import Executor, Supervisor
+from grite.daemon.service import ServiceConfig
+from grite.daemon.supervisor import Supervisor
 from grite.ipc.paths import RuntimePaths, runtime_paths
 
 
@@ -67,13 +69,16 @@ def start_supervisor(
         def main() -> None:
             async def amain() -> None:
                 stop = asyncio.Event()
+                config = ServiceConfig(
+                    socket_path=runtime.socket,
+                    idle_timeout=idle_timeout,
+                    **kw,  # type: ignore[arg-type]
+                )
                 sup = Supervisor(
-                    runtime.socket,
-                    idle_timeout,
-                    executor=executor,
+                    config,
+                    executors=Executors(argv=executor),
                     registry=registry,
                     on_ready=ready.set,
-                    **kw,  # type: ignore[arg-type]
                 )
                 holder["r"] = RunningSupervisor(
                     sup, runtime, asyncio.get_running_loop(), thread, stop

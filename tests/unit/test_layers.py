@@ -22,14 +22,14 @@ import grite
 
 # Modules allowed to read the process environment (os.environ, os.getenv and friends). Every
 # other module is handed the mapping it needs (an Invocation's env, Policy.from_environ).
-# grite/daemon/notify.py reads NOTIFY_SOCKET for sd_notify, as its module docstring declares.
+# grite/daemon/sd_notify.py reads NOTIFY_SOCKET for sd_notify, as its module docstring declares.
 ENV_READERS = frozenset(
     {
         "grite/cli/entry.py",
         "grite/storage/config.py",
         "grite/daemon/activation.py",
         "grite/daemon/main.py",
-        "grite/daemon/notify.py",
+        "grite/daemon/sd_notify.py",
         "grite/ipc/paths.py",
         "grite/ipc/transport.py",
     }

@@ -4,7 +4,7 @@ to watchers as issue changes; the WAL move that carries them still does."""
 
 from __future__ import annotations
 
-from grite.daemon.notifications import notes_for_entries
+from grite.daemon.hub import notes_for_entries
 from grite.model.context import PROJECT_CONTEXT_ID
 from grite.model.events import CommentAdded, ProjectContextUpdated
 from grite.model.hashing import make_event

@@ -4,15 +4,16 @@ For every repository with at least one watcher the hub remembers the WAL head it
 and the lease locks it last saw. `refresh(git_dir, source)` compares them with the refs, and for
 each new WAL commit (in WAL order) delivers one IssueChanged per event, then a WalAdvanced
 naming the commit (when the head moved off its chain, as a diverged `grite sync` moves it, the
-commits of the new chain, with only the events the old one lacked); then one LockChanged per lease taken, renewed or released. The supervisor
-calls it after every request it ran (source local_write, or sync for a sync) and from a poller
-every POLL_INTERVAL seconds (source external: another process or `git fetch` moved the ref).
+commits of the new chain, with only the events the old one lacked); then one LockChanged per
+lease taken, renewed or released. The request handlers (handlers/commands.py) call it after
+every request they ran (source local_write, or sync for a sync), and housekeeping's poller every
+POLL_INTERVAL seconds (source external: another process or `git fetch` moved the ref).
 A per-repository lock makes publishing sequential, so subscribers see no gap and no duplicate
 whoever notices a change first. A subscriber registered at head H gets everything after H live
 and can replay (since, H] from the WAL first, so `watch --since` joins without gap or repeat.
 
 Blocking (git reads): call from worker threads, never from the event loop. Delivery callbacks
-must be thread-safe and must not block (the supervisor hands frames to its loop). Imports
+must be thread-safe and must not block (the watch handler hands frames to its loop). Imports
 grite.storage and grite.model only; must not import grite.cli.
 """
 
@@ -43,7 +44,7 @@ __all__ = ["POLL_INTERVAL", "Hub", "Subscription", "notes_for_entries"]
 
 _log = logging.getLogger("grite.daemon")
 
-# How often the supervisor looks for refs moved by other processes (seconds).
+# How often housekeeping looks for refs moved by other processes (seconds).
 POLL_INTERVAL = 0.1
 
 Deliver = Callable[[Notification], None]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from grite.daemon import notify
-from grite.daemon.notify import Notifier
+from grite.daemon import sd_notify
+from grite.daemon.sd_notify import Notifier
 
 
 @pytest.fixture(params=["pure", "systemd-python"])
 def use_ext(request: pytest.FixtureRequest) -> bool:
-    if request.param == "systemd-python" and notify._sd_daemon is None:
+    if request.param == "systemd-python" and sd_notify._sd_daemon is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI installs systemd-python (extra 'systemd'); it failed to import")
         pytest.skip("systemd-python is not installed (pip install -e '.[systemd]')")
@@ -125,6 +125,6 @@ def test_unsupported_address_disables_with_warning(
 
 
 def test_requiring_missing_systemd_python_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notify, "_sd_daemon", None)
+    monkeypatch.setattr(sd_notify, "_sd_daemon", None)
     with pytest.raises(ModuleNotFoundError, match="systemd-python"):
         Notifier(use_systemd_python=True)
