@@ -172,7 +172,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args()
     results = {}
-    runs = [("this checkout", None)] + ([("--source", args.source.resolve())] if args.source else [])
+    runs = [("this checkout", None)] + (
+        [("--source", args.source.resolve())] if args.source else []
+    )
     for label, source in runs:
         with tempfile.TemporaryDirectory(prefix="grite-trace-") as tmp:
             base = Path(tmp)

@@ -249,8 +249,8 @@ def run_invocation(
         inv: argv, cwd, environment facts, stdin, request id and clock from the client.
         handles: where to get open repositories (the daemon's warm registry); None opens one
             for this command and closes it afterwards.
-        ran: receives the args type of the operation the command ran (the daemon keeps the
-            replies of reads).
+        ran: receives the args type of the operation the command runs, before it runs (the
+            daemon keeps the replies of reads, and tells watchers a sync's events came by sync).
     """
     streams = _Streams(inv.argv)
     token = _streams.set(streams)
@@ -270,9 +270,9 @@ def run_invocation(
         if isinstance(command, LocalCommand):
             return _run_local(command, want_json, quiet, inv)
         warnings: list[str] = []
-        result = _execute(command, ns, inv, handles, warnings)
-        if ran is not None:
+        if ran is not None:  # before it runs: a sync that fails half-way still pulled
             ran.append(type(command))
+        result = _execute(command, ns, inv, handles, warnings)
         color = color_wanted(getattr(ns, "color", None) or "auto", inv.env, inv.stdout_isatty)
         renderer = Renderer(
             inv.env.get("TZ"), inv.columns, inv.stdout_isatty, color=color, now_ms=inv.now_ms

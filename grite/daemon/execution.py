@@ -3,8 +3,8 @@
 A typed operation runs through grite.ipc.local.run_op over grite.ops.table, the code the
 in-process path runs; a forwarded command line runs through grite.cli.app.run_invocation, the
 one place the daemon imports the CLI (it parses argv, as Mercurial's chg server runs hg's
-dispatch for its clients). Both run against the registry's warm handles in the supervisor's
-thread pool, imported lazily, only ever inside the daemon and after it has reported ready.
+dispatch for its clients). Both run against the registry's warm handles in the daemon's
+worker pool, imported lazily, only ever inside the daemon and after it has reported ready.
 """
 
 from __future__ import annotations

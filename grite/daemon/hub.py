@@ -129,7 +129,7 @@ class _Repo:
     def __init__(self, git_dir: str) -> None:
         # Deliberately lazy: storage pulls in dulwich, which the daemon loads only once a
         # repository is used (never before it reports ready).
-        from grite.storage.locks import LockStore
+        from grite.storage.lease_refs import LockStore
         from grite.storage.wal import Wal
 
         self.git_dir = git_dir

@@ -20,8 +20,9 @@ import msgspec
 from grite.ipc import protocol
 from grite.ipc.transport import BaseTransport, Call
 from grite.model.errors import GriteError, InvalidArgs
+from grite.model.requests_sync import is_sync
 from grite.ops.repo_handle import RepoHandle
-from grite.ops.table import HandleProvider, is_sync, op_context, op_runner
+from grite.ops.table import HandleProvider, op_context, op_runner
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
@@ -54,7 +55,7 @@ def run_op(
     source = "local_write"
     try:
         args = runner.decode(bytes(op.args))
-        if is_sync(args):
+        if is_sync(type(args)):
             source = "sync"
         ctx = op_context(
             cwd=op.cwd,

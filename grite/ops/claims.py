@@ -1,7 +1,7 @@
 """The atomic claim (`issue ready --claim`, `grite.Client.claim()`): lease and assign the first
 ready issue nobody has claimed.
 
-Where the lease is decided is grite.ops.leases's business: the grite remote when there is one
+Where the lease is decided is grite.ops.lease_arbiter's business: the grite remote when there is one
 (unless `--local`), else this clone. Either way a claim is rounds of one compare-and-swap
 each (`LeaseBook.swap_where`): the round decides which issue to lease from the arbiter's lock
 refs as they are at that moment (on a remote: as the push itself finds them), and the swap
@@ -28,17 +28,23 @@ from collections.abc import Callable
 
 from grite.model.errors import Conflict, GriteError, NotFound
 from grite.model.events import AssigneeAdded
-from grite.model.leases import first_choice
-from grite.model.locks import LockRecord, conflicts_with, lock_ref_name, nonce_from_bytes, parse_ttl
+from grite.model.lease_arbitration import first_choice
+from grite.model.leases import (
+    LockRecord,
+    conflicts_with,
+    lock_ref_name,
+    nonce_from_bytes,
+    parse_ttl,
+)
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import IssueClaimArgs, IssueClaimResult
 from grite.ops.actors import my_handle
 from grite.ops.agents import ready_summaries
 from grite.ops.context import OpContext
 from grite.ops.issues import row, write_events
-from grite.ops.leases import open_leases, remote_of
-from grite.storage.lock_remote import LeaseBook
-from grite.storage.locks import StoredLock
+from grite.ops.lease_arbiter import open_leases, remote_of
+from grite.storage.lease_refs import StoredLock
+from grite.storage.lease_remote import LeaseBook
 
 __all__ = ["issue_claim"]
 
@@ -88,7 +94,7 @@ def _claim_order(
 ) -> list[IssueSummary]:
     """The candidates in the order to try them: oldest first, except that with other
     claimers at work the first few unclaimed ones that this request does not start at go
-    last (grite.model.leases.first_choice)."""
+    last (grite.model.lease_arbitration.first_choice)."""
     mine = {me_hex, me_handle}
     busy = [s for s in candidates if s.issue_id in known.leased and not mine & set(s.assignees)]
     free = [
@@ -141,7 +147,7 @@ class _Claimer:
         self.pick = _Pick()
 
     def decide(self, current: dict[str, str]) -> Updates:
-        """One round's choice, from the arbiter's lock refs now (grite.storage.lock_remote.Decide)."""
+        """One round's choice, from the arbiter's lock refs now (grite.storage.lease_remote.Decide)."""
         self.pick = pick = _Pick()
         order = [s for s in self.order if s.issue_id not in self.excluded]
         # A retry of this request (same request id) resumes the lease it took before.

@@ -58,7 +58,7 @@ from grite.model.requests import (
 )
 from grite.ops.actors import actor_bytes, actor_labels
 from grite.ops.context import OpContext
-from grite.ops.leases import lease_remote
+from grite.ops.lease_arbiter import lease_remote
 from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
 from grite.ops.signing import event_signer

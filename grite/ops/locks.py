@@ -2,7 +2,7 @@
 that every issue write passes through (`check_lock_policy`, called by
 grite.ops.issues.write_events).
 
-Acquire, renew, release and gc are decided where grite.ops.leases says: on the grite remote
+Acquire, renew, release and gc are decided where grite.ops.lease_arbiter says: on the grite remote
 when the repository has one (unless `--local`), else in this clone's refs; either way each
 change is a compare-and-swap of one lock ref. Acquire checks every unexpired lock of another
 actor for a namespace conflict first (a held `path:src/` blocks `path:src/main.rs`; `repo:`
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import msgspec
 
 from grite.model.errors import Conflict
-from grite.model.locks import (
+from grite.model.leases import (
     DEFAULT_TTL_SECONDS,
     LockRecord,
     conflicts_with,
@@ -42,10 +42,10 @@ from grite.model.requests_locks import (
 )
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
-from grite.ops.leases import open_leases, remote_of
+from grite.ops.lease_arbiter import open_leases, remote_of
 from grite.storage.config import effective_lock_policy
-from grite.storage.lock_remote import LeaseBook
-from grite.storage.locks import LockStore, StoredLock
+from grite.storage.lease_refs import LockStore, StoredLock
+from grite.storage.lease_remote import LeaseBook
 
 __all__ = [
     "check_lock_policy",
@@ -271,7 +271,7 @@ def held_for_write(ctx: OpContext, issue_id: bytes, wanted: bool) -> Iterator[No
 
     The full id, lowercase, is the resource a 0.5.3 teammate's exact-match check
     (`check_lock("issue:<id as typed>")`) finds when they type the full id; prefixes they lock
-    are found by our check (grite.model.locks.conflicts_with). A lock of ours that was already
+    are found by our check (grite.model.leases.conflicts_with). A lock of ours that was already
     held stays held afterwards (0.5.3 would release it); one taken here is released even when
     the write fails.
 

@@ -24,7 +24,7 @@ import msgspec
 
 from grite.model.agent_docs import project_rules
 from grite.model.errors import GriteError, InvalidArgs
-from grite.model.locks import conflicts_with
+from grite.model.leases import conflicts_with
 from grite.model.names import handle
 from grite.model.projection import IssueSummary
 from grite.model.requests_agents import IssueReadyArgs
@@ -40,7 +40,7 @@ from grite.ops.actors import resolve_actor
 from grite.ops.agents import issue_ready
 from grite.ops.context import OpContext
 from grite.storage.agent_state import PrimeMark, load_prime_mark, read_agents_md, save_prime_mark
-from grite.storage.locks import LockStore
+from grite.storage.lease_refs import LockStore
 
 __all__ = ["prime"]
 

@@ -46,9 +46,9 @@ from grite.model.projection import (
     summarize,
 )
 from grite.ops import cancellation
+from grite.storage.file_lock import try_lock
 from grite.storage.filecache import FileCache
-from grite.storage.filelock import try_lock
-from grite.storage.locks import LockStore
+from grite.storage.lease_refs import LockStore
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier
 from grite.storage.snapshots import SnapshotStore

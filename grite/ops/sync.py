@@ -6,7 +6,7 @@ when we are behind it, and when both moved, append ONE commit on top of the remo
 our local-only events (ids not in the remote chain) in their original order. The result stays a
 linear `prev_wal` chain (https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/wal.rs), nothing is lost or duplicated, and since
 projections are order-independent every clone converges. This clone's lock refs then follow
-the remote's (grite.storage.lock_remote.mirror_lock_refs), unless they hold a change the remote
+the remote's (grite.storage.lease_remote.mirror_lock_refs), unless they hold a change the remote
 has not seen. Push is fast-forward only and never
 forced; a rejected WAL push means the remote moved, so we pull, merge and push again a bounded
 number of times.
@@ -29,8 +29,8 @@ from grite.ops import cancellation
 from grite.ops.actors import actor_bytes
 from grite.ops.context import OpContext
 from grite.ops.ingest import check_remote_wal, outgoing_invalid
-from grite.ops.leases import DEFAULT_REMOTE, configured_remote
-from grite.storage.lock_remote import lock_tracking, mirror_lock_refs
+from grite.ops.lease_arbiter import DEFAULT_REMOTE, configured_remote
+from grite.storage.lease_remote import lock_tracking, mirror_lock_refs
 from grite.storage.sync import LOCKS_PREFIX, SyncRepo, tracking_prefix
 from grite.storage.wal import WAL_REF, Wal
 

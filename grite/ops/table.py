@@ -67,7 +67,6 @@ __all__ = [
     "HandleProvider",
     "OpFunction",
     "OpRunner",
-    "is_sync",
     "op_context",
     "op_runner",
 ]
@@ -125,12 +124,6 @@ OPERATIONS: dict[type, OpFunction] = {
     ContextSetArgs: context_store.context_set,
     PrimeArgs: prime.prime,
 }
-
-
-def is_sync(args: Any) -> bool:
-    """Whether an operation moves events between clones (its notifications say "sync")."""
-    tag = type(args).__struct_config__.tag
-    return isinstance(tag, str) and tag.startswith("sync")
 
 
 def op_context(

@@ -15,7 +15,7 @@ from dulwich.file import FileLocked
 from dulwich.repo import Repo
 
 from grite.model.errors import Environment
-from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock, wait_for_ref_lock
+from grite.storage.ref_lock import STALE_LOCK_SECONDS, break_stale_lock, wait_for_ref_lock
 
 __all__ = ["git_identity", "open_git_repo", "update_ref", "update_ref_or_lose"]
 
@@ -69,7 +69,7 @@ def update_ref(
     """Run `update` (one dulwich ref update) until the ref's lock file lets it through.
 
     For updates that must happen, such as recording what a remote holds: another writer's lock is
-    waited out, and one left by a killed process is broken once abandoned (grite.storage.reflock).
+    waited out, and one left by a killed process is broken once abandoned (grite.storage.ref_lock).
 
     Raises:
         Environment: the lock was held, never looking abandoned, for `patience` seconds.

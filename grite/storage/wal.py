@@ -46,7 +46,7 @@ from grite.model.events import Event
 from grite.model.limits import FUTURE_SKEW_MS, MAX_CHUNK_BYTES, MAX_META_BYTES
 from grite.storage.config import open_new_temp
 from grite.storage.gitrepo import open_git_repo
-from grite.storage.reflock import STALE_LOCK_SECONDS, break_stale_lock
+from grite.storage.ref_lock import STALE_LOCK_SECONDS, break_stale_lock
 
 __all__ = [
     "WAL_REF",
@@ -772,7 +772,7 @@ def append_with_retry(
             appends those events instead of `events` (a group commit leaves out the writes
             that are already in the WAL), an empty list meaning nothing.
         stale_lock_seconds: a `refs/grite/wal.lock` older than this was left by a writer that
-            died holding it; it is removed and the append retried (see grite.storage.reflock).
+            died holding it; it is removed and the append retried (see grite.storage.ref_lock).
 
     Returns:
         (head after the call, whether this call appended).

@@ -1,6 +1,6 @@
 """Scenario 2: an in-process writer (`grite --no-daemon issue create`) is SIGKILLed mid-append,
 again and again. The ref must always name a sound commit chain, and a `refs/grite/wal.lock`
-left by a dead writer must be recovered (grite.storage.reflock) without losing a live lock.
+left by a dead writer must be recovered (grite.storage.ref_lock) without losing a live lock.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from grite.model.events import (
     LinkAdded,
 )
 from grite.model.hashing import make_event
-from grite.model.locks import lock_ref_name
+from grite.model.leases import lock_ref_name
 from tests.hostile.conftest import Victim, now_ms
 
 HOSTILE = (

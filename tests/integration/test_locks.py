@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grite.model.locks import LockRecord
-from grite.storage.locks import LockStore
+from grite.model.leases import LockRecord
+from grite.storage.lease_refs import LockStore
 from tests.conftest import Grite, git, make_repo, wal_head
 
 

@@ -264,6 +264,36 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
     return cycles
 
 
+# The daemon stays in parts: a class that grows past this is doing two jobs, and a constructor
+# that takes more settings than this wants a config Struct (grite.daemon.service.ServiceConfig).
+MAX_CLASS_LINES = 250
+MAX_INIT_PARAMETERS = 8
+SIZE_CHECKED = ("grite/daemon",)
+
+
+def oversized_classes(root: Path) -> list[str]:
+    """Classes under SIZE_CHECKED longer than MAX_CLASS_LINES or whose __init__ takes more
+    than MAX_INIT_PARAMETERS parameters (self not counted)."""
+    problems = []
+    for top in SIZE_CHECKED:
+        for path in sorted((root / top).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                where = f"{path.relative_to(root)}:{node.lineno} {node.name}"
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_CLASS_LINES:
+                    problems.append(f"{where}: {lines} lines")
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                        a = item.args
+                        count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - 1
+                        if count > MAX_INIT_PARAMETERS:
+                            problems.append(f"{where}: __init__ takes {count} parameters")
+    return problems
+
+
 _SCREAMING = re.compile(r"[A-Z0-9_]+")
 
 
@@ -324,6 +354,26 @@ def test_grite_has_no_import_cycles() -> None:
 
 def test_packages_have_no_import_cycles() -> None:
     assert package_cycles(REPO_ROOT) == []
+
+
+def test_daemon_classes_stay_small() -> None:
+    assert oversized_classes(REPO_ROOT) == []
+
+
+def test_size_checker_reports_a_long_class_and_a_wide_constructor(tmp_path: Path) -> None:
+    long_body = "".join(f"    x{i} = {i}\n" for i in range(MAX_CLASS_LINES))
+    wide = ", ".join(f"p{i}" for i in range(MAX_INIT_PARAMETERS + 1))
+    root = _tree(
+        tmp_path,
+        {
+            "grite/daemon/a.py": f"class Long:\n{long_body}",
+            "grite/daemon/b.py": f"class Wide:\n    def __init__(self, {wide}):\n        pass\n",
+            "grite/daemon/c.py": "class Fine:\n    def __init__(self, a, *, b):\n        pass\n",
+        },
+    )
+    problems = oversized_classes(root)
+    assert len(problems) == 2, problems
+    assert "Long" in problems[0] and "Wide" in problems[1] and "9 parameters" in problems[1]
 
 
 def test_the_rules_name_only_what_exists() -> None:

@@ -22,6 +22,7 @@ from grite.daemon.session import Refusal
 from grite.ipc import protocol
 from grite.model.errors import GriteError
 from grite.model.invocation import command_word
+from grite.model.requests_sync import is_sync
 from grite.ops.cancellation import cancellable
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class Commands:
             outcome = executor(invocation, handles)
             used = handles.used()
             ran = list(handles.ran)
-        source = "sync" if command_word(invocation.argv) == "sync" else "local_write"
+        source = "sync" if any(is_sync(t) for t in ran) else "local_write"
         self._publish(used, source)
         read = len(ran) == 1 and _tag(ran[0]) in READ_TAGS
         if before is None or not read or outcome.exit_code or outcome.stderr:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grite.model.errors import InvalidArgs
-from grite.model.locks import (
+from grite.model.leases import (
     LockRecord,
     conflicts_with,
     lock_ref_name,

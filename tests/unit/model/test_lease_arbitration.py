@@ -1,4 +1,4 @@
-"""grite.model.leases: how a clone's lock refs follow the remote's, and the first choice."""
+"""grite.model.lease_arbitration: how a clone's lock refs follow the remote's, and the first choice."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grite.model.leases import Follow, first_choice, follow_remote
+from grite.model.lease_arbitration import Follow, first_choice, follow_remote
 
 KEEP, TAKE = Follow.KEEP, Follow.TAKE
 

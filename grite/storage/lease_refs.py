@@ -1,4 +1,5 @@
-"""Lock refs: `refs/grite/locks/<sha256(resource)[:8] hex>`, one commit per lease (reference 5.6).
+"""Lock refs: `refs/grite/locks/<sha256(resource)[:8] hex>`, one commit per lease, as grite 0.5.3
+keeps them (https://github.com/neul-labs/grite/blob/main/crates/libgrite-git/src/lock_manager.rs).
 
 Each lock commit's tree holds `lock.json` (pretty JSON `{owner, nonce, expires_unix_ms,
 resource}`), author `grite <grit@localhost>`, message `Lock: <resource>`, parent = the previous
@@ -21,7 +22,7 @@ from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree
 
 from grite.model.errors import Environment
-from grite.model.locks import LockRecord, lock_ref_name
+from grite.model.leases import LockRecord, lock_ref_name
 from grite.storage.gitrepo import open_git_repo, update_ref_or_lose
 
 __all__ = ["LOCKS_PREFIX", "LockStore", "StoredLock"]

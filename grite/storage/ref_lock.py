@@ -22,7 +22,7 @@ fails; either way the ref names a real commit and the failing writer reports an 
 write is not acknowledged), so nothing acknowledged is lost. Clock skew between machines sharing
 a repository over a network file system shortens or lengthens the threshold accordingly.
 
-Imports only the standard library and grite.storage.filelock. Must not import dulwich: this
+Imports only the standard library and grite.storage.file_lock. Must not import dulwich: this
 works on paths only, so it applies to any git lock file.
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import time
 
-from grite.storage.filelock import try_lock
+from grite.storage.file_lock import try_lock
 
 __all__ = ["STALE_LOCK_SECONDS", "break_stale_lock", "wait_for_ref_lock"]
 

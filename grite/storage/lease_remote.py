@@ -2,7 +2,7 @@
 compare-and-swap push, with the clone's own lock refs following what it saw.
 
 The remote's `refs/grite/locks/<h>` hold the leases in grite 0.5.3's layout and format (see
-grite.storage.locks). To change one, this clone pushes exactly that ref, and git's push
+grite.storage.lease_refs). To change one, this clone pushes exactly that ref, and git's push
 protocol carries the value the remote advertised as the ref's old value: `git receive-pack`
 (behind `git daemon`, ssh or `git http-backend`) updates the ref only if it still holds that
 value, under the ref's lock, and reports the update as failed otherwise; a local-path or
@@ -13,7 +13,7 @@ so of two clones replacing the same value only one succeeds, whatever their timi
 
 What the remote held at the last look is kept in `refs/grite/remotes/<remote>/locks/<h>` (the
 tracking refs `grite sync` keeps too); the clone's own refs follow it by the rule of
-grite.model.leases.follow_remote, so `grite lock status`, the lock policy and `grite watch`
+grite.model.lease_arbitration.follow_remote, so `grite lock status`, the lock policy and `grite watch`
 see leases taken by other clones after the next fetch. Remote lock commits are hostile input:
 one is mirrored only when it holds a readable lease for the resource its ref is named after.
 
@@ -32,10 +32,10 @@ from dulwich.objects import ZERO_SHA
 from dulwich.pack import pack_objects_to_data
 
 from grite.model.errors import Environment
-from grite.model.leases import Follow, follow_remote
-from grite.model.locks import LockRecord, lock_ref_name
+from grite.model.lease_arbitration import Follow, follow_remote
+from grite.model.leases import LockRecord, lock_ref_name
 from grite.storage.gitrepo import open_git_repo, update_ref
-from grite.storage.locks import LOCKS_PREFIX, LockStore, StoredLock
+from grite.storage.lease_refs import LOCKS_PREFIX, LockStore, StoredLock
 from grite.storage.sync import GRITE_PREFIX, SyncRepo, tracking_prefix
 
 __all__ = [

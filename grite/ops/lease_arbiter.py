@@ -3,7 +3,7 @@ no remote at all) this clone.
 
 The grite remote is `[sync] remote` in `.git/grite/config.toml`, else `origin`. When git
 config defines it, `issue ready --claim` and `lock acquire|renew|release|gc` take their lease
-decisions there (grite.storage.lock_remote), so that agents on different clones exclude each
+decisions there (grite.storage.lease_remote), so that agents on different clones exclude each
 other. A repository without that remote keeps leases in its own refs, as before: it has no
 one to coordinate with (a `[sync] remote` naming a remote git does not know is an error,
 not a quiet fallback). A remote that cannot be reached is an error naming `--local`: a lease
@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 from grite.model.errors import Environment, NotFound
 from grite.ops.context import OpContext
-from grite.storage.lock_remote import LeaseBook, RemoteLockBook, has_remote
-from grite.storage.locks import LockStore
+from grite.storage.lease_refs import LockStore
+from grite.storage.lease_remote import LeaseBook, RemoteLockBook, has_remote
 from grite.storage.sync import RemoteUnreachable
 
 __all__ = ["DEFAULT_REMOTE", "configured_remote", "lease_remote", "open_leases", "remote_of"]
