@@ -1,16 +1,15 @@
-"""Which grite source files one warm `grite issue create` passes through, on both paths.
+"""Which grite source files one `issue create` passes through, on every path.
 
     python3 benchmarks/trace_paths.py [--source DIR] [--json]
 
-A newcomer follows a command through the code; this counts what they would have to read. Each
-path runs one warm-up command (imports done, the daemon's repository open) and then the traced
-one. A profile hook (sys.setprofile and threading.setprofile) records every call of a grite
-function (module bodies excluded: imports are not the command), per thread:
-
-- in-process (GRITE_NO_DAEMON=1): the `grite` command in one process;
-- daemon (GRITE_DAEMON=require): the client process plus the daemon's threads during the
-  client's command (the daemon runs under the same hook; its calls are kept when they fall in
-  the client's time window, CLOCK_MONOTONIC being system-wide).
+A newcomer follows a command through the code; this counts what they would have to read. Two
+callers (the `grite` command, grite.Client's issue_create) each create two issues, in-process
+(GRITE_NO_DAEMON=1) and through a daemon (GRITE_DAEMON=require). A profile hook
+(sys.setprofile and threading.setprofile) records every call of a grite function, per thread,
+in the caller and, through a daemon, in the daemon (its calls are kept when they fall in the
+caller's time window; CLOCK_MONOTONIC is system-wide). The first call counts module bodies too
+(what it had to import, the daemon's lazy loads included); the second, made 1.5 s later, only
+function calls (warm).
 
 It prints the files touched and the file-to-file switches (consecutive calls, in one thread,
 to functions of different files). `--source DIR` runs another checkout's grite (e.g. a
@@ -32,7 +31,7 @@ from pathlib import Path
 _CHILD = r"""
 import json, os, sys, threading, time
 mode, out_path = sys.argv[1], sys.argv[2]
-events = []  # (monotonic ns, thread id, file)
+events = []  # (monotonic ns, thread id, file, is a module body)
 recording = [mode == "daemon"]
 pkg = os.sep + "grite" + os.sep
 
@@ -41,8 +40,9 @@ def prof(frame, event, arg):
         return
     code = frame.f_code
     name = code.co_filename
-    if pkg in name and code.co_name != "<module>":
-        events.append((time.monotonic_ns(), threading.get_ident(), name[name.rindex(pkg) + 1:]))
+    if pkg in name:
+        events.append((time.monotonic_ns(), threading.get_ident(),
+                       name[name.rindex(pkg) + 1:], code.co_name == "<module>"))
 
 def dump(extra):
     with open(out_path, "w") as f:
@@ -56,18 +56,29 @@ if mode == "daemon":
     from grite.daemon.main import main
     raise SystemExit(main(sys.argv[3:]))
 
-from grite.cli.entry import route
-argv = ["issue", "create", "--title", "warm-up", "--quiet"]
-assert route(argv, os.environ) == 0
-recording[0] = True
-threading.setprofile(prof)
-sys.setprofile(prof)
-start = time.monotonic_ns()
-code = route(["issue", "create", "--title", "traced", "--quiet"], os.environ)
-end = time.monotonic_ns()
-sys.setprofile(None)
-threading.setprofile(None)
-dump({"start": start, "end": end, "code": code})
+def create(title):
+    if mode == "cli":
+        from grite.cli.entry import route
+        return route(["issue", "create", "--title", title, "--quiet"], os.environ)
+    import grite
+    with grite.Client(os.getcwd()) as client:
+        client.issue_create(title)
+    return 0
+
+windows = []
+for title in ("first", "second"):
+    recording[0] = True
+    threading.setprofile(prof)
+    sys.setprofile(prof)
+    start = time.monotonic_ns()
+    code = create(title)
+    windows.append((start, time.monotonic_ns()))
+    sys.setprofile(None)
+    threading.setprofile(None)
+    recording[0] = False
+    assert code == 0
+    time.sleep(1.5)  # the daemon's background preload finishes: the second call is warm
+dump({"windows": windows})
 """
 
 
@@ -105,10 +116,11 @@ def _repo(base: Path, env: dict[str, str]) -> Path:
 
 
 def _summary(events: list[list[object]]) -> dict[str, object]:
+    """Files touched and file-to-file switches (per thread) of one call's events."""
     files: list[str] = []
     switches = 0
     last: dict[object, str] = {}
-    for _, thread, name in events:
+    for _, thread, name, _module in events:
         assert isinstance(name, str)
         if name not in files:
             files.append(name)
@@ -118,52 +130,52 @@ def _summary(events: list[list[object]]) -> dict[str, object]:
     return {"files": len(files), "switches": switches, "calls": len(events), "list": files}
 
 
-def trace_local(base: Path, source: Path | None) -> dict[str, object]:
-    env = _env(base, source)
-    repo = _repo(base, env)
-    out = base / "local.json"
-    subprocess.run(
-        [sys.executable, "-c", _CHILD, "client", str(out)],
-        cwd=repo, env={**env, "GRITE_NO_DAEMON": "1"}, check=True,
-    )  # fmt: skip
-    data = json.loads(out.read_text())
-    assert data["code"] == 0
-    return _summary(data["events"])
+def _calls(
+    events: list[list[object]], windows: list[list[int]]
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The first call's events (module bodies included: what it had to import) and the
+    second's (warm: function calls only)."""
+    (s1, e1), (s2, e2) = windows
+    first = [e for e in events if s1 <= e[0] <= e2 and e[0] <= e1]  # type: ignore[operator]
+    second = [e for e in events if s2 <= e[0] <= e2 and not e[3]]  # type: ignore[operator]
+    return first, second
 
 
-def trace_daemon(base: Path, source: Path | None) -> dict[str, object]:
+def trace(base: Path, source: Path | None, caller: str, daemon: bool) -> dict[str, object]:
+    """One caller ("cli" or "api") creating two issues, in-process or through a daemon."""
     env = _env(base, source)
     repo = _repo(base, env)
-    sock = Path(env["XDG_RUNTIME_DIR"]) / "grite" / "daemon.sock"
-    sock.parent.mkdir(mode=0o700)
-    daemon_out = base / "daemon.json"
-    daemon = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, "daemon", str(daemon_out),
-         "--socket-path", str(sock), "--idle-timeout", "2", "--foreground"],
-        cwd=base, env=env, stderr=subprocess.DEVNULL,  # not this checkout: `-c` imports from cwd
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not sock.exists():
-        assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
-        time.sleep(0.05)
-    client_out = base / "client.json"
+    served: list[list[object]] = []
+    proc = None
+    if daemon:
+        sock = Path(env["XDG_RUNTIME_DIR"]) / "grite" / "daemon.sock"
+        sock.parent.mkdir(mode=0o700)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, "daemon", str(base / "daemon.json"),
+             "--socket-path", str(sock), "--idle-timeout", "4", "--foreground"],
+            cwd=base, env=env, stderr=subprocess.DEVNULL,  # not this checkout: `-c` imports cwd
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "no daemon"
+            time.sleep(0.05)
+        env = {**env, "GRITE_DAEMON": "require"}
+    else:
+        env = {**env, "GRITE_NO_DAEMON": "1"}
     try:
         subprocess.run(
-            [sys.executable, "-c", _CHILD, "client", str(client_out)],
-            cwd=repo, env={**env, "GRITE_DAEMON": "require"}, check=True,
+            [sys.executable, "-c", _CHILD, caller, str(base / "client.json")],
+            cwd=repo, env=env, check=True,
         )  # fmt: skip
     finally:
-        daemon.wait(timeout=60)
-    client = json.loads(client_out.read_text())
-    assert client["code"] == 0
-    served = [
-        e for e in json.loads(daemon_out.read_text())["events"]
-        if client["start"] <= e[0] <= client["end"]
-    ]  # fmt: skip
-    summary = _summary(client["events"] + served)
-    summary["client"] = _summary(client["events"])
-    summary["daemon"] = _summary(served)
-    return summary
+        if proc is not None:
+            proc.wait(timeout=60)
+    client = json.loads((base / "client.json").read_text())
+    windows = client["windows"]
+    if proc is not None:
+        served = json.loads((base / "daemon.json").read_text())["events"]
+    cold, warm = _calls(client["events"] + sorted(served), windows)
+    return {"cold": _summary(cold), "warm": _summary(warm)}
 
 
 def main() -> int:
@@ -171,25 +183,28 @@ def main() -> int:
     parser.add_argument("--source", type=Path, help="another checkout's root to compare with")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args()
-    results = {}
+    results: dict[str, dict[str, object]] = {}
     runs = [("this checkout", None)] + (
         [("--source", args.source.resolve())] if args.source else []
     )
+    cases = [(c, d) for c in ("cli", "api") for d in (False, True)]
     for label, source in runs:
-        with tempfile.TemporaryDirectory(prefix="grite-trace-") as tmp:
-            base = Path(tmp)
-            (base / "a").mkdir()
-            (base / "b").mkdir()
-            results[label] = {
-                "in-process": trace_local(base / "a", source),
-                "daemon": trace_daemon(base / "b", source),
-            }
+        results[label] = {}
+        for caller, daemon in cases:
+            with tempfile.TemporaryDirectory(prefix="grite-trace-") as tmp:
+                name = f"{'grite' if caller == 'cli' else 'Client'} {'daemon' if daemon else 'in-process'}"
+                results[label][name] = trace(Path(tmp), source, caller, daemon)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    print(f"{'':14} {'':18} {'first call (imports too)':>26}   {'warm call':>22}")
     for label, paths in results.items():
-        for path, s in paths.items():
-            print(f"{label:14} {path:10} {s['files']:3} files {s['switches']:4} switches")
+        for path, r in paths.items():
+            c, w = r["cold"], r["warm"]  # type: ignore[index]
+            print(
+                f"{label:14} {path:18} {c['files']:4} files {c['switches']:5} switches"
+                f"   {w['files']:4} files {w['switches']:5} switches"
+            )
     return 0
 
 

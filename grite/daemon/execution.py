@@ -17,7 +17,7 @@ from grite.ipc import protocol
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
 
-__all__ = ["default_executor", "discover", "run_op"]
+__all__ = ["default_executor", "discover", "notification_source", "run_op"]
 
 
 def default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
@@ -43,3 +43,11 @@ def discover(cwd: str) -> Any:
     from grite.storage.repo import discover_repo
 
     return discover_repo(cwd)
+
+
+def notification_source(ran: list[type]) -> str:
+    """How watchers hear of what a request wrote: "sync" when it ran a sync."""
+    # Deliberately lazy, like default_executor.
+    from grite.ops.table import is_sync
+
+    return "sync" if any(is_sync(t) for t in ran) else "local_write"

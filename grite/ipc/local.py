@@ -20,9 +20,8 @@ import msgspec
 from grite.ipc import protocol
 from grite.ipc.transport import BaseTransport, Call
 from grite.model.errors import GriteError, InvalidArgs
-from grite.model.requests_sync import is_sync
 from grite.ops.repo_handle import RepoHandle
-from grite.ops.table import HandleProvider, op_context, op_runner
+from grite.ops.table import HandleProvider, is_sync, op_context, op_runner
 
 if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome

@@ -21,7 +21,6 @@ __all__ = [
     "ExportResult",
     "RefRejection",
     "SyncArgs",
-    "is_sync",
     "SyncResult",
 ]
 
@@ -32,12 +31,6 @@ class SyncArgs(msgspec.Struct, frozen=True, kw_only=True, tag="sync"):
     remote: str | None = None  # None: `[sync] remote` from the repository config, else origin
     pull: bool = False
     push: bool = False
-
-
-def is_sync(args_type: type) -> bool:
-    """Whether an operation moves events between clones: its writes notify as "sync", not
-    "local_write" (the daemon's hub, for both a forwarded `grite sync` and a typed Op)."""
-    return issubclass(args_type, SyncArgs)
 
 
 class RefRejection(msgspec.Struct, frozen=True, kw_only=True):

@@ -67,6 +67,7 @@ __all__ = [
     "HandleProvider",
     "OpFunction",
     "OpRunner",
+    "is_sync",
     "op_context",
     "op_runner",
 ]
@@ -124,6 +125,12 @@ OPERATIONS: dict[type, OpFunction] = {
     ContextSetArgs: context_store.context_set,
     PrimeArgs: prime.prime,
 }
+
+
+def is_sync(args_type: type) -> bool:
+    """Whether an operation moves events between clones: its writes notify watchers as
+    "sync", not "local_write" (for a forwarded `grite sync` and a typed Op alike)."""
+    return issubclass(args_type, SyncArgs)
 
 
 def op_context(

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from grite.daemon.execution import default_executor, discover, run_op
+from grite.daemon.execution import default_executor, discover, notification_source, run_op
 from grite.daemon.replies import READ_TAGS, key_of, read_tag
 from grite.daemon.session import Refusal
 from grite.ipc import protocol
 from grite.model.errors import GriteError
 from grite.model.invocation import command_word
-from grite.model.requests_sync import is_sync
 from grite.ops.cancellation import cancellable
 
 if TYPE_CHECKING:
@@ -127,7 +126,7 @@ class Commands:
             outcome = executor(invocation, handles)
             used = handles.used()
             ran = list(handles.ran)
-        source = "sync" if any(is_sync(t) for t in ran) else "local_write"
+        source = notification_source(ran)
         self._publish(used, source)
         read = len(ran) == 1 and _tag(ran[0]) in READ_TAGS
         if before is None or not read or outcome.exit_code or outcome.stderr:

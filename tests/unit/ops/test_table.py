@@ -16,7 +16,7 @@ import pytest
 from grite.model import batch_commands
 from grite.model.errors import GriteError, NotFound
 from grite.model.requests import IssueCreateArgs
-from grite.model.requests_sync import ExportArgs, SyncArgs, is_sync
+from grite.model.requests_sync import ExportArgs, SyncArgs
 from grite.ops import table
 from grite.ops.context import OpContext
 
@@ -41,9 +41,9 @@ def test_the_table_is_what_batch_accepts() -> None:
 
 
 def test_sync_counts_as_sync_and_a_write_does_not() -> None:
-    synced = [t for t in table.OPERATIONS if is_sync(t)]
+    synced = [t for t in table.OPERATIONS if table.is_sync(t)]
     assert synced == [SyncArgs]
-    assert not is_sync(IssueCreateArgs) and not is_sync(ExportArgs)
+    assert not table.is_sync(IssueCreateArgs) and not table.is_sync(ExportArgs)
 
 
 def test_op_context_resolves_a_relative_data_dir_against_cwd(git_repo: Path) -> None:
