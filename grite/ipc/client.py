@@ -81,8 +81,8 @@ class Connection:
         self.path = path
         self.server: ServerHello | None = None
         self.timeout = REQUEST_TIMEOUT
-        # A request frame went out whole and its final reply has not been read: what a
-        # Ctrl-C must settle with the daemon (grite.ipc.transport.DaemonTransport).
+        # A request frame was (or was being) sent and its final reply has not been read:
+        # what a Ctrl-C must settle with the daemon (grite.ipc.transport.DaemonTransport).
         self.awaiting = False
         self.answer: bytes | None = None  # the final reply to the last request sent
 
@@ -124,8 +124,10 @@ class Connection:
         """
         self._sock.settimeout(hello_timeout)
         mine = wire.hello(PROTOCOL_VERSION, build_id, os.getpid(), install)
-        framing.send_frame(self._sock, mine, *(() if first is None else (first,)))
+        # Marked before the bytes go: a Ctrl-C right after they left must not be taken for
+        # "never sent" (the daemon may already be running the request).
         self.awaiting, self.answer = first is not None, None
+        framing.send_frame(self._sock, mine, *(() if first is None else (first,)))
         try:
             self.server = ServerHello(wire.decode(framing.recv_frame(self._sock)))
         except wire.WireError as exc:
@@ -136,8 +138,8 @@ class Connection:
 
     def send(self, payload: bytes) -> None:
         """Send one request frame."""
+        self.awaiting, self.answer = True, None  # before the bytes go, as in greet
         framing.send_frame(self._sock, payload)
-        self.awaiting, self.answer = True, None
 
     def settle(self, timeout: float) -> bytes | None:
         """After a Ctrl-C: tell the daemon (close our side) and read its final answer.
