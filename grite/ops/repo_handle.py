@@ -101,6 +101,9 @@ class RepoHandle:
         self._committing = False
         self._head: str | None = None
         self._fresh = False
+        # The ref's stamp (Wal.stamp) when _head was read: while it is unchanged the ref has
+        # not moved, and a refresh costs one stat instead of reading the ref.
+        self._stamp: object = None
         # Overlay of projections newer than the disk view (only when view.lock was busy).
         self._overlay: dict[bytes, IssueProjection] = {}
         # The same for the context store; `_context_full` when the overlay replaces the
@@ -154,12 +157,19 @@ class RepoHandle:
 
     def refresh(self) -> str | None:
         """Make reads reflect the current WAL head; returns that head."""
-        head = self.wal.head()
+        # The stamp is taken before the head is read: a ref that moves in between leaves a
+        # stamp older than the head we keep, so the next refresh reads the ref again.
+        stamp = self.wal.stamp()
         with self._lock:
             self.last_used = time.monotonic()
             # While the WAL is damaged every read looks again: a repair (a missing object
             # fetched back) does not move the ref.
+            if self._fresh and stamp == self._stamp and self.wal_error is None:
+                return self._head
+        head = self.wal.head()
+        with self._lock:
             if self._fresh and head == self._head and self.wal_error is None:
+                self._stamp = stamp
                 return head
             if self.wal_error is not None:
                 self._projections.clear()  # kept per ref head, which a repair keeps
@@ -189,6 +199,7 @@ class RepoHandle:
                         os.close(fd)
             self._head = head
             self._fresh = True
+            self._stamp = stamp
             return head
 
     def _catch_up_disk(self, meta: ViewMeta, head: str | None, use_snapshot: bool = True) -> None:
