@@ -18,6 +18,10 @@ from tests.conftest import GRITE, Grite, git, make_repo, wal_head
 
 TRIALS = 30
 DONE = "had already been done"
+# When the daemon's answer cannot be read after the Ctrl-C (the interrupt landed inside a frame
+# being read, or no answer came in time), the client says it does not know and asks the user to
+# check: then either state is right, and only the definite answers are checked.
+UNKNOWN = "did not say whether the command was done"
 
 
 def interrupted(env: dict[str, str], repo: Path, delay: float, *args: str) -> tuple[int, str, str]:
@@ -59,6 +63,9 @@ def test_interrupting_issue_create_matches_the_wal(
             grite.env, repo, rng.uniform(0.02, 0.3), "issue", "create", "--title", title, "--json"
         )
         titles = [i["title"] for i in grite.json(repo, "issue", "list")["issues"]]
+        if UNKNOWN in err:
+            assert titles.count(title) in (0, 1), (n, code, out, err)
+            continue
         done = said_done(code, out, err)
         assert titles.count(title) == (1 if done else 0), (n, code, out, err)
         if done and code == 130:
@@ -89,6 +96,9 @@ def test_interrupting_sync_matches_the_wal(isolated_env: dict[str, str], tmp_pat
         git(repo, "update-ref", "-d", "refs/grite/wal")
         code, out, err = interrupted(grite.env, repo, rng.uniform(0.02, 0.4), "sync", "--pull")
         head = wal_head(repo)
+        if UNKNOWN in err:
+            assert head in (None, remote_head), (n, code, out, err)
+            continue
         if said_done(code, out, err) or "pulled 20 events" in err:
             assert head == remote_head, (n, code, out, err)
             outcomes["done"] += 1
