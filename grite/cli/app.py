@@ -35,6 +35,7 @@ from grite.cli import (
 )
 from grite.cli.commands import LocalCommand, build_tree
 from grite.cli.render import Renderer, color_wanted, human_error, json_error, json_success
+from grite.model import settings
 from grite.model.display import printable
 from grite.model.errors import GriteError, InvalidArgs
 from grite.model.invocation import Invocation, Outcome
@@ -297,7 +298,7 @@ def run_invocation(
             f"internal error: {exc.__class__.__name__}: {exc}; this is a bug in grite, "
             "please report it with the output of 'grite --version'"
         )
-        detail = traceback.format_exc() if inv.env.get("GRITE_DEBUG") else ""
+        detail = traceback.format_exc() if settings.debug(inv.env) else ""
         if want_json:
             return Outcome(exit_code=1, stdout=json_error(err), stderr=detail)
         return Outcome(exit_code=1, stdout="", stderr=human_error(err) + detail)
@@ -336,7 +337,7 @@ def _execute(
     if "cwd" in getattr(args, "__struct_fields__", ()) and args.cwd is None:
         # Relative paths in arguments (export -o FILE) mean the client's cwd, not the daemon's.
         args = msgspec.structs.replace(args, cwd=inv.cwd)
-    data_dir = getattr(ns, "data_dir", None) or inv.env.get("GRITE_HOME") or None
+    data_dir = settings.data_dir(inv.env, getattr(ns, "data_dir", None))
     opened: list[RepoHandle] = []
     used: list[RepoHandle] = []
 

@@ -25,7 +25,7 @@ import msgspec
 
 from grite.cli import envelope
 from grite.client import Client
-from grite.model import batch_commands
+from grite.model import batch_commands, settings
 from grite.model.errors import GriteError, InvalidArgs
 
 __all__ = ["main"]
@@ -89,7 +89,7 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         err = InvalidArgs("usage: grite batch [--stop-on-error] < commands.jsonl")
         sys.stdout.write(envelope.encode(envelope.failure(err)))
         return err.exit_code
-    data_dir = ns.data_dir or environ.get("GRITE_HOME") or None
+    data_dir = settings.data_dir(environ, ns.data_dir)
     try:
         # The daemon policy (GRITE_DAEMON, GRITE_NO_DAEMON) comes from the environment.
         client = Client(

@@ -32,6 +32,7 @@ from grite.ipc.transport import (
     Policy,
     Unserved,
 )
+from grite.model import settings
 from grite.model.errors import GriteError, InvalidArgs
 
 TYPE_CHECKING = False
@@ -438,7 +439,7 @@ def _run(
     call = Call(
         wire.run_argv(**fields),  # type: ignore[arg-type]
         request_id=fields["request_id"],  # type: ignore[arg-type]
-        actor=str(env.get("GRITE_ACTOR", "")),
+        actor=settings.actor(env) or "",
     )
     # A cold start runs here while the daemon starts in the background (no cold penalty).
     transport = FallbackTransport.for_environ(

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from grite.client import Client
+from grite.model import settings
 from grite.model.errors import Environment, GriteError
 from grite.model.requests import (
     IssueCloseArgs,
@@ -227,14 +228,14 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
         return 5
     client = Client(
         os.getcwd(),
-        actor=ns.actor or environ.get("GRITE_ACTOR") or None,
-        data_dir=ns.data_dir or environ.get("GRITE_HOME") or None,
+        actor=settings.actor(environ, ns.actor),
+        data_dir=settings.data_dir(environ, ns.data_dir),
         # The daemon policy (GRITE_DAEMON, GRITE_NO_DAEMON) comes from the environment.
         daemon=False if ns.no_daemon else True,
         environ=environ,
     )
     try:
-        if environ.get("GRITE_DEBUG"):
+        if settings.debug(environ):
             how = "through the daemon" if client.via_daemon else "in-process"
             sys.stderr.write(f"grite mcp: serving {client.repo} {how}\n")
         server_factory(client).run("stdio")

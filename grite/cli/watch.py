@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from grite.cli import envelope
 from grite.client import Client
 from grite.ipc.transport import Policy
-from grite.model import notifications
+from grite.model import notifications, settings
 from grite.model.display import printable
 from grite.model.errors import Environment, GriteError, InvalidArgs
 from grite.model.notifications import (
@@ -100,7 +100,7 @@ def main(argv: list[str], environ: Mapping[str, str]) -> int:
             ),
             json,
         )
-    data_dir = ns.data_dir or environ.get("GRITE_HOME") or None
+    data_dir = settings.data_dir(environ, ns.data_dir)
     client = Client(os.getcwd(), actor=ns.actor, data_dir=data_dir, environ=environ)
     try:
         for note in client.watch(ns.since):

@@ -53,6 +53,7 @@ from grite.ipc.paths import (
     paths_for_socket,
     runtime_paths,
 )
+from grite.model import settings
 from grite.model.errors import Environment, GriteError, InvalidArgs
 
 TYPE_CHECKING = False
@@ -181,10 +182,6 @@ class BaseTransport:
         self.close()
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes")
-
-
 class Policy:
     """Whether and how clients use the daemon.
 
@@ -217,11 +214,11 @@ class Policy:
         """
         mode = (environ.get("GRITE_DAEMON") or "auto").strip().lower()
         policy = cls(mode)
-        if no_daemon or _truthy(environ.get("GRITE_NO_DAEMON")):
+        if no_daemon or settings.no_daemon(environ):
             policy.mode = "off"
         idle = environ.get("GRITE_DAEMON_IDLE_TIMEOUT", "")
         policy.idle_timeout = int(idle) if idle.isdigit() else None
-        policy.debug = _truthy(environ.get("GRITE_DEBUG"))
+        policy.debug = settings.debug(environ)
         try:
             reply = float(environ.get("GRITE_DAEMON_REPLY_TIMEOUT") or REQUEST_TIMEOUT)
         except ValueError:
