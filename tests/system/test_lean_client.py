@@ -34,9 +34,10 @@ ALLOWED = {
     "grite.ipc.wire",
     "grite.model",
     "grite.model.errors",
+    "grite.model.settings",
 }
 HEAVY = {"msgspec", "typing", "argh", "dulwich", "diskcache", "cbor2", "asyncio", "json"}
-# The console script's own lines (pip's template), then the command.
+# The `grite` script's own lines (scripts/grite), then the command.
 SHIM = "import sys; from grite.cli.entry import console_main; sys.exit(console_main())"
 
 
