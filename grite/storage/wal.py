@@ -681,7 +681,21 @@ class Wal:
         type_num, raw = self._get_raw(oid, _MAX_COMMIT_OR_TREE_BYTES)
         if type_num != Tree.type_num:
             raise CorruptData(f"WAL object {oid.decode()} should be a tree")
-        return {name: (mode, sha) for name, mode, sha in parse_tree(raw, 20)}
+        return {name: (mode, sha) for name, mode, sha in parse_tree(raw, **_TREE_SHA)}
+
+
+def _tree_sha_argument() -> dict[str, int]:
+    # Newer dulwich parses trees of SHA-256 repositories too and takes the hash length
+    # (parse_tree(text, sha_len)); the releases pyproject.toml still allows (0.22) take
+    # (text, strict) only, and a length passed there is taken for `strict`.
+    try:
+        parse_tree(b"", sha_len=20)
+    except TypeError:
+        return {}
+    return {"sha_len": 20}
+
+
+_TREE_SHA = _tree_sha_argument()
 
 
 def _now_ms() -> int:
