@@ -43,6 +43,8 @@ WRITERS = 20
 # keeps it at 300 to stay in its time budget.
 WRITES_PER_WRITER = int(os.environ.get("GRITE_GROUP_FAULT_WRITES", "300")) // WRITERS
 MIN_KILLS = 10
+# Seconds the writers keep going for the kills to land (they need about 10 s).
+KILLS_WITHIN = 120.0
 
 
 class _Writer(threading.Thread):
@@ -63,9 +65,13 @@ class _Writer(threading.Thread):
         with grite.Client(str(self.repo), environ=self.env, timeout=30) as g:
             mine: list[str] = []
             n = 0
-            # The quota, and on until the kills have landed (a slow machine writes slowly),
-            # but never more than three times the quota.
-            while n < WRITES_PER_WRITER or (not self.enough.is_set() and n < 3 * WRITES_PER_WRITER):
+            # The quota, and on until the kills have landed: a fast machine writes its quota
+            # before ten kills (about 10 s of them), a slow one writes slowly. Bounded in time,
+            # not in writes, so the kills always land.
+            give_up = time.monotonic() + KILLS_WITHIN
+            while n < WRITES_PER_WRITER or (
+                not self.enough.is_set() and time.monotonic() < give_up
+            ):
                 n += 1
                 try:
                     if not mine or rng.random() < 0.1:
