@@ -26,6 +26,7 @@ import msgspec
 from grite.ipc.paths import RuntimePaths, ensure_runtime_dir
 from grite.ipc.spawner import probe
 from grite.storage.config import write_atomic
+from grite.storage.stale_files import remove_if_unchanged
 
 __all__ = ["Binding", "PidRecord", "read_pid_record"]
 
@@ -151,28 +152,9 @@ def _remove_stale(path: str) -> bool:
         return True
     if probe(path):
         return False
-    # Between the probe and the unlink a socket unit may have bound a fresh node here: move
-    # whatever is at the path aside atomically, and put it back if it is not what we probed.
-    # The modification time is compared too: ext4 hands a freed inode number out again at once.
+    # A socket unit may bind a fresh node here between the probe and the removal.
     aside = os.path.join(os.path.dirname(path), f".stale{os.getpid():x}")
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return True
-    moved = os.lstat(aside)
-    if (moved.st_dev, moved.st_ino, moved.st_mtime_ns) != (
-        before.st_dev,
-        before.st_ino,
-        before.st_mtime_ns,
-    ):
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass
-        os.unlink(aside)
-        return False
-    os.unlink(aside)
-    return True
+    return remove_if_unchanged(path, before, aside) is not False
 
 
 def _bind_and_publish(paths: RuntimePaths) -> tuple[socket.socket, tuple[int, int]] | None:

@@ -22,7 +22,7 @@ fails; either way the ref names a real commit and the failing writer reports an 
 write is not acknowledged), so nothing acknowledged is lost. Clock skew between machines sharing
 a repository over a network file system shortens or lengthens the threshold accordingly.
 
-Imports only the standard library and grite.storage.file_lock. Must not import dulwich: this
+Imports only the standard library, grite.storage.file_lock and grite.storage.stale_files. Must not import dulwich: this
 works on paths only, so it applies to any git lock file.
 """
 
@@ -32,6 +32,7 @@ import os
 import time
 
 from grite.storage.file_lock import try_lock
+from grite.storage.stale_files import remove_if_unchanged
 
 __all__ = ["STALE_LOCK_SECONDS", "break_stale_lock", "wait_for_ref_lock"]
 
@@ -67,21 +68,8 @@ def break_stale_lock(
         if again is None or (again.st_ino, again.st_mtime_ns) != (seen.st_ino, seen.st_mtime_ns):
             return False
         aside = f"{guard_path}.{os.getpid()}.{time.monotonic_ns()}"
-        try:
-            os.rename(lock_path, aside)
-        except FileNotFoundError:
-            return False  # its holder finished after all
-        moved = _stat(aside)
-        if moved is not None and moved.st_ino != seen.st_ino:
-            # A new holder took the lock between the check and the rename: give it back.
-            try:
-                os.link(aside, lock_path)
-            except FileExistsError:
-                pass
-            os.unlink(aside)
-            return False
-        os.unlink(aside)
-        return True
+        # None: its holder finished after all; False: a new holder took it, given back.
+        return remove_if_unchanged(lock_path, again, aside) is True
     finally:
         os.close(guard)
 
