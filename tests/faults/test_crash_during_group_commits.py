@@ -3,8 +3,10 @@
 Twenty writers, each a grite.Client on its own persistent connection, write at once, so the
 daemon coalesces their writes into group commits (one WAL commit, many writers' events). The
 test plays the service manager: it starts a daemon, lets the writers run for a random moment,
-SIGKILLs it (often mid-commit: objects written, ref moved or not, followers waiting), and
-starts the next. A writer whose connection dies retries the same request (same request id and
+SIGKILLs it once it has served some writes and a random moment more (so often mid-commit:
+objects written, ref moved or not, followers waiting), and starts the next. The kills follow
+the daemon's progress, not the clock: on a slow machine a fixed pause can kill each daemon
+before it serves anything, and then nothing here would test the daemon. A writer whose connection dies retries the same request (same request id and
 clock): on a new connection, or in-process when no daemon is back yet. A write counts as
 acknowledged only when the Client returned its event ids. Afterwards every acknowledged event
 is in the WAL exactly once, nothing is there twice, some commits did carry several writers'
@@ -43,6 +45,8 @@ WRITERS = 20
 # keeps it at 300 to stay in its time budget.
 WRITES_PER_WRITER = int(os.environ.get("GRITE_GROUP_FAULT_WRITES", "300")) // WRITERS
 MIN_KILLS = 10
+# Writes a daemon acknowledges before the killer takes aim at it.
+SERVED_BEFORE_KILL = 5
 # Seconds the writers keep going for the kills to land (they need about 10 s).
 KILLS_WITHIN = 120.0
 
@@ -59,6 +63,7 @@ class _Writer(threading.Thread):
         self.acked: list[str] = []
         self.failures: list[str] = []
         self.local = 0
+        self.served = 0  # writes the daemon acknowledged
 
     def run(self) -> None:
         rng = random.Random(self.index)
@@ -85,6 +90,7 @@ class _Writer(threading.Thread):
                 assert result.event_ids
                 self.acked.extend(result.event_ids)
                 self.local += g.served_by == "local"
+                self.served += g.served_by == "daemon"
 
 
 def _start_any(fenv: FaultEnv) -> None:
@@ -96,6 +102,16 @@ def _start_any(fenv: FaultEnv) -> None:
         stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     wait_for(lambda: fenv.daemon_pid() is not None or proc.poll() is not None, what="a daemon")
+
+
+def _served(writers: list[_Writer]) -> int:
+    return sum(w.served for w in writers)
+
+
+def _fallback_causes(fenv: FaultEnv) -> Counter[str]:
+    from grite.ipc import fallbacks
+
+    return Counter(f.cause for f in fallbacks.read(fenv.paths.fallback_log))
 
 
 def _max_events_per_commit(repo: Path) -> int:
@@ -119,13 +135,23 @@ def test_sigkilled_daemon_mid_group_commit_loses_no_acknowledged_write(
     kills = 0
     started = time.monotonic()
     while any(w.is_alive() for w in writers):
-        # Fault injection timing, not synchronisation: long enough for a fresh daemon to open
-        # the repository and commit a few groups, short enough to hit commits in flight.
-        time.sleep(rng.uniform(0.3, 1.2))
         pid = fault_env.daemon_pid()
         if pid is None:
             # Nobody brought one back yet (a writer's Client may, or it runs in-process).
             _start_any(fault_env)
+            continue
+        # Let this daemon serve a few writes (bounded: a writer may finish meanwhile), then a
+        # random moment more, so the kill lands among commits in flight.
+        before = _served(writers)
+        deadline = time.monotonic() + 20.0
+        while (
+            _served(writers) < before + SERVED_BEFORE_KILL
+            and time.monotonic() < deadline
+            and any(w.is_alive() for w in writers)
+        ):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if fault_env.daemon_pid() != pid:
             continue
         os.kill(pid, signal.SIGKILL)
         kills += 1
@@ -139,11 +165,14 @@ def test_sigkilled_daemon_mid_group_commit_loses_no_acknowledged_write(
     acked = [e for w in writers for e in w.acked]
     failures = [f for w in writers for f in w.failures]
     local = sum(w.local for w in writers)
+    causes = _fallback_causes(fault_env)
     print(
         f"\ncrash-during-group-commits: {len(acked)} writes "
         f"acknowledged ({local} in-process), {len(failures)} failed, {kills} kills, "
-        f"{elapsed:.1f} s, largest commit {_max_events_per_commit(repo)} events"
+        f"{elapsed:.1f} s, largest commit {_max_events_per_commit(repo)} events, "
+        f"fallbacks by cause {dict(causes)}"
     )
+    assert _served(writers) > 0, f"the daemon acknowledged no write (fallbacks: {dict(causes)})"
     assert kills >= MIN_KILLS, f"only {kills} kills in {elapsed:.1f} s"
     counts = wal_event_counts(repo)
     twice = [e for e, n in counts.items() if n > 1]
