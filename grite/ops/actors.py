@@ -1,4 +1,5 @@
-"""Actors and `grite init`: identities under `.git/grite/actors/<id>/` and the repo config.
+"""Actors and `grite init`: identities under `.git/grite/actors/<id>/`, the repo config, and
+the signing of the events an actor writes (the write side of `verify_signatures`).
 
 Resolution order (as grite 0.5.3,
 https://github.com/neul-labs/grite/blob/main/crates/grite/src/context.rs): `--data-dir`/GRITE_HOME, `--actor`, the repo's
@@ -8,11 +9,13 @@ https://github.com/neul-labs/grite/blob/main/crates/grite/src/context.rs): `--da
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import msgspec
 
 from grite.model import agent_docs
-from grite.model.errors import GriteError, NotFound
+from grite.model.errors import GriteError, InvalidArgs, NotFound
+from grite.model.events import Event
 from grite.model.ids import ACTOR_ID_LEN, id_from_hex
 from grite.model.names import handle
 from grite.model.requests import (
@@ -33,6 +36,7 @@ from grite.ops.context import OpContext
 from grite.storage.config import (
     ActorConfig,
     actor_dir,
+    effective_verify_policy,
     list_actor_ids,
     load_actor_config,
     load_repo_config,
@@ -42,7 +46,14 @@ from grite.storage.config import (
     write_atomic,
 )
 from grite.storage.gitrepo import git_identity
-from grite.storage.signing import KEY_SCHEME, generate_seed, public_key_hex, save_signing_seed
+from grite.storage.signing import (
+    KEY_SCHEME,
+    generate_seed,
+    load_signing_seed,
+    public_key_hex,
+    save_signing_seed,
+    sign_event_id,
+)
 
 __all__ = [
     "AGENTS_MD_SECTION",
@@ -53,6 +64,7 @@ __all__ = [
     "actor_list",
     "actor_show",
     "actor_use",
+    "event_signer",
     "init",
     "my_handle",
     "resolve_actor",
@@ -291,3 +303,38 @@ def actor_use(ctx: OpContext, args: ActorUseArgs) -> ActorUseResult:
     path = save_repo_config(grite_dir, cfg)
     ctx.config_changed()
     return ActorUseResult(default_actor=actor_hex, repo_config=path)
+
+
+# -- signing the events an actor writes ----------------------------------------------------
+
+
+def _unchanged(event: Event) -> Event:
+    return event
+
+
+def event_signer(ctx: OpContext) -> Callable[[Event], Event]:
+    """The signer for events written by the acting actor.
+
+    Raises:
+        InvalidArgs: verify_signatures = require and the actor has no signing key.
+    """
+    cfg, directory, _source = resolve_actor(ctx)
+    seed = load_signing_seed(directory)
+    policy, problem = effective_verify_policy(ctx.repo_config())
+    if problem is not None:
+        ctx.warn_once(problem)
+    if seed is None:
+        if policy == "require":
+            raise InvalidArgs(
+                f"this repository requires signed events (verify_signatures = require) and "
+                f"actor {cfg.actor_id} has no signing key; create a signing actor with "
+                "'grite actor init --generate-key' and act as it (--actor ID or "
+                "'grite actor use ID'); nothing was written",
+                {"actor_id": cfg.actor_id},
+            )
+        return _unchanged
+
+    def sign(event: Event) -> Event:
+        return msgspec.structs.replace(event, sig=sign_event_id(seed, event.event_id))
+
+    return sign

@@ -50,10 +50,9 @@ from grite.model.requests_context import (
     ContextShowResult,
     ContextSymbol,
 )
-from grite.ops.actors import actor_bytes
+from grite.ops.actors import actor_bytes, event_signer
 from grite.ops.context import OpContext
 from grite.ops.maint import maybe_snapshot
-from grite.ops.signing import event_signer
 from grite.ops.symbols import Extractor, grammar_available
 
 __all__ = ["context_index", "context_project", "context_query", "context_set", "context_show"]

@@ -56,12 +56,11 @@ from grite.model.requests import (
     LinkView,
     ShowEvent,
 )
-from grite.ops.actors import actor_bytes, actor_labels
+from grite.ops.actors import actor_bytes, actor_labels, event_signer
 from grite.ops.context import OpContext
 from grite.ops.lease_arbiter import lease_remote
 from grite.ops.locks import check_lock_policy, held_for_write
 from grite.ops.maint import maybe_snapshot
-from grite.ops.signing import event_signer
 
 __all__ = [
     "issue_assignee",
