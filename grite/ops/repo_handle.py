@@ -46,8 +46,8 @@ from grite.model.projection import (
     summarize,
 )
 from grite.ops import cancellation
+from grite.storage.config import FileCache
 from grite.storage.file_lock import try_lock
-from grite.storage.filecache import FileCache
 from grite.storage.lease_refs import LockStore
 from grite.storage.repo import RepoPaths
 from grite.storage.signing import EntryVerifier

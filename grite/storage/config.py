@@ -7,6 +7,12 @@ in each `$XDG_CONFIG_DIRS` directory (`/etc/xdg/grite/config.toml`: a machine-wi
 found with pyxdg and merged key by key, the user's file first. Keys that are unset are omitted
 when writing, as grite 0.5.3 does, so either implementation reads the other's files. Writes are
 atomic (temp file + rename) so a crash never leaves half a config.
+
+FileCache keeps parsed files until they change. A warm daemon writes many times a second, and
+each write used to read and parse the repository's and the actor's config.toml several times
+over. `FileCache.load` parses a file again only when its stat (inode, mtime, size) changed:
+files are replaced by rename (write_atomic) or edited in place, and either changes the stat.
+The values are shared between callers: treat them as read-only. Thread-safe.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import os
 import secrets
 import shutil
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -31,6 +39,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = [
     "ActorConfig",
     "DaemonSettings",
+    "FileCache",
     "RepoConfig",
     "SnapshotSettings",
     "SyncSettings",
@@ -53,6 +62,8 @@ __all__ = [
 LockPolicy = Literal["off", "warn", "require"]
 VerifyPolicy = Literal["off", "warn", "require"]
 _S = TypeVar("_S", bound=msgspec.Struct)
+T = TypeVar("T")
+_Stamp = tuple[int, int, int] | None
 
 
 class SnapshotSettings(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -357,3 +368,30 @@ def _fill_unset(top: _S, bottom: _S) -> _S:
         elif isinstance(mine, msgspec.Struct) and isinstance(theirs, msgspec.Struct):
             changes[name] = _fill_unset(mine, theirs)
     return msgspec.structs.replace(top, **changes)
+
+
+class FileCache:
+    """Parsed files by path, each with the stat it was parsed at."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[_Stamp, Any]] = {}
+
+    def load(self, path: str, parse: Callable[[], T]) -> T:
+        """`parse()`'s value for `path`, parsed again only if the file changed (or appeared,
+        or went away: a missing file is a state too). Errors of `parse` are not kept."""
+        try:
+            st = os.stat(path)
+            stamp: _Stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        except OSError:
+            return parse()  # let the parser report what is wrong with it
+        with self._lock:
+            kept = self._entries.get(path)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]  # type: ignore[no-any-return]
+        value = parse()
+        with self._lock:
+            self._entries[path] = (stamp, value)
+        return value

@@ -38,6 +38,7 @@ from grite.model.events import (
     ProjectContextUpdated,
 )
 from grite.storage.config import (
+    FileCache,
     RepoConfig,
     accepted_unsigned_actors,
     actor_dir,
@@ -48,7 +49,6 @@ from grite.storage.config import (
     repo_config_path,
     write_atomic,
 )
-from grite.storage.filecache import FileCache
 
 __all__ = [
     "KEY_SCHEME",
