@@ -3,7 +3,7 @@
 The daemon's server is four parts, split as Mercurial's commandserver.py splits its own
 (`server` is one session, `unixforkingservice` the accept loop, `unixservicehandler` the small
 interface between them: https://repo.mercurial-scm.org/hg/file/tip/mercurial/commandserver.py):
-supervisor.py with acceptor.py (accept loop, backpressure, run and shutdown), session.py (one
+supervisor.py (accept loop, backpressure, run and shutdown), session.py (one
 connection), handlers/ (one module per request family) and housekeeping.py (idle exit,
 heartbeat, status). They meet here: `ServiceConfig` holds every setting, `Load` the counters
 they all update on the event loop, and `Service` is all a session, a handler or housekeeping

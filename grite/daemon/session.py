@@ -1,8 +1,8 @@
 """One client connection: peer checks, hello, then requests read, dispatched and answered.
 
 A session checks that the peer is our uid and whether it runs in our mount namespace
-(peers.py), waits `hello_timeout` for the client's hello and answers with the daemon's, then
-reads requests until EOF and dispatches each through the ONE table keyed by request Struct type
+(peer_uid, foreign_peer below), waits `hello_timeout` for the client's hello and answers with
+the daemon's, then reads requests until EOF and dispatches each through the ONE table keyed by request Struct type
 (handlers/table.py), whose tags are the capabilities sent in the hello. A warm read whose answer
 is kept (replies.py) is answered here without the worker hop. Work requests are watched: a
 Progress frame every `keepalive` seconds, and a hang-up cancels them (grite.ops.cancellation).
@@ -16,26 +16,41 @@ import asyncio
 import enum
 import logging
 import os
+import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from grite.daemon.peers import foreign_peer, peer_uid
 from grite.daemon.service import State
 from grite.daemon.validation import request_problem
-from grite.ipc import framing, protocol
-from grite.ipc.framing import ConnectionClosed, FrameTooLarge
+from grite.ipc import protocol, wire
+from grite.ipc.wire import ConnectionClosed, FrameTooLarge
 from grite.model.errors import exit_code_for
 
 if TYPE_CHECKING:
     from grite.daemon.replies import ReplyCache
     from grite.daemon.service import Service
 
-__all__ = ["Call", "Connection", "Kind", "Refusal", "Route", "Session", "error", "send"]
+__all__ = [
+    "Call",
+    "Connection",
+    "Kind",
+    "Refusal",
+    "Route",
+    "Session",
+    "error",
+    "foreign_peer",
+    "mount_namespace",
+    "peer_pid",
+    "peer_uid",
+    "send",
+]
 
 _log = logging.getLogger("grite.daemon")
 
@@ -43,6 +58,87 @@ _log = logging.getLogger("grite.daemon")
 _DRAIN_READ = 2.0
 # Kept replies are written without waiting while less than this is still unsent.
 _WRITE_BUFFER = 64 * 1024
+
+
+# -- who is connecting ---------------------------------------------------------------------
+# Who is connecting: the peer's uid and pid, and whether the daemon may act for it.
+#
+# Owns the kernel questions a session asks of a freshly accepted Unix socket: SO_PEERCRED on
+# Linux, LOCAL_PEERCRED/LOCAL_PEERPID on macOS, the mount namespace under /proc, and macOS's
+# sandbox_check. Synchronous and cheap (a few syscalls); imports nothing of grite.
+
+
+def peer_uid(sock: Any) -> int | None:
+    """The connecting process's uid (SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS)."""
+    try:
+        if hasattr(socket, "SO_PEERCRED"):
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return int(struct.unpack("3i", raw)[1])
+        # macOS: SOL_LOCAL=0, LOCAL_PEERCRED=1 -> struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, 1, 76)
+        return int(struct.unpack_from("=II", raw)[1])
+    except OSError:
+        return None
+
+
+def peer_pid(sock: Any) -> int | None:
+    """The connecting process's pid (SO_PEERCRED on Linux, LOCAL_PEERPID on macOS)."""
+    try:
+        if hasattr(socket, "SO_PEERCRED"):
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return int(struct.unpack("3i", raw)[0])
+        # macOS: SOL_LOCAL=0, LOCAL_PEERPID=2 -> pid_t
+        return int(struct.unpack("i", sock.getsockopt(0, 2, 4))[0])
+    except OSError:
+        return None
+
+
+def mount_namespace(pid: int | str) -> str | None:
+    """The mount namespace of a process (`mnt:[inode]`), None when it cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def _sandboxed_on_macos(pid: int) -> bool:
+    """Whether a macOS process runs under a sandbox profile (sandbox_check with no operation:
+    the same call `sandbox-exec`'s children and App Sandbox apps answer 1 to)."""
+    import ctypes  # Deliberately lazy: macOS only, once per connection.
+
+    try:
+        lib = ctypes.CDLL("/usr/lib/libSystem.dylib")
+        check = lib.sandbox_check
+    except (OSError, AttributeError):
+        return False
+    check.restype = ctypes.c_int
+    check.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    return bool(check(pid, None, 0))
+
+
+def foreign_peer(sock: Any, own_namespace: str | None) -> str:
+    """Why the peer on `sock` must not have the daemon act for it ("" when it may).
+
+    A process in another mount namespace (a sandbox with a read-only home, a container) sees
+    other files than the daemon: run by the daemon, its command could write where it cannot.
+    The client then runs the command itself, under its own restrictions.
+    """
+    pid = peer_pid(sock)
+    if pid is None:
+        return "the daemon cannot tell which process is connecting"
+    if sys.platform == "darwin":
+        if _sandboxed_on_macos(pid):
+            return f"the client (pid {pid}) runs in a macOS sandbox"
+        return ""
+    if own_namespace is None:
+        return ""  # no /proc (not Linux): nothing to compare
+    theirs = mount_namespace(pid)
+    if theirs != own_namespace:
+        return (
+            f"the client (pid {pid}) runs in another mount namespace ({theirs or 'unknown'}, "
+            f"the daemon's is {own_namespace}): it may not reach the files the daemon reaches"
+        )
+    return ""
 
 
 class Refusal(Exception):
@@ -126,7 +222,7 @@ class Route:
 
 async def send(writer: asyncio.StreamWriter, message: msgspec.Struct) -> None:
     """Write one frame to the client."""
-    await framing.write_frame(writer, protocol.encode(message))
+    await wire.write_frame(writer, protocol.encode(message))
 
 
 def error(rid: bytes, code: str, message: str) -> protocol.Error:
@@ -227,7 +323,7 @@ class Session:
                 reply: protocol.Result | protocol.Error | None = None
                 if kept is not None:
                     load.requests_served += 1
-                    writer.write(framing.encode_frame(kept))
+                    writer.write(wire.encode_frame(kept))
                     if writer.transport.get_write_buffer_size() > _WRITE_BUFFER:
                         await writer.drain()  # a slow reader: wait for it, as send does
                 else:
@@ -339,7 +435,7 @@ class Session:
         # one per frame; the pending read then ends with a reset and the handler returns.
         self._conn.watch_read(timeout)
         try:
-            return await framing.read_frame(self._reader)
+            return await wire.read_frame(self._reader)
         finally:
             self._conn.read_deadline = None
 

@@ -2,19 +2,20 @@
 
 One asyncio loop serves a listener that is either inherited (systemd, launchd) or bound here
 (self-bind, see binding.py). The Supervisor builds the daemon's parts and joins them: the
-Acceptor (acceptor.py) accepts connections in batches and hands each to a Session (session.py)
+Acceptor (below) accepts connections in batches and hands each to a Session (session.py)
 for its hello and requests, which go through the one table of handlers/table.py; more than
 `max_in_flight` running commands are answered `busy` (handlers/commands.py). A signal,
 DaemonStop, Retire or housekeeping (housekeeping.py: idle, lost socket, upgrade) asks it to
 stop; it then stops accepting, drains the connections and releases the listener, workers and
 locks. It implements the Service hook interface (service.py) through which the other parts
 reach it. Must not import grite.cli at module level (the executor is loaded lazily, in the
-daemon only, by grite.daemon.execution).
+daemon only, by grite.daemon.handlers.commands).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import select
@@ -25,7 +26,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from grite.daemon.acceptor import Acceptor
 from grite.daemon.binding import Binding
 from grite.daemon.handlers import (
     Commands,
@@ -37,19 +37,19 @@ from grite.daemon.handlers import (
 )
 from grite.daemon.housekeeping import Housekeeping
 from grite.daemon.hub import Hub
-from grite.daemon.peers import mount_namespace
 from grite.daemon.registry import Registry
 from grite.daemon.replies import ReplyCache
 from grite.daemon.service import STOP_WORDS, Load, ServiceConfig, State, StopReason
-from grite.daemon.session import Connection, Session
+from grite.daemon.session import Connection, Session, mount_namespace
 from grite.ipc import protocol
 from grite.ipc.build import install_dir
 from grite.ipc.paths import paths_for_socket
 
 if TYPE_CHECKING:
     from grite.daemon.sd_notify import Notifier
+    from grite.daemon.service import Service
 
-__all__ = ["Supervisor", "shutdown_signal"]
+__all__ = ["Acceptor", "ServeConnection", "Supervisor", "shutdown_signal"]
 
 _log = logging.getLogger("grite.daemon")
 
@@ -70,6 +70,104 @@ async def shutdown_signal() -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+# -- the accept loop ----------------------------------------------------------------------
+# The listener side of the accept loop: accept in batches, back off when out of descriptors.
+#
+# Our own accept (not asyncio's server) so that every accepted socket has its handler task,
+# counted by the idle check (service.Load) and awaited by shutdown, in the same loop step as the
+# accept. At most `_ACCEPT_BATCH` connections per readiness event, so one burst of clients does
+# not starve the ones already connected. The connection itself is served by a session
+# (session.py), through the `serve` callback the Supervisor gives.
+
+# Connections accepted per readiness event before the loop serves others.
+_ACCEPT_BATCH = 64
+
+# Serves one registered connection until it ends (a Session's serve).
+ServeConnection = Callable[[Connection, asyncio.StreamReader], Awaitable[None]]
+
+
+class Acceptor:
+    """Accepts connections on one non-blocking listener for one service.
+
+    Args:
+        service: the accept loop's state and counters (connections are registered in its Load).
+        listener: the listening socket, already non-blocking.
+        serve: serves one connection once its streams are set up.
+    """
+
+    def __init__(self, service: Service, listener: socket.socket, serve: ServeConnection) -> None:
+        self._service = service
+        self._listener = listener
+        self._serve = serve
+
+    def set_accepting(self, on: bool) -> None:
+        """Start or stop watching the listener for connections."""
+        loop = asyncio.get_running_loop()
+        if on:
+            loop.add_reader(self._listener.fileno(), self._accept_ready)
+        else:
+            loop.remove_reader(self._listener.fileno())
+
+    def _may_accept(self) -> bool:
+        return self._service.state is State.RUNNING and not self._service.stop_requested
+
+    def _accept_ready(self) -> None:
+        # A readiness event may already be queued when stop is requested: never accept then.
+        if self._may_accept():
+            self.accept_queued(_ACCEPT_BATCH)
+
+    def _resume_accepting(self) -> None:
+        if self._may_accept():
+            self.set_accepting(True)
+
+    def accept_queued(self, limit: int | None) -> None:
+        """Accept up to `limit` queued connections (None: all), each registered at once."""
+        loop = asyncio.get_running_loop()
+        load = self._service.load
+        accepted = 0
+        while limit is None or accepted < limit:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # that client gave up while queued
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: pause instead of spinning on a readable listener.
+                    _log.warning("cannot accept connections (%s); retrying in 1 s", exc)
+                    self.set_accepting(False)
+                    loop.call_later(1.0, self._resume_accepting)
+                else:
+                    _log.warning("accept failed: %s", exc)
+                return
+            accepted += 1
+            task = loop.create_task(self._on_socket(sock))
+            load.accepted.add(task)
+            load.touch()
+
+    async def _on_socket(self, sock: socket.socket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        load = self._service.load
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+        except (OSError, asyncio.CancelledError):
+            sock.close()
+            return
+        finally:
+            # No suspension between here and registering the connection below.
+            load.accepted.discard(task)
+        conn = Connection(writer)
+        load.connections[task] = conn
+        load.touch()
+        try:
+            await self._serve(conn, reader)
+        finally:
+            del load.connections[task]
+            load.touch()
 
 
 class Supervisor:

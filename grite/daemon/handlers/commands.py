@@ -2,10 +2,17 @@
 
 Both run in the worker pool against the per-repository registry (blocking work never runs on
 the loop); more than `max_in_flight` at once are answered `busy`. A forwarded argv goes to the
-executor (grite.daemon.execution.default_executor: the CLI app); an Op to
-grite.daemon.execution.run_op. A read whose repository did not move while it ran is kept
-(replies.py) for the next identical request. After each, the repositories it touched are
-refreshed in the notification hub (source local_write, or sync for a sync).
+executor (default_executor: the CLI app); an Op to run_op. A read whose repository did not
+move while it ran is kept (replies.py) for the next identical request. After each, the
+repositories it touched are refreshed in the notification hub (source local_write, or sync for
+a sync).
+
+What runs: a typed operation goes through grite.ipc.local.run_op over grite.ops.table, the
+code the in-process path runs; a forwarded command line through grite.cli.app.run_invocation,
+and this module is the one place the daemon imports the CLI (it parses argv, as Mercurial's
+chg server runs hg's dispatch for its clients). Both run against the registry's warm handles
+in the worker pool, imported lazily, only ever inside the daemon and after it has reported
+ready.
 """
 
 from __future__ import annotations
@@ -14,9 +21,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from grite.daemon.execution import default_executor, discover, notification_source, run_op
 from grite.daemon.replies import READ_TAGS, key_of, read_tag
 from grite.daemon.session import Refusal
 from grite.ipc import protocol
@@ -36,7 +42,16 @@ if TYPE_CHECKING:
     from grite.model.invocation import Invocation, Outcome
     from grite.storage.wal import Wal
 
-__all__ = ["Commands", "Executor", "Executors", "OpExecutor"]
+__all__ = [
+    "Commands",
+    "Executor",
+    "Executors",
+    "OpExecutor",
+    "default_executor",
+    "discover",
+    "notification_source",
+    "run_op",
+]
 
 _log = logging.getLogger("grite.daemon")
 
@@ -45,10 +60,46 @@ Executor = Callable[["Invocation", "RequestHandles"], "Outcome"]
 OpExecutor = Callable[[protocol.Op, bytes, str, "RequestHandles"], "tuple[protocol.OpResult, str]"]
 
 
+# -- what runs ---------------------------------------------------------------------------
+
+
+def default_executor(inv: Invocation, handles: RequestHandles) -> Outcome:
+    # Deliberately lazy, and only ever in the daemon: the CLI app pulls argh, dulwich and
+    # diskcache, which the daemon loads in a worker thread after it has reported ready.
+    from grite.cli import app
+
+    return app.run_invocation(inv, handles, ran=handles.ran)  # type: ignore[arg-type]
+
+
+def run_op(
+    op: protocol.Op, request_id: bytes, actor: str, handles: RequestHandles
+) -> tuple[protocol.OpResult, str]:
+    """Run one Op as the in-process path does (grite.ipc.local.run_op)."""
+    # Deliberately lazy, like default_executor.
+    from grite.ipc import local
+
+    return local.run_op(op, request_id, actor, handles)
+
+
+def discover(cwd: str) -> Any:
+    # Deliberately lazy: storage pulls in dulwich, loaded in a worker thread after ready.
+    from grite.storage.repo import discover_repo
+
+    return discover_repo(cwd)
+
+
+def notification_source(ran: list[type]) -> str:
+    """How watchers hear of what a request wrote: "sync" when it ran a sync."""
+    # Deliberately lazy, like default_executor.
+    from grite.ops.table import is_sync
+
+    return "sync" if any(is_sync(t) for t in ran) else "local_write"
+
+
 @dataclass(frozen=True)
 class Executors:
     """What runs the work: `argv` a forwarded command line (default: the CLI app), `op` a
-    typed Op (None: grite.daemon.execution.run_op, whose reads may be kept)."""
+    typed Op (None: run_op, whose reads may be kept)."""
 
     argv: Executor = default_executor
     op: OpExecutor | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from grite.daemon.execution import discover
+from grite.daemon.handlers.commands import discover
 from grite.daemon.session import Refusal, send
 from grite.ipc import protocol
 from grite.model import notifications
