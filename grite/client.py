@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from grite.ipc import protocol
-from grite.ipc.framing import FrameTimeout, IpcError
 from grite.ipc.transport import Call, DaemonTransport, FallbackTransport, Policy, Unserved
+from grite.ipc.wire import FrameTimeout, IpcError
 from grite.model import notifications
 from grite.model import requests as rq
 from grite.model.errors import (

@@ -21,10 +21,10 @@ import msgspec
 from grite.cli import envelope
 from grite.ipc import fallbacks, protocol
 from grite.ipc.build import build_id
-from grite.ipc.framing import IpcError
 from grite.ipc.paths import RuntimePaths, build_socket, ensure_runtime_dir, runtime_paths
 from grite.ipc.spawner import wait_exit
 from grite.ipc.transport import Call, DaemonTransport
+from grite.ipc.wire import IpcError
 from grite.model.errors import GriteError
 
 __all__ = [

@@ -179,7 +179,7 @@ def build_server(client: Client) -> Any:
 
 def _watch(client: Client, since: str | None, wait: float) -> dict[str, Any]:
     """The notifications after `since` until the stream goes quiet or `wait` runs out."""
-    from grite.ipc.framing import FrameTimeout
+    from grite.ipc.wire import FrameTimeout
     from grite.model import notifications
 
     changes: list[Any] = []

@@ -5,9 +5,9 @@ frames, so each caller decodes with its own codec (the `grite` command with grit
 library callers with msgspec through grite.ipc.protocol). The hello may travel in one write
 with the first request (pipelined): a daemon of another build refuses that request without
 running it, so nothing is lost by sending it early. Every failure is raised as an IpcError
-subclass. Imports only the standard library, grite.ipc.wire, grite.ipc.framing and
-grite.model.errors: this is the `grite` command's hot path (the `socket` module alone would
-load enum and selectors, so the C `_socket` module is used directly).
+subclass. Imports only the standard library, grite.ipc.wire and grite.model.errors: this is
+the `grite` command's hot path (the `socket` module alone would load enum and selectors, so
+the C `_socket` module is used directly).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 import _socket
 import os
 
-from grite.ipc import framing, wire
+from grite.ipc import wire
 from grite.ipc.build import PROTOCOL_VERSION
-from grite.ipc.framing import IpcError
+from grite.ipc.wire import IpcError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ __all__ = [
     "HELLO_TIMEOUT",
     "REQUEST_TIMEOUT",
     "Connection",
-    "DaemonUnavailable",
     "ProtocolViolation",
     "ServerHello",
 ]
@@ -39,10 +38,6 @@ CONNECT_TIMEOUT = 2.0
 # succeeds even when the daemon cannot start.
 HELLO_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 60.0
-
-
-class DaemonUnavailable(IpcError):
-    """No daemon listens on the socket (missing, refused, or not a socket)."""
 
 
 class ProtocolViolation(IpcError):
@@ -87,25 +82,19 @@ class Connection:
         self.answer: bytes | None = None  # the final reply to the last request sent
 
     @classmethod
-    def open(cls, socket_path: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> Connection:
-        """Connect to `socket_path`.
-
-        Raises:
-            DaemonUnavailable: nothing listens there.
-        """
+    def open(
+        cls, socket_path: str, *, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> Connection | None:
+        """Connect to `socket_path`; None when no daemon answers there (no socket, refused,
+        not a socket, timed out). Without an exception: every command asks a socket that is
+        usually absent first (its build's own, see grite.ipc.transport)."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.settimeout(connect_timeout)
             sock.connect(socket_path)
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+        except OSError:  # FileNotFoundError, ConnectionRefusedError, TimeoutError, ...
             sock.close()
-            raise DaemonUnavailable(f"no grite daemon at {socket_path}") from exc
-        except TimeoutError as exc:
-            sock.close()
-            raise DaemonUnavailable(f"timed out connecting to {socket_path}") from exc
-        except OSError as exc:
-            sock.close()
-            raise DaemonUnavailable(f"cannot connect to {socket_path}: {exc}") from exc
+            return None
         return cls(sock, socket_path)
 
     def greet(
@@ -127,9 +116,9 @@ class Connection:
         # Marked before the bytes go: a Ctrl-C right after they left must not be taken for
         # "never sent" (the daemon may already be running the request).
         self.awaiting, self.answer = first is not None, None
-        framing.send_frame(self._sock, mine, *(() if first is None else (first,)))
+        wire.send_frame(self._sock, mine, *(() if first is None else (first,)))
         try:
-            self.server = ServerHello(wire.decode(framing.recv_frame(self._sock)))
+            self.server = ServerHello(wire.decode(wire.recv_frame(self._sock)))
         except wire.WireError as exc:
             raise ProtocolViolation(f"unreadable hello from the daemon: {exc}") from exc
         self.timeout = timeout
@@ -139,7 +128,7 @@ class Connection:
     def send(self, payload: bytes) -> None:
         """Send one request frame."""
         self.awaiting, self.answer = True, None  # before the bytes go, as in greet
-        framing.send_frame(self._sock, payload)
+        wire.send_frame(self._sock, payload)
 
     def settle(self, timeout: float) -> bytes | None:
         """After a Ctrl-C: tell the daemon (close our side) and read its final answer.
@@ -154,7 +143,7 @@ class Connection:
             self._sock.shutdown(_socket.SHUT_WR)
             if self.server is None:
                 self._sock.settimeout(timeout)
-                framing.recv_frame(self._sock)  # the daemon's hello, sent before the reply
+                wire.recv_frame(self._sock)  # the daemon's hello, sent before the reply
             return self.read_final(timeout=timeout)
         except (IpcError, OSError):
             return None
@@ -175,7 +164,7 @@ class Connection:
             self._sock.settimeout(timeout)
         try:
             while True:
-                data = framing.recv_frame(self._sock)
+                data = wire.recv_frame(self._sock)
                 try:
                     _, final, _ = wire.reply_head(data)
                 except wire.WireError as exc:
@@ -198,7 +187,7 @@ class Connection:
         self._sock.settimeout(frame_timeout)
         try:
             while True:
-                data = framing.recv_frame(self._sock)
+                data = wire.recv_frame(self._sock)
                 try:
                     _, final, _ = wire.reply_head(data)
                 except wire.WireError as exc:

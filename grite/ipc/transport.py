@@ -42,10 +42,8 @@ from grite.ipc.client import (
     HELLO_TIMEOUT,
     REQUEST_TIMEOUT,
     Connection,
-    DaemonUnavailable,
     ServerHello,
 )
-from grite.ipc.framing import ConnectionClosed, FrameTimeout, IpcError
 from grite.ipc.paths import (
     RuntimePaths,
     build_socket,
@@ -53,6 +51,7 @@ from grite.ipc.paths import (
     paths_for_socket,
     runtime_paths,
 )
+from grite.ipc.wire import ConnectionClosed, FrameTimeout, IpcError
 from grite.model import settings
 from grite.model.errors import Environment, GriteError, InvalidArgs
 
@@ -479,9 +478,8 @@ class DaemonTransport(BaseTransport):
     def _greet(self, path: str, first: bytes | None) -> Connection | None:
         """Connect and greet; None when nothing listens at `path`."""
         for attempt in (1, 2):
-            try:
-                conn = Connection.open(path, connect_timeout=self._connect_timeout)
-            except DaemonUnavailable:
+            conn = Connection.open(path, connect_timeout=self._connect_timeout)
+            if conn is None:
                 return None
             self._greeting = conn
             try:
@@ -567,7 +565,7 @@ class FallbackTransport(BaseTransport):
         local: builds the local transport on first need (it imports the heavy modules).
         policy: auto, require or off.
         client: who is asking, for the fallback record ("cli", "client", "batch").
-        paths: where the fallback record and the daemon log are.
+        paths: where the fallback record and the daemon log are (None when the policy is off).
     """
 
     def __init__(
@@ -577,7 +575,7 @@ class FallbackTransport(BaseTransport):
         *,
         policy: Policy,
         client: str,
-        paths: RuntimePaths,
+        paths: RuntimePaths | None,
     ) -> None:
         self.daemon = None if policy.mode == "off" else daemon
         self._make_local = local
@@ -603,8 +601,11 @@ class FallbackTransport(BaseTransport):
         """The transport a client uses, from its environment (default os.environ)."""
         env = os.environ if environ is None else environ
         pol = policy or Policy.from_environ(env)
+        if pol.mode == "off":
+            # No daemon to find and nothing to record: the runtime directory is not looked up.
+            return cls(None, local, policy=pol, client=client, paths=None)
         paths = runtime_paths(env)
-        if pol.debug and paths.note and pol.mode != "off":
+        if pol.debug and paths.note:
             sys.stderr.write(f"grite: {paths.note}\n")
         daemon = DaemonTransport(
             paths,
@@ -636,6 +637,7 @@ class FallbackTransport(BaseTransport):
             except Unserved as exc:
                 self.last_unserved = exc
                 if self.policy.mode == "require":
+                    assert self._paths is not None  # a daemon transport comes with its paths
                     raise DaemonRequired(exc, self._paths.log_file) from exc
                 self._note(exc)
         self.served_by = "local"
@@ -657,6 +659,7 @@ class FallbackTransport(BaseTransport):
         # Deliberately lazy: only a fallback writes the record.
         from grite.ipc import fallbacks
 
+        assert self._paths is not None  # only a daemon transport falls back
         fallbacks.record(self._paths.fallback_log, self._client, exc.cause, exc.message)
         if self.policy.debug:
             sys.stderr.write(

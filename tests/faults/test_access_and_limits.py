@@ -54,12 +54,12 @@ print("answer" if data else "closed")
 
 
 def _hello_frame() -> bytes:
-    from grite.ipc import framing
+    from grite.ipc import wire
 
     hello = protocol.Hello(
         protocol_version=protocol.PROTOCOL_VERSION, build_id=protocol.build_id(), pid=1
     )
-    return framing.encode_frame(protocol.encode(hello))
+    return wire.encode_frame(protocol.encode(hello))
 
 
 def test_another_user_is_refused_by_the_peer_uid_check(fault_env: FaultEnv) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from grite.ipc import framing, protocol
+from grite.ipc import protocol, wire
 from grite.model.invocation import Invocation
 from tests.conftest import TypedConnection
 from tests.faults.conftest import FaultEnv, init_repo, pid_alive, rss_kb, wait_for
@@ -40,7 +40,7 @@ def _hello() -> bytes:
     hello = protocol.Hello(
         protocol_version=protocol.PROTOCOL_VERSION, build_id=protocol.build_id(), pid=os.getpid()
     )
-    return framing.encode_frame(protocol.encode(hello))
+    return wire.encode_frame(protocol.encode(hello))
 
 
 def _valid_request(repo: Path) -> bytes:
@@ -60,19 +60,19 @@ def _abusive_frame(rng: random.Random, valid: bytes) -> bytes:
     """One hostile frame (length header included, possibly lying)."""
     kind = rng.randrange(7)
     if kind == 0:  # random bytes
-        return framing.encode_frame(rng.randbytes(rng.randrange(0, 300)))
+        return wire.encode_frame(rng.randbytes(rng.randrange(0, 300)))
     if kind == 1:  # a valid request with flipped bytes
         data = bytearray(valid)
         for _ in range(rng.randrange(1, 6)):
             data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-        return framing.encode_frame(bytes(data))
+        return wire.encode_frame(bytes(data))
     if kind == 2:  # truncated msgpack
-        return framing.encode_frame(valid[: rng.randrange(1, len(valid))])
+        return wire.encode_frame(valid[: rng.randrange(1, len(valid))])
     if kind == 3:  # unknown tag, right shape
         body = {"request_id": b"x" * 16, "body": {"type": rng.choice(["nope", "", "run_argv!"])}}
-        return framing.encode_frame(msgspec.msgpack.encode(body))
+        return wire.encode_frame(msgspec.msgpack.encode(body))
     if kind == 4:  # huge length header
-        return struct.pack(">I", rng.choice([framing.MAX_FRAME + 1, 2**32 - 1, 2**31]))
+        return struct.pack(">I", rng.choice([wire.MAX_FRAME + 1, 2**32 - 1, 2**31]))
     if kind == 5:  # half a frame, then hang up
         return struct.pack(">I", 1000) + rng.randbytes(rng.randrange(0, 500))
     return struct.pack(">I", 50)[: rng.randrange(1, 4)]  # half a header
@@ -221,7 +221,7 @@ def test_daemon_survives_abuse_and_keeps_serving(fault_env: FaultEnv) -> None:
         now_ms=time.time_ns() // 1_000_000,
     )
     slow.sendall(
-        framing.encode_frame(
+        wire.encode_frame(
             protocol.encode(
                 protocol.Request(request_id=b"s" * 16, body=protocol.RunArgv(invocation=inv))
             )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from grite.daemon.binding import PidRecord, read_pid_record
-from grite.ipc import framing, protocol, spawner
+from grite.ipc import protocol, spawner, wire
 
 DaemonEnv = Any  # the daemon_env fixture's type (tests/system/conftest.py)
 
@@ -191,8 +191,8 @@ def test_malformed_clients_do_not_disturb_a_concurrent_client(daemon_env: Daemon
     path = daemon_env.paths.socket
     bad = []
     for payload in (
-        framing.encode_frame(b"\xc1garbage"),
-        struct.pack(">I", framing.MAX_FRAME + 5),
+        wire.encode_frame(b"\xc1garbage"),
+        struct.pack(">I", wire.MAX_FRAME + 5),
         b"\x00\x00\x10\x00half",
         b"",
     ):
@@ -205,7 +205,7 @@ def test_malformed_clients_do_not_disturb_a_concurrent_client(daemon_env: Daemon
         assert r.returncode == 0, r.stderr
     for s in bad[:2]:
         s.settimeout(5)
-        reply = protocol.decode_response(framing.recv_frame(s))
+        reply = protocol.decode_response(wire.recv_frame(s))
         assert isinstance(reply, protocol.Error) and reply.code == "bad_request"
     for s in bad:
         s.close()

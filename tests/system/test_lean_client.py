@@ -28,7 +28,6 @@ ALLOWED = {
     "grite.ipc",
     "grite.ipc.build",
     "grite.ipc.client",
-    "grite.ipc.framing",
     "grite.ipc.paths",
     "grite.ipc.transport",
     "grite.ipc.wire",

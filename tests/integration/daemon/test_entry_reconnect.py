@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grite.ipc import framing, protocol
+from grite.ipc import protocol, wire
 from grite.ipc.paths import paths_for_socket
 from grite.ipc.transport import DaemonTransport, Unserved
 
@@ -43,14 +43,14 @@ class _Server:
             with sock:
                 if self.accepted <= self._drop:
                     continue  # accepted, never served: EOF before the hello
-                framing.recv_frame(sock)
+                wire.recv_frame(sock)
                 hello = protocol.Hello(
                     protocol_version=protocol.PROTOCOL_VERSION,
                     build_id=protocol.build_id(),
                     pid=os.getpid(),
                     mode="systemd",
                 )
-                framing.send_frame(sock, protocol.encode(hello))
+                wire.send_frame(sock, protocol.encode(hello))
                 return
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from grite.daemon.registry import RequestHandles
-from grite.ipc import framing, protocol, transport
+from grite.ipc import protocol, transport, wire
 from grite.model.invocation import Invocation, Outcome
 from tests.conftest import TypedConnection
 
@@ -95,24 +95,24 @@ def test_malformed_clients_get_an_error_or_close_and_others_are_served(
     run = start_supervisor(echo, hello_timeout=0.5)
     path = run.paths.socket
     garbage, oversize, half, silent = _raw(path), _raw(path), _raw(path), _raw(path)
-    garbage.sendall(framing.encode_frame(b"\xc1\xff not msgpack"))
-    oversize.sendall(struct.pack(">I", framing.MAX_FRAME + 1))
-    half.sendall(framing.encode_frame(_hello()))
+    garbage.sendall(wire.encode_frame(b"\xc1\xff not msgpack"))
+    oversize.sendall(struct.pack(">I", wire.MAX_FRAME + 1))
+    half.sendall(wire.encode_frame(_hello()))
     half.sendall(b"\x00\x00\x01\x00abc")
     with TypedConnection.open(path) as good:
         for _ in range(5):
             final = good.request(protocol.RunArgv(invocation=_inv("ok")))
             assert isinstance(final, protocol.Result)
     for sock in (garbage, oversize):
-        error = protocol.decode_response(framing.recv_frame(sock))
+        error = protocol.decode_response(wire.recv_frame(sock))
         assert isinstance(error, protocol.Error) and error.code == "bad_request"
-        with pytest.raises(framing.ConnectionClosed):
-            framing.recv_frame(sock)
-    protocol.decode_hello(framing.recv_frame(half))
+        with pytest.raises(wire.ConnectionClosed):
+            wire.recv_frame(sock)
+    protocol.decode_hello(wire.recv_frame(half))
     half.close()
     # The never-sending client is closed by the hello deadline.
-    with pytest.raises(framing.ConnectionClosed):
-        framing.recv_frame(silent)
+    with pytest.raises(wire.ConnectionClosed):
+        wire.recv_frame(silent)
     for sock in (garbage, oversize, silent):
         sock.close()
 
@@ -123,15 +123,15 @@ def test_unknown_schema_version_and_body_are_refused_clearly(
     run = start_supervisor(echo)
     sock = _raw(run.paths.socket)
     with sock:
-        framing.send_frame(sock, _hello())
-        protocol.decode_hello(framing.recv_frame(sock))
-        framing.send_frame(
+        wire.send_frame(sock, _hello())
+        protocol.decode_hello(wire.recv_frame(sock))
+        wire.send_frame(
             sock,
             msgspec.msgpack.encode(
                 {"request_id": b"x", "schema_version": 7, "body": {"type": "teleport"}}
             ),
         )
-        error = protocol.decode_response(framing.recv_frame(sock))
+        error = protocol.decode_response(wire.recv_frame(sock))
     assert isinstance(error, protocol.Error)
     assert (error.code, error.request_id) == ("version_mismatch", b"x")
 
@@ -143,15 +143,15 @@ def test_other_build_client_cannot_run_commands(
     monkeypatch.setattr(protocol, "build_id", lambda: "0" * protocol.BUILD_ID_LEN)
     sock = _raw(run.paths.socket)
     with sock:
-        framing.send_frame(sock, _hello())
-        protocol.decode_hello(framing.recv_frame(sock))
-        framing.send_frame(
+        wire.send_frame(sock, _hello())
+        protocol.decode_hello(wire.recv_frame(sock))
+        wire.send_frame(
             sock,
             protocol.encode(
                 protocol.Request(request_id=b"r", body=protocol.RunArgv(invocation=_inv("x")))
             ),
         )
-        refused = protocol.decode_response(framing.recv_frame(sock))
+        refused = protocol.decode_response(wire.recv_frame(sock))
     assert isinstance(refused, protocol.Error) and refused.code == "version_mismatch"
     assert run.thread.is_alive()
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from pytest_mock import MockerFixture
 
-from grite.ipc import client, framing
+from grite.ipc import client, wire
 from grite.ipc.client import Connection
-from grite.ipc.framing import IpcError
+from grite.ipc.wire import IpcError
 
 
 @pytest.fixture
@@ -26,13 +26,13 @@ def pair() -> Iterator[tuple[Connection, socket.socket]]:
 
 
 def _interrupt_after_send(mocker: MockerFixture) -> None:
-    real = framing.send_frame
+    real = wire.send_frame
 
     def send_then_ctrl_c(sock: object, *frames: bytes) -> None:
         real(sock, *frames)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
-    mocker.patch.object(client.framing, "send_frame", send_then_ctrl_c)
+    mocker.patch.object(client.wire, "send_frame", send_then_ctrl_c)
 
 
 def test_ctrl_c_right_after_a_request_was_sent_still_awaits_its_answer(

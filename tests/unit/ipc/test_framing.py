@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grite.ipc import framing
-from grite.ipc.framing import MAX_FRAME, ConnectionClosed, FrameTooLarge
+from grite.ipc import wire
+from grite.ipc.wire import MAX_FRAME, ConnectionClosed, FrameTooLarge
 
 
 @settings(max_examples=50, deadline=None)
@@ -19,17 +19,17 @@ from grite.ipc.framing import MAX_FRAME, ConnectionClosed, FrameTooLarge
 def test_blocking_round_trip_preserves_payload(payload: bytes) -> None:
     a, b = socket.socketpair()
     with a, b:
-        framing.send_frame(a, payload)
-        assert framing.recv_frame(b) == payload
+        wire.send_frame(a, payload)
+        assert wire.recv_frame(b) == payload
 
 
 def test_frame_header_is_big_endian_length() -> None:
-    assert framing.encode_frame(b"abc") == b"\x00\x00\x00\x03abc"
+    assert wire.encode_frame(b"abc") == b"\x00\x00\x00\x03abc"
 
 
 def test_encode_refuses_payload_over_limit() -> None:
     with pytest.raises(FrameTooLarge):
-        framing.encode_frame(bytes(MAX_FRAME + 1))
+        wire.encode_frame(bytes(MAX_FRAME + 1))
 
 
 def test_recv_refuses_oversize_header_without_reading_body() -> None:
@@ -37,7 +37,7 @@ def test_recv_refuses_oversize_header_without_reading_body() -> None:
     with a, b:
         a.sendall(struct.pack(">I", MAX_FRAME + 1))
         with pytest.raises(FrameTooLarge):
-            framing.recv_frame(b)
+            wire.recv_frame(b)
 
 
 def test_recv_reports_truncated_frame() -> None:
@@ -46,15 +46,15 @@ def test_recv_reports_truncated_frame() -> None:
         a.sendall(b"\x00\x00\x00\x10abc")
         a.close()
         with pytest.raises(ConnectionClosed):
-            framing.recv_frame(b)
+            wire.recv_frame(b)
 
 
 def test_recv_times_out_with_typed_error() -> None:
     a, b = socket.socketpair()
     with a, b:
         b.settimeout(0.01)
-        with pytest.raises(framing.FrameTimeout):
-            framing.recv_frame(b)
+        with pytest.raises(wire.FrameTimeout):
+            wire.recv_frame(b)
 
 
 async def _read_all(data: bytes) -> list[bytes | None]:
@@ -63,14 +63,14 @@ async def _read_all(data: bytes) -> list[bytes | None]:
     reader.feed_eof()
     out: list[bytes | None] = []
     while True:
-        frame = await framing.read_frame(reader)
+        frame = await wire.read_frame(reader)
         out.append(frame)
         if frame is None:
             return out
 
 
 def test_async_reader_returns_none_on_clean_eof() -> None:
-    data = framing.encode_frame(b"one") + framing.encode_frame(b"")
+    data = wire.encode_frame(b"one") + wire.encode_frame(b"")
     assert asyncio.run(_read_all(data)) == [b"one", b"", None]
 
 
