@@ -274,15 +274,15 @@ def run_invocation(
         if ran is not None:  # before it runs: a sync that fails half-way still pulled
             ran.append(type(command))
         result = _execute(command, ns, inv, handles, warnings)
-        color = color_wanted(getattr(ns, "color", None) or "auto", inv.env, inv.stdout_isatty)
-        renderer = Renderer(
-            inv.env.get("TZ"), inv.columns, inv.stdout_isatty, color=color, now_ms=inv.now_ms
-        )
         if want_json:
             out = json_success(result)
         elif quiet:
             out = ""
         else:
+            color = color_wanted(getattr(ns, "color", None) or "auto", inv.env, inv.stdout_isatty)
+            renderer = Renderer(
+                inv.env.get("TZ"), inv.columns, inv.stdout_isatty, color=color, now_ms=inv.now_ms
+            )
             custom = RENDERERS.get(type(result))
             out = custom(renderer, result) if custom is not None else renderer.render(result)
         err_text = streams.err.getvalue()
