@@ -8,8 +8,9 @@ callers (the `grite` command, grite.Client's issue_create) each create two issue
 (sys.setprofile and threading.setprofile) records every call of a grite function, per thread,
 in the caller and, through a daemon, in the daemon (its calls are kept when they fall in the
 caller's time window; CLOCK_MONOTONIC is system-wide). The first call counts module bodies too
-(what it had to import, the daemon's lazy loads included); the second, made 1.5 s later, only
-function calls (warm).
+(what it had to import, the daemon's lazy loads included); three more, 1.5 s apart, only
+function calls (warm), and the one that touched the fewest files is reported: a timer of the
+daemon's housekeeping (heartbeat, idle check) may fire inside one call's window.
 
 It prints the files touched and the file-to-file switches (consecutive calls, in one thread,
 to functions of different files). `--source DIR` runs another checkout's grite (e.g. a
@@ -66,7 +67,7 @@ def create(title):
     return 0
 
 windows = []
-for title in ("first", "second"):
+for title in ("first", "second", "third", "fourth"):
     recording[0] = True
     threading.setprofile(prof)
     sys.setprofile(prof)
@@ -77,7 +78,7 @@ for title in ("first", "second"):
     threading.setprofile(None)
     recording[0] = False
     assert code == 0
-    time.sleep(1.5)  # the daemon's background preload finishes: the second call is warm
+    time.sleep(1.5)  # the daemon's background preload finishes: the next call is warm
 dump({"windows": windows})
 """
 
@@ -133,12 +134,12 @@ def _summary(events: list[list[object]]) -> dict[str, object]:
 def _calls(
     events: list[list[object]], windows: list[list[int]]
 ) -> tuple[list[list[object]], list[list[object]]]:
-    """The first call's events (module bodies included: what it had to import) and the
-    second's (warm: function calls only)."""
-    (s1, e1), (s2, e2) = windows
-    first = [e for e in events if s1 <= e[0] <= e2 and e[0] <= e1]  # type: ignore[operator]
-    second = [e for e in events if s2 <= e[0] <= e2 and not e[3]]  # type: ignore[operator]
-    return first, second
+    """The first call's events (module bodies included: what it had to import) and those of
+    the warm call (function calls only) that touched the fewest files."""
+    (s1, e1), *later = windows
+    first = [e for e in events if s1 <= e[0] <= e1]  # type: ignore[operator]
+    warm = [[e for e in events if s <= e[0] <= end and not e[3]] for s, end in later]  # type: ignore[operator]
+    return first, min(warm, key=lambda calls: len({e[2] for e in calls}))
 
 
 def trace(base: Path, source: Path | None, caller: str, daemon: bool) -> dict[str, object]:
