@@ -766,6 +766,10 @@ def _naming(exc: CorruptData, oid: str) -> CorruptData:
     return CorruptData(f"WAL commit {oid}: {exc.message}", {**exc.details, "commit": oid})
 
 
+# No head seen yet (None is a real head: the ref does not exist).
+_UNSEEN = object()
+
+
 def append_with_retry(
     wal: Wal,
     actor: bytes,
@@ -773,6 +777,7 @@ def append_with_retry(
     *,
     before_try: Callable[[str | None], bool | list[Event]] | None = None,
     max_wait_seconds: float = 30.0,
+    give_up_seconds: float = 120.0,
     stale_lock_seconds: float = STALE_LOCK_SECONDS,
 ) -> tuple[str | None, bool]:
     """Append `events`, retrying on a lost compare-and-swap until it wins.
@@ -791,14 +796,24 @@ def append_with_retry(
     Returns:
         (head after the call, whether this call appended).
 
+    `max_wait_seconds` counts from the last time the ref moved: while other writers keep
+    winning, the ref is busy, not stuck, and this writer keeps trying (for `give_up_seconds`
+    in all), so a burst of contention is never reported as a lock nobody releases.
+
     Raises:
-        Environment: the ref stayed locked for `max_wait_seconds` by a lock that never looked
-            abandoned.
+        Environment: the ref did not move for `max_wait_seconds` (a lock that never looked
+            abandoned), or this writer lost every race for `give_up_seconds`.
     """
-    deadline = time.monotonic() + max_wait_seconds
+    started = time.monotonic()
+    deadline = started + max_wait_seconds
     delay = 0.001
+    last_parent: object = _UNSEEN
     while True:
         parent = wal.head()
+        if parent != last_parent:
+            # The ref moved (another writer won): contention, not a stuck lock.
+            last_parent = parent
+            deadline = min(time.monotonic() + max_wait_seconds, started + give_up_seconds)
         todo = events
         if before_try is not None:
             verdict = before_try(parent)
@@ -814,6 +829,13 @@ def append_with_retry(
         if break_stale_lock(lock, guard, stale_lock_seconds):
             continue
         if time.monotonic() > deadline:
+            if not os.path.lexists(lock):
+                raise Environment(
+                    f"refs/grite/wal kept moving under this write for "
+                    f"{time.monotonic() - started:.0f}s (other writers won every race); "
+                    "nothing was recorded: retry",
+                    {"contended": True},
+                )
             raise Environment(
                 f"refs/grite/wal stayed locked for {max_wait_seconds:.0f}s; if no git or grite "
                 f"process is running, remove {lock} and retry (nothing was recorded)",

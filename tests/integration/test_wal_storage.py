@@ -14,6 +14,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
+from grite.model.errors import GriteError
 from grite.model.events import CommentAdded, IssueCreated
 from grite.model.hashing import make_event
 from grite.ops.repo_handle import RepoHandle
@@ -98,6 +99,50 @@ def test_compare_and_swap_loses_on_a_moved_ref_and_retry_lands_on_top(git_repo: 
     assert appended and head != second
     assert len(a.read_entries()) == 3
     assert wal_commit_count(git_repo) == 3
+
+
+def test_a_writer_that_keeps_losing_races_keeps_trying_while_the_ref_moves(
+    git_repo: Path,
+) -> None:
+    """Heavy contention is not a stuck lock: while other writers keep moving the ref, a writer
+    that loses every race for longer than its wait keeps trying, and lands once it wins."""
+    ours, theirs = Wal(str(git_repo / ".git")), Wal(str(git_repo / ".git"))
+    rounds = 0
+
+    def competitor_wins_first(parent: str | None) -> bool:
+        # A rival commits between our reading the head and our compare-and-swap, 12 times:
+        # far longer, with the backoff, than the 20 ms wait given below.
+        nonlocal rounds
+        rounds += 1
+        if rounds <= 12:
+            assert theirs.try_append(ACTOR, [_event(os.urandom(16), rounds)], parent)
+        return True
+
+    head, appended = append_with_retry(
+        ours,
+        ACTOR,
+        [_event(os.urandom(16), 99, "ours")],
+        before_try=competitor_wins_first,
+        max_wait_seconds=0.02,
+        give_up_seconds=60.0,
+    )
+    assert appended and rounds == 13
+    titles = [e.kind.title for entry in ours.read_entries() for e in entry.events]
+    assert titles[-1] == "ours" and len(titles) == 13
+    assert head == wal_head(git_repo)
+    assert_fsck_clean(git_repo)
+
+
+def test_a_ref_that_never_moves_behind_a_lock_is_reported_with_the_lock(git_repo: Path) -> None:
+    wal = Wal(str(git_repo / ".git"))
+    append_with_retry(wal, ACTOR, [_event(os.urandom(16), 1)])
+    lock = git_repo / ".git" / "refs" / "grite" / "wal.lock"
+    lock.write_text("held by a live writer\n")  # fresh: never looks abandoned
+    with pytest.raises(GriteError, match="stayed locked for 0s") as info:
+        append_with_retry(wal, ACTOR, [_event(os.urandom(16), 2)], max_wait_seconds=0.2)
+    assert info.value.details["lock"] == str(lock)
+    lock.unlink()
+    assert len(wal.read_entries()) == 1  # nothing was recorded
 
 
 _WRITER = r"""
