@@ -36,8 +36,8 @@ ALLOWED = {
     "grite.model.settings",
 }
 HEAVY = {"msgspec", "typing", "argh", "dulwich", "diskcache", "cbor2", "asyncio", "json"}
-# The `grite` script's own lines (scripts/grite), then the command.
-SHIM = "import sys; from grite.cli.entry import console_main; sys.exit(console_main())"
+# The `grite` script as pip installs it (scripts/grite), then the command.
+SCRIPT = str(Path(__file__).resolve().parents[2] / "scripts" / "grite")
 
 
 def _imported(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[set[str], str]:
@@ -65,12 +65,12 @@ def test_a_warm_command_imports_only_the_lean_client(daemon_env: DaemonEnv, tmp_
     env = dict(daemon_env.env, GRITE_DAEMON="require")
     assert daemon_env.run("init", "--no-agents-md", cwd=str(repo)).returncode == 0
     first = subprocess.run(
-        [sys.executable, "-c", SHIM, "issue", "create", "--title", "warm"],
+        [sys.executable, SCRIPT, "issue", "create", "--title", "warm"],
         env=env, cwd=repo, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
     floor, _ = _imported(["-c", "pass"], env, repo)
-    loaded, out = _imported(["-c", SHIM, "issue", "list"], env, repo)
+    loaded, out = _imported([SCRIPT, "issue", "list"], env, repo)
     assert "warm" in out
     extra = loaded - floor
     assert extra <= ALLOWED, f"the warm path imported {sorted(extra - ALLOWED)}"
@@ -86,7 +86,7 @@ def test_a_warm_command_is_answered_from_memory_and_never_stale(
 
     def grite(env: dict[str, str], *argv: str) -> str:
         proc = subprocess.run(
-            [sys.executable, "-c", SHIM, *argv],
+            [sys.executable, SCRIPT, *argv],
             env=env, cwd=repo, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
