@@ -766,10 +766,6 @@ def _naming(exc: CorruptData, oid: str) -> CorruptData:
     return CorruptData(f"WAL commit {oid}: {exc.message}", {**exc.details, "commit": oid})
 
 
-# No head seen yet (None is a real head: the ref does not exist).
-_UNSEEN = object()
-
-
 def append_with_retry(
     wal: Wal,
     actor: bytes,
@@ -807,13 +803,8 @@ def append_with_retry(
     started = time.monotonic()
     deadline = started + max_wait_seconds
     delay = 0.001
-    last_parent: object = _UNSEEN
     while True:
         parent = wal.head()
-        if parent != last_parent:
-            # The ref moved (another writer won): contention, not a stuck lock.
-            last_parent = parent
-            deadline = min(time.monotonic() + max_wait_seconds, started + give_up_seconds)
         todo = events
         if before_try is not None:
             verdict = before_try(parent)
@@ -828,6 +819,9 @@ def append_with_retry(
         guard = os.path.join(wal.git_dir, "grite", "wal-lock-break.lock")
         if break_stale_lock(lock, guard, stale_lock_seconds):
             continue
+        if wal.head() != parent:
+            # Another writer won this race: the ref is busy, not stuck.
+            deadline = min(time.monotonic() + max_wait_seconds, started + give_up_seconds)
         if time.monotonic() > deadline:
             if not os.path.lexists(lock):
                 raise Environment(
