@@ -60,10 +60,8 @@ _DRAIN_READ = 2.0
 _WRITE_BUFFER = 64 * 1024
 
 
-# -- who is connecting ---------------------------------------------------------------------
-# Who is connecting: the peer's uid and pid, and whether the daemon may act for it.
-#
-# Owns the kernel questions a session asks of a freshly accepted Unix socket: SO_PEERCRED on
+# -- who is connecting: the peer's uid and pid, and whether the daemon may act for it ---------
+# The kernel questions a session asks of a freshly accepted Unix socket: SO_PEERCRED on
 # Linux, LOCAL_PEERCRED/LOCAL_PEERPID on macOS, the mount namespace under /proc, and macOS's
 # sandbox_check. Synchronous and cheap (a few syscalls); imports nothing of grite.
 

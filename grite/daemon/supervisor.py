@@ -72,9 +72,7 @@ async def shutdown_signal() -> int:
             loop.remove_signal_handler(signum)
 
 
-# -- the accept loop ----------------------------------------------------------------------
-# The listener side of the accept loop: accept in batches, back off when out of descriptors.
-#
+# -- the accept loop: accept in batches, back off when out of descriptors --------------------
 # Our own accept (not asyncio's server) so that every accepted socket has its handler task,
 # counted by the idle check (service.Load) and awaited by shutdown, in the same loop step as the
 # accept. At most `_ACCEPT_BATCH` connections per readiness event, so one burst of clients does
