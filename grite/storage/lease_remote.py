@@ -189,8 +189,16 @@ def mirror_lock_refs(
                 continue
             fast_forward = local is not None and now is not None and repo.is_ancestor(local, now)
             if follow_remote(local, tracked, now, fast_forward) is Follow.TAKE:
-                if now is None or _valid(mine, ref, now) is not None:
-                    mine.move(ref, local, now)
+                if (now is None or _valid(mine, ref, now) is not None) and not mine.move(
+                    ref, local, now
+                ):
+                    if repo.ref(ref.encode()) != now:
+                        # The clone's ref did not follow: its lock file is held (by a process
+                        # killed while it wrote that ref, until the lock ages out). The
+                        # tracking ref must not move on without it: "the remote holds what we
+                        # saw, the clone has none" reads as released here, and the next sync
+                        # would delete a live lease on the remote. The next look tries again.
+                        continue
             if now == tracked:
                 continue
             track = _tracking_ref(remote, ref)

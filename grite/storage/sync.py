@@ -221,7 +221,10 @@ class SyncRepo:
         """Fetch the remote's grite refs and mirror them under the tracking prefix.
 
         Tracking refs whose remote ref is gone are deleted, so the tracking area always shows
-        the remote as it was at this fetch. Local refs are never touched.
+        the remote as it was at this fetch. Local refs are never touched. Lock refs' tracking
+        refs are the exception, left to grite.storage.lease_remote.mirror_lock_refs (the
+        caller's next step): it moves each only once the clone's own lock ref has followed,
+        since "tracked but absent here" means released here, and a push deletes those.
 
         Returns:
             The remote's grite refs (full name -> oid), without its own tracking refs.
@@ -255,10 +258,17 @@ class SyncRepo:
             ),
         )
         prefix = tracking_prefix(remote)
+        lock_tracking = prefix + LOCKS_PREFIX[len(GRITE_PREFIX) :]
         refs = self._repo.refs
-        existing = {name for name in refs.keys() if name.startswith(prefix)}
+        existing = {
+            name
+            for name in refs.keys()
+            if name.startswith(prefix) and not name.startswith(lock_tracking)
+        }
         try:
             for name, oid in wanted.items():
+                if name.startswith(LOCKS_PREFIX):
+                    continue
                 tracking = prefix + name[len(GRITE_PREFIX) :]
                 update_ref(self._git_dir, lambda t=tracking, o=oid: refs.set_if_equals(t, None, o))
                 existing.discard(tracking)

@@ -307,3 +307,36 @@ def test_remote_lock_refs_that_are_not_leases_for_their_name_are_not_mirrored(
     commit = git(remote, "rev-parse", lock_ref(resource)).stdout.strip()
     assert git(remote, "rev-parse", f"{commit}^").stdout.strip() == garbage
     assert remote_lease(remote, resource)["owner"] == actor_of(grite, b)  # type: ignore[index]
+
+
+def test_a_lock_ref_left_locked_by_a_killed_writer_never_releases_the_lease(
+    grite: Grite, tmp_path: Path
+) -> None:
+    """A process SIGKILLed while it recorded a lease it had just won on the remote leaves the
+    clone's lock ref absent and its `.lock` file behind. The next looks cannot write that ref
+    until the lock file ages out; they must not record the remote's lease as seen meanwhile
+    (clone has none + remote holds what we saw = released here), or `grite sync` deletes a
+    live lease on the remote."""
+    remote, a, _b, ids = two_clones(grite, tmp_path, 2)
+    won = claim(grite, a)
+    resource = won["lease_resource"]
+    ref = lock_ref(resource)
+    tracking = ref.replace("refs/grite/", "refs/grite/remotes/origin/", 1)
+    assert remote_lease(remote, resource) is not None
+    # The state the kill leaves: neither the clone's ref nor the tracking ref written, and the
+    # ref's lock file (fresh, as the kill just happened) still there.
+    git(a, "update-ref", "-d", ref)
+    git(a, "update-ref", "-d", tracking)
+    lock_file = a / ".git" / f"{ref}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock_file.write_text("")
+    for _ in range(2):  # each sync looks at the remote's leases, then pushes
+        assert grite.json(a, "sync")["rejected_refs"] == []
+    lease = remote_lease(remote, resource)
+    assert lease is not None and lease["owner"] == won["lease_owner"], "the live lease was deleted"
+    # Once the lock file is gone (aged out and broken, or its writer done), the clone follows.
+    lock_file.unlink()
+    grite.json(a, "sync")
+    status = grite.json(a, "lock", "status")
+    assert [(x["resource"], x["mine"]) for x in status["locks"]] == [(resource, True)]
+    assert git(a, "rev-parse", ref).stdout.strip() == git(remote, "rev-parse", ref).stdout.strip()
