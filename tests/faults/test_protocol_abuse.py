@@ -276,7 +276,13 @@ def test_daemon_survives_running_out_of_descriptors(fault_env: FaultEnv) -> None
         s.close()
     client = _GoodClient(fault_env.paths.socket, repo)
     client.start()
-    wait_for(lambda: client.ok >= 3, timeout=30, what="served after EMFILE")
+    try:
+        wait_for(lambda: client.ok >= 3, timeout=30, what="served after EMFILE")
+    except AssertionError as exc:
+        log = fault_env.daemon_log()[-3000:]
+        raise AssertionError(
+            f"{exc}; client errors {client.errors[-5:]}; daemon log:\n{log}"
+        ) from None
     client.stop.set()
     client.join()
     assert fault_env.daemon_pid() == daemon.pid
