@@ -19,7 +19,7 @@ falls back to the patterns, as 0.5.3 falls back when its query fails.
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -28,19 +28,90 @@ from grite.model.symbol_patterns import extract_with_patterns
 
 __all__ = ["Extractor", "grammar_available"]
 
-# language -> (module, function returning the grammar pointer)
-_GRAMMARS = {
-    "rust": ("tree_sitter_rust", "language"),
-    "python": ("tree_sitter_python", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "typescriptreact": ("tree_sitter_typescript", "language_tsx"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "go": ("tree_sitter_go", "language"),
-    "java": ("tree_sitter_java", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "cpp": ("tree_sitter_cpp", "language"),
-    "ruby": ("tree_sitter_ruby", "language"),
-    "elixir": ("tree_sitter_elixir", "language"),
+# Each grammar's loader imports its wheel when first called (only while indexing). Import
+# statements, not module names in a table, so readers and dependency checkers see which
+# declared dependency each language needs.
+
+
+def _rust() -> Any:
+    import tree_sitter_rust
+
+    return tree_sitter_rust.language()
+
+
+def _python() -> Any:
+    import tree_sitter_python
+
+    return tree_sitter_python.language()
+
+
+def _typescript() -> Any:
+    import tree_sitter_typescript
+
+    return tree_sitter_typescript.language_typescript()
+
+
+def _typescriptreact() -> Any:
+    import tree_sitter_typescript
+
+    return tree_sitter_typescript.language_tsx()
+
+
+def _javascript() -> Any:
+    import tree_sitter_javascript
+
+    return tree_sitter_javascript.language()
+
+
+def _go() -> Any:
+    import tree_sitter_go
+
+    return tree_sitter_go.language()
+
+
+def _java() -> Any:
+    import tree_sitter_java
+
+    return tree_sitter_java.language()
+
+
+def _c() -> Any:
+    import tree_sitter_c
+
+    return tree_sitter_c.language()
+
+
+def _cpp() -> Any:
+    import tree_sitter_cpp
+
+    return tree_sitter_cpp.language()
+
+
+def _ruby() -> Any:
+    import tree_sitter_ruby
+
+    return tree_sitter_ruby.language()
+
+
+def _elixir() -> Any:
+    import tree_sitter_elixir
+
+    return tree_sitter_elixir.language()
+
+
+# language -> its grammar's loader (returns the grammar pointer)
+_GRAMMARS: dict[str, Callable[[], Any]] = {
+    "rust": _rust,
+    "python": _python,
+    "typescript": _typescript,
+    "typescriptreact": _typescriptreact,
+    "javascript": _javascript,
+    "go": _go,
+    "java": _java,
+    "c": _c,
+    "cpp": _cpp,
+    "ruby": _ruby,
+    "elixir": _elixir,
 }
 
 _RUST = """
@@ -170,20 +241,20 @@ def _grammar(language: str) -> tuple[Any, Any] | None:
     """(tree_sitter.Language, compiled Query) for `language`, or None when the grammar is not
     installed or the query does not fit it. Loaded once per process; both are immutable and
     shared by threads (parsers and cursors are not: each Extractor has its own)."""
-    entry = _GRAMMARS.get(language)
-    if entry is None:
+    load = _GRAMMARS.get(language)
+    if load is None:
         return None
     try:
         # Deliberately lazy: tree-sitter and each grammar load only when a file of that
         # language is indexed.
         import tree_sitter
-
-        module = importlib.import_module(entry[0])
     except ImportError:
         return None
     try:
-        lang = tree_sitter.Language(getattr(module, entry[1])())
+        lang = tree_sitter.Language(load())
         query = tree_sitter.Query(lang, _QUERIES[language][0])
+    except ImportError:
+        return None  # this language's grammar is not installed
     except (AttributeError, ValueError, TypeError, tree_sitter.QueryError):
         # A grammar of another ABI or with renamed nodes: the patterns take over.
         return None

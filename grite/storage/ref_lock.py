@@ -22,8 +22,8 @@ fails; either way the ref names a real commit and the failing writer reports an 
 write is not acknowledged), so nothing acknowledged is lost. Clock skew between machines sharing
 a repository over a network file system shortens or lengthens the threshold accordingly.
 
-Imports only the standard library, grite.storage.file_lock and grite.storage.stale_files. Must not import dulwich: this
-works on paths only, so it applies to any git lock file.
+Imports only the standard library, grite.storage.file_lock and grite.storage.stale_files. Must
+not import dulwich: this works on paths only, so it applies to any git lock file.
 """
 
 from __future__ import annotations
