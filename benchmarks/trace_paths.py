@@ -138,7 +138,10 @@ def _calls(
     the warm call (function calls only) that touched the fewest files."""
     (s1, e1), *later = windows
     first = [e for e in events if s1 <= e[0] <= e1]  # type: ignore[operator]
-    warm = [[e for e in events if s <= e[0] <= end and not e[3]] for s, end in later]  # type: ignore[operator]
+    warm = [
+        [e for e in events if s <= e[0] <= end and not e[3]]  # type: ignore[operator]
+        for s, end in later
+    ]
     return first, min(warm, key=lambda calls: len({e[2] for e in calls}))
 
 

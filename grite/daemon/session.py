@@ -1,11 +1,11 @@
 """One client connection: peer checks, hello, then requests read, dispatched and answered.
 
-A session checks that the peer is our uid and whether it runs in our mount namespace
-(peer_uid, foreign_peer below), waits `hello_timeout` for the client's hello and answers with
-the daemon's, then reads requests until EOF and dispatches each through the ONE table keyed by request Struct type
-(handlers/table.py), whose tags are the capabilities sent in the hello. A warm read whose answer
-is kept (replies.py) is answered here without the worker hop. Work requests are watched: a
-Progress frame every `keepalive` seconds, and a hang-up cancels them (grite.ops.cancellation).
+A session checks that the peer is our uid and whether it runs in our mount namespace (peer_uid,
+foreign_peer below), waits `hello_timeout` for the client's hello and answers with the daemon's,
+then reads requests until EOF and dispatches each through the ONE table keyed by request Struct
+type (handlers/table.py), whose tags are the capabilities sent in the hello. A warm read whose
+answer is kept (replies.py) is answered here without the worker hop. Work requests are watched:
+a Progress frame every `keepalive` seconds, and a hang-up cancels them (grite.ops.cancellation).
 This module also says what a handler is (`Route`, `Call`, `Refusal`); handlers import it, never
 the reverse. Its `serve` is the one place in the daemon that catches `Exception`.
 """
@@ -63,7 +63,7 @@ _WRITE_BUFFER = 64 * 1024
 # -- who is connecting: the peer's uid and pid, and whether the daemon may act for it ---------
 # The kernel questions a session asks of a freshly accepted Unix socket: SO_PEERCRED on
 # Linux, LOCAL_PEERCRED/LOCAL_PEERPID on macOS, the mount namespace under /proc, and macOS's
-# sandbox_check. Synchronous and cheap (a few syscalls); imports nothing of grite.
+# sandbox_check. Synchronous and cheap (a few syscalls).
 
 
 def peer_uid(sock: Any) -> int | None:

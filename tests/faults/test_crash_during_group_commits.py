@@ -4,14 +4,14 @@ Twenty writers, each a grite.Client on its own persistent connection, write at o
 daemon coalesces their writes into group commits (one WAL commit, many writers' events). The
 test plays the service manager: it starts a daemon, lets the writers run for a random moment,
 SIGKILLs it once it has served some writes and a random moment more (so often mid-commit:
-objects written, ref moved or not, followers waiting), and starts the next. The kills follow
-the daemon's progress, not the clock: on a slow machine a fixed pause can kill each daemon
-before it serves anything, and then nothing here would test the daemon. A writer whose connection dies retries the same request (same request id and
-clock): on a new connection, or in-process when no daemon is back yet. A write counts as
-acknowledged only when the Client returned its event ids. Afterwards every acknowledged event
-is in the WAL exactly once, nothing is there twice, some commits did carry several writers'
-events (the kills did hit group commits), git agrees the ref is sound, and the view equals a
-full rebuild.
+objects written, ref moved or not, followers waiting), and starts the next. The kills follow the
+daemon's progress, not the clock: on a slow machine a fixed pause can kill each daemon before it
+serves anything, and then nothing here would test the daemon. A writer whose connection dies
+retries the same request (same request id and clock): on a new connection, or in-process when no
+daemon is back yet. A write counts as acknowledged only when the Client returned its event ids.
+Afterwards every acknowledged event is in the WAL exactly once, nothing is there twice, some
+commits did carry several writers' events (the kills did hit group commits), git agrees the ref
+is sound, and the view equals a full rebuild.
 """
 
 from __future__ import annotations
