@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 import grite
+from grite.ipc import fallbacks
 from grite.model.errors import GriteError
 from grite.storage.wal import Wal
 from tests.faults.conftest import (
@@ -109,8 +110,6 @@ def _served(writers: list[_Writer]) -> int:
 
 
 def _fallback_causes(fenv: FaultEnv) -> Counter[str]:
-    from grite.ipc import fallbacks
-
     return Counter(f.cause for f in fallbacks.read(fenv.paths.fallback_log))
 
 
